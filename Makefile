@@ -1,0 +1,43 @@
+# The README's two commands: `make run` (the main job) and `make test` (the whole suite).
+# Both set everything up from a fresh clone; a stamp file makes the second call fast.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8188
+COMFYUI_DIR ?=
+STATE := .comfyui
+DEPS_STAMP := $(VENV)/.deps-stamp
+COMFY_STAMP := $(STATE)/.install-stamp
+PYTEST_ARGS ?=
+
+.PHONY: setup run test lint reproduce gpu-check clean
+
+setup: $(DEPS_STAMP) $(COMFY_STAMP)
+
+$(DEPS_STAMP): dev/comfyui-requirements.txt dev/test-requirements.txt requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r dev/comfyui-requirements.txt -r dev/test-requirements.txt
+	touch $@
+
+$(COMFY_STAMP): $(DEPS_STAMP) dev/comfyui_setup.py
+	$(PY) dev/comfyui_setup.py install --dest $(STATE)
+	touch $@
+
+run: setup
+	$(PY) dev/comfyui_setup.py serve --port $(PORT) $(if $(COMFYUI_DIR),--comfyui-dir $(COMFYUI_DIR))
+
+lint: $(DEPS_STAMP)
+	$(VENV)/bin/ruff check .
+
+test: setup lint
+	COMFYUI_DIR=$(abspath $(if $(COMFYUI_DIR),$(COMFYUI_DIR),$(STATE)/ComfyUI)) $(PY) -m pytest $(PYTEST_ARGS)
+
+reproduce: $(DEPS_STAMP)
+	$(PY) -m dpsl.reproduce --out reproduce-report.md
+
+gpu-check: setup
+	bash benchmarks/gpu_check.sh
+
+clean:
+	rm -rf $(VENV) $(STATE) test-artifacts

@@ -1,0 +1,1 @@
+"""ComfyUI adapters: translate ComfyUI types to calls into `npnet` / `dpsl` and back."""

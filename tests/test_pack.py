@@ -1,0 +1,161 @@
+"""The pack as the ecosystem meets it: registration in a real ComfyUI, packaging, install hook."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tomllib
+
+from dev.comfyui_setup import PACK_FOLDER_NAME
+from tests.comfy_harness import pack_import_failures, quick_import_check
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MENU = "golden_noise"
+
+
+@pytest.fixture(scope="module")
+def declared_nodes(comfy_inprocess) -> dict[str, type]:
+    extension = sys.modules[comfy_inprocess.pack.__name__ + ".nodes.extension"]
+    return {cls.GET_SCHEMA().node_id: cls for cls in extension.node_classes()}
+
+
+@pytest.fixture(scope="module")
+def object_info(comfy_server) -> dict:
+    return comfy_server.object_info()
+
+
+def ours(object_info: dict) -> dict[str, dict]:
+    return {k: v for k, v in object_info.items() if v["python_module"] == f"custom_nodes.{PACK_FOLDER_NAME}"}
+
+
+@pytest.mark.server
+def test_every_declared_node_is_served_by_the_real_server(declared_nodes, object_info):
+    assert declared_nodes, "the pack declares no nodes"
+    assert set(ours(object_info)) == set(declared_nodes)
+
+
+@pytest.mark.server
+def test_nodes_sit_under_one_menu_with_descriptions_and_tooltips(object_info):
+    for node_id, info in ours(object_info).items():
+        assert info["category"].split("/")[0] == MENU, node_id
+        assert info["description"].strip(), f"{node_id} has no description"
+        for section in ("required", "optional"):
+            for name, spec in info["input"].get(section, {}).items():
+                options = spec[1] if len(spec) > 1 else {}
+                assert options.get("tooltip", "").strip(), f"{node_id}.{name} has no tooltip"
+
+
+def test_every_node_has_a_help_page(declared_nodes):
+    missing = [n for n in declared_nodes if not (REPO_ROOT / "web" / "docs" / f"{n}.md").is_file()]
+    assert not missing, f"no web/docs/<NodeId>.md for {missing}"
+
+
+@pytest.mark.server
+def test_a_broken_init_is_caught(tmp_path):
+    """ComfyUI keeps running when a pack fails to import; our check must notice."""
+    broken = tmp_path / "broken_copy"
+    shutil.copytree(REPO_ROOT, broken, ignore=shutil.ignore_patterns(
+        ".venv", ".comfyui", ".git", "test-artifacts", "tests", "benchmarks", "__pycache__"))
+    init = broken / "__init__.py"
+    init.write_text(init.read_text() + "\nraise RuntimeError('broken on purpose')\n")
+    log = quick_import_check(tmp_path / "base_broken", {PACK_FOLDER_NAME: broken})
+    failures = pack_import_failures(log)
+    assert failures, log[-3000:]
+    assert "broken on purpose" in log
+
+    good_log = quick_import_check(tmp_path / "base_good", {PACK_FOLDER_NAME: REPO_ROOT})
+    assert pack_import_failures(good_log) == [], good_log[-3000:]
+
+
+def test_pyproject_carries_the_registry_fields():
+    meta = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    project, comfy = meta["project"], meta["tool"]["comfy"]
+    assert "comfyui" not in project["name"].lower()
+    major, minor, patch = project["version"].split(".")
+    assert all(part.isdigit() for part in (major, minor, patch))
+    assert project["license"] == {"file": "LICENSE"}
+    assert "Apache License" in (REPO_ROOT / "LICENSE").read_text()[:200]
+    assert project["requires-python"] == ">=3.10"
+    assert project["urls"]["Repository"].startswith("https://")
+    assert "test" in project["optional-dependencies"]
+    for key in ("PublisherId", "DisplayName", "Icon", "requires-comfyui"):
+        assert comfy[key], key
+    runtime = {"torch", "numpy", "safetensors", "huggingface_hub", "einops", "matplotlib"}
+    assert set(project["dependencies"]) == runtime
+    requirements = {
+        line.split("#")[0].strip() for line in (REPO_ROOT / "requirements.txt").read_text().splitlines()
+    } - {""}
+    assert requirements == runtime, "requirements.txt (ComfyUI-Manager) and pyproject must agree"
+
+
+def test_comfyignore_keeps_development_files_out_of_the_published_zip():
+    ignored = (REPO_ROOT / ".comfyignore").read_text().split()
+    for path in ("tests/", "benchmarks/"):
+        assert path in ignored
+
+
+# A stand-in for Forge/Automatic1111's `launch` module (Forge cannot be installed here). It mimics the
+# two functions install.py uses: `is_installed(name)` and `run_pip(args, desc)`, and records the calls.
+FAKE_LAUNCH = """
+import json, os
+MISSING = set(json.loads(os.environ["FAKE_MISSING"]))
+def is_installed(name):
+    return name not in MISSING
+def run_pip(command, desc=None):
+    with open(os.environ["FAKE_PIP_LOG"], "a") as f:
+        f.write(json.dumps([command, desc]) + "\\n")
+"""
+
+
+def run_install_py(tmp_path: Path, with_launch: bool, missing: list[str]) -> list[list[str]]:
+    log = tmp_path / "pip.log"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(FAKE_PIP_LOG=str(log), FAKE_MISSING=json.dumps(missing))
+    if with_launch:
+        (tmp_path / "launch.py").write_text(FAKE_LAUNCH)
+        env["PYTHONPATH"] = str(tmp_path)
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "install.py")], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_install_py_under_forge_installs_only_what_is_missing(tmp_path):
+    calls = run_install_py(tmp_path, with_launch=True, missing=["einops", "huggingface_hub"])
+    assert [c[0] for c in calls] == ['install "huggingface_hub"', 'install "einops"']
+
+
+def test_install_py_under_comfyui_manager_does_nothing(tmp_path):
+    assert run_install_py(tmp_path, with_launch=False, missing=["einops"]) == []
+
+
+def test_cores_import_without_comfyui():
+    code = (
+        "import sys, npnet, dpsl\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] in ('comfy', 'comfy_api', 'folder_paths')]\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_pack_imports_outside_comfyui_and_registers_nothing():
+    code = (
+        "import importlib.util, sys\n"
+        "spec = importlib.util.spec_from_file_location('pack', '__init__.py', submodule_search_locations=['.'])\n"
+        "pack = importlib.util.module_from_spec(spec); sys.modules['pack'] = pack\n"
+        "spec.loader.exec_module(pack)\n"
+        "assert pack.HOST_API is None\n"
+        "assert not hasattr(pack, 'NODE_CLASS_MAPPINGS') and not hasattr(pack, 'comfy_entrypoint')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

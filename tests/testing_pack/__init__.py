@@ -1,0 +1,18 @@
+"""Test-only ComfyUI node pack: feeds synthetic inputs to the real server and records what our nodes
+emit, as ComfyUI's own execution tests do with their `testing-pack`. Never shipped (.comfyignore)."""
+
+from comfy_api.latest import ComfyExtension
+
+
+def _node_classes() -> list[type]:
+    families: list[list[type]] = []
+    return [cls for family in families for cls in family]
+
+
+class GoldenNoiseTestingExtension(ComfyExtension):
+    async def get_node_list(self) -> list[type]:
+        return _node_classes()
+
+
+async def comfy_entrypoint() -> GoldenNoiseTestingExtension:
+    return GoldenNoiseTestingExtension()
