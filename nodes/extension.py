@@ -7,7 +7,9 @@ from .comfy_host import HOST_API, ComfyExtension
 
 def node_classes() -> list[type]:
     # Imported here, not at module level, so a host without ComfyUI never imports the adapters.
-    families: list[list[type]] = []
+    from . import dpsl_lab, golden_noise
+
+    families = [golden_noise.NODES, dpsl_lab.NODES]
     return [cls for family in families for cls in family]
 
 

@@ -1,0 +1,3 @@
+"""Golden Noise nodes (NPNet): loader, NOISE wrapper, KSampler drop-in, latent route."""
+
+NODES: list[type] = []

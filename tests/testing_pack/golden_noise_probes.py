@@ -1,0 +1,3 @@
+"""Test-only nodes for the Golden Noise tests."""
+
+NODES: list[type] = []
