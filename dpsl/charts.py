@@ -1,0 +1,507 @@
+"""Publication-quality charts of the DP sequential learning lab (host-free: numpy + matplotlib only).
+
+Each `*_chart` function takes plain numbers and arrays (what was simulated, and the closed forms to
+draw next to it) and returns a `Chart`: the picture as an RGB uint8 array `[H, W, 3]` and as PNG
+bytes. The ComfyUI nodes turn a `dpsl` result into these inputs; nothing here knows about ComfyUI.
+
+Rules every chart follows, so that the pictures can go into a paper or onto a slide:
+- the object-oriented matplotlib API with the Agg canvas, never pyplot, so no global figure state
+  leaks between ComfyUI executions running in the same process;
+- the Okabe-Ito palette (safe for the common colour-vision deficiencies), with line styles or
+  markers carrying a second dimension so nothing is told by colour alone;
+- axes labelled with units and scale, a legend, and a title that states the parameters;
+- sizes in pixels at a fixed dpi, fonts from the DejaVu family shipped with matplotlib, and PNGs
+  written without time stamps or version strings: the same inputs give the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from PIL import Image
+
+# Okabe & Ito (2008), "Color Universal Design": distinguishable under protanopia, deuteranopia and
+# tritanopia. Black is first so that the reference (non-private) curve is the neutral colour.
+OKABE_ITO = {
+    "black": "#000000",
+    "orange": "#E69F00",
+    "sky_blue": "#56B4E9",
+    "green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "purple": "#CC79A7",
+}
+# Order for a sequence of series; yellow last: it is hard to see on white.
+SERIES_COLOURS = ("blue", "vermillion", "green", "purple", "orange", "sky_blue", "yellow")
+LINESTYLES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "D", "v", "P")
+
+DPI = 100
+THEMES = ("light", "dark")
+MIN_SIZE, MAX_SIZE = 320, 4096
+
+
+@dataclass(frozen=True)
+class ChartStyle:
+    """Pixel size and colour theme of a chart."""
+
+    width: int = 1024
+    height: int = 640
+    theme: str = "light"
+
+    def __post_init__(self):
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if not (MIN_SIZE <= value <= MAX_SIZE):
+                raise ValueError(f"{name} must be between {MIN_SIZE} and {MAX_SIZE} px, got {value}")
+        if self.theme not in THEMES:
+            raise ValueError(f"theme must be one of {', '.join(THEMES)}, got {self.theme!r}")
+
+
+@dataclass(frozen=True)
+class Chart:
+    rgb: np.ndarray  # H, W, 3 uint8
+    png: bytes
+
+
+# -- rendering -------------------------------------------------------------------------------------
+
+
+def _palette(theme: str) -> dict[str, str]:
+    colours = dict(OKABE_ITO)
+    if theme == "dark":
+        # Black disappears on a dark background; the reference colour becomes light grey.
+        colours["black"] = "#E8E8E8"
+    return colours
+
+
+def _rc(style: ChartStyle) -> dict:
+    # Font sizes grow with the picture so a 1024 px chart reads like a journal figure and a 2048 px
+    # one is not tiny text in a corner.
+    base = 11.0 * max(style.width, 640) / 1024
+    dark = style.theme == "dark"
+    fg, bg, grid = ("#E8E8E8", "#1E1E1E", "#4A4A4A") if dark else ("#222222", "#FFFFFF", "#D9D9D9")
+    return {
+        "font.family": "DejaVu Sans",
+        "mathtext.fontset": "dejavusans",
+        "font.size": base,
+        "axes.titlesize": base * 1.0,
+        "axes.labelsize": base,
+        "figure.titlesize": base * 1.2,
+        "legend.fontsize": base * 0.85,
+        "xtick.labelsize": base * 0.9,
+        "ytick.labelsize": base * 0.9,
+        "lines.linewidth": 1.8 * base / 11,
+        "figure.facecolor": bg,
+        "axes.facecolor": bg,
+        "savefig.facecolor": bg,
+        "text.color": fg,
+        "axes.labelcolor": fg,
+        "axes.edgecolor": fg,
+        "xtick.color": fg,
+        "ytick.color": fg,
+        "grid.color": grid,
+        "grid.linewidth": 0.6,
+        "axes.grid": True,
+        "axes.axisbelow": True,
+        "legend.framealpha": 0.9,
+        "legend.facecolor": bg,
+        "legend.edgecolor": grid,
+        "path.simplify": True,
+        # Hatch/marker rendering must not depend on a random salt or on the user's matplotlibrc.
+        "svg.hashsalt": "dpsl",
+        "axes.unicode_minus": True,
+    }
+
+
+def _new_figure(style: ChartStyle, ncols: int = 1) -> tuple[Figure, list]:
+    with matplotlib.rc_context(_rc(style)):
+        fig = Figure(figsize=(style.width / DPI, style.height / DPI), dpi=DPI, layout="constrained")
+        FigureCanvasAgg(fig)
+        axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
+    return fig, axes
+
+
+def _render(fig: Figure, style: ChartStyle) -> Chart:
+    with matplotlib.rc_context(_rc(style)):
+        canvas = fig.canvas
+        canvas.draw()
+        rgba = np.asarray(canvas.buffer_rgba())
+    rgb = np.ascontiguousarray(rgba[:, :, :3])
+    buf = io.BytesIO()
+    # PIL writes no text chunks unless asked: no time stamp, no "Software" key, same bytes each time.
+    Image.fromarray(rgb, mode="RGB").save(buf, format="PNG", optimize=False, compress_level=6)
+    return Chart(rgb=rgb, png=buf.getvalue())
+
+
+def _draw(style: ChartStyle, ncols: int, draw) -> Chart:
+    """Build a figure, let `draw(fig, axes, colours)` fill it, and render it under the same rc."""
+    with matplotlib.rc_context(_rc(style)):
+        fig, axes = _new_figure(style, ncols)
+        draw(fig, axes, _palette(style.theme))
+        return _render(fig, style)
+
+
+def fmt(x: float, digits: int = 3) -> str:
+    """A short, stable number for titles and legends (no trailing zeros, 'inf' for non-private)."""
+    if x is None:
+        return "—"
+    if math.isinf(x):
+        return "∞"
+    return f"{x:.{digits}g}"
+
+
+# -- 1. public LLR paths ---------------------------------------------------------------------------
+
+
+@dataclass
+class LLRRegime:
+    """One privacy regime of the LLR chart: its paths, summary band and (optional) asymptote."""
+
+    label: str
+    n: np.ndarray  # checkpoints (agent index), shape [T]
+    mean: np.ndarray  # mean public LLR over runs at each checkpoint, [T]
+    band: tuple[np.ndarray, np.ndarray] | None = None  # lower/upper quantile at each checkpoint
+    paths: np.ndarray | None = None  # a few sample paths, [k, T]
+    asymptote: np.ndarray | None = None  # (2/(eps sigma^2)) log(K n) at the checkpoints, [T]
+
+
+def llr_paths_chart(regimes: Sequence[LLRRegime], *, title: str, band_label: str = "10–90% of runs",
+                    style: ChartStyle = ChartStyle()) -> Chart:
+    """Public log-likelihood ratio l_n against n, one colour per regime (dpsl.md §6.4, §6.6)."""
+
+    def draw(fig, axes, colours):
+        ax = axes[0]
+        handles = []
+        for i, regime in enumerate(regimes):
+            colour = colours["black"] if regime.label.lower().startswith("non-private") else \
+                colours[SERIES_COLOURS[i % len(SERIES_COLOURS)]]
+            n = np.asarray(regime.n, dtype=float)
+            if regime.band is not None:
+                ax.fill_between(n, regime.band[0], regime.band[1], color=colour, alpha=0.16, linewidth=0)
+            if regime.paths is not None:
+                for path in np.atleast_2d(regime.paths):
+                    ax.plot(n, path, color=colour, linewidth=0.7, alpha=0.55)
+            ax.plot(n, regime.mean, color=colour, linewidth=2.4, linestyle=LINESTYLES[i % len(LINESTYLES)])
+            handles.append(Line2D([], [], color=colour, linewidth=2.4, linestyle=LINESTYLES[i % len(LINESTYLES)],
+                                  label=f"{regime.label} (mean)"))
+            if regime.asymptote is not None:
+                asym = np.asarray(regime.asymptote, dtype=float)
+                # log(K n) < 0 at small n: the asymptote says nothing there, so it is not drawn.
+                shown = np.where(asym > 0, asym, np.nan)
+                ax.plot(n, shown, color=colour, linewidth=1.4, linestyle=(0, (6, 3)), alpha=0.95)
+        extra = [Patch(facecolor=colours["black"], alpha=0.16, label=f"band: {band_label}")]
+        if any(r.paths is not None for r in regimes):
+            extra.append(Line2D([], [], color=colours["black"], linewidth=0.7, alpha=0.6, label="sample paths"))
+        if any(r.asymptote is not None for r in regimes):
+            extra.append(Line2D([], [], color=colours["black"], linewidth=1.4, linestyle=(0, (6, 3)),
+                                label=r"asymptote $\frac{2}{\varepsilon\sigma^2}\log(Kn)$"))
+        ax.legend(handles=handles + extra, loc="upper left", ncols=2 if len(handles) + len(extra) > 6 else 1)
+        ax.set_xlabel("agent n (number of reports so far)")
+        ax.set_ylabel(r"public log-likelihood ratio $\ell_n$ (nats, linear scale)")
+        ax.axhline(0.0, color=colours["black"], linewidth=0.6, alpha=0.5)
+        ax.set_xlim(left=0)
+        ax.set_title(title)
+
+    return _draw(style, 1, draw)
+
+
+# -- 2. binary: correct-cascade probability vs eps --------------------------------------------------
+
+
+@dataclass
+class CascadeCurve:
+    """Closed-form P(correct cascade) over a fine eps grid for one signal accuracy p, plus MC points."""
+
+    p: float
+    eps: np.ndarray  # fine grid, increasing
+    prob: np.ndarray  # closed form 1/(1+rho^k)
+    k: np.ndarray  # cascade threshold k(eps, p) on the grid (int)
+    breakpoints: dict[int, float]  # k -> eps_k (k >= 3), where k jumps as eps decreases
+    non_private: float  # p^2 / (p^2 + (1-p)^2)
+    mc_eps: np.ndarray | None = None
+    mc_prob: np.ndarray | None = None
+    mc_se: np.ndarray | None = None
+    mc_k: np.ndarray | None = None
+
+
+K_COLOURS = ("blue", "vermillion", "green", "purple", "orange", "sky_blue")  # k = 2, 3, ..., 7
+
+
+def _k_colour(k: int, colours: dict[str, str]) -> str:
+    index = int(k) - 2
+    return colours[K_COLOURS[index]] if 0 <= index < len(K_COLOURS) else "#8C8C8C"
+
+
+def cascade_probability_chart(curves: Sequence[CascadeCurve], *, title: str,
+                              style: ChartStyle = ChartStyle()) -> Chart:
+    """The binary sawtooth (dpsl.md §6.1): colour = cascade threshold k, line style = p."""
+
+    def draw(fig, axes, colours):
+        ax = axes[0]
+        ks_seen: set[int] = set()
+        for i, curve in enumerate(curves):
+            ls = LINESTYLES[i % len(LINESTYLES)]
+            eps, prob, k = (np.asarray(a) for a in (curve.eps, curve.prob, curve.k))
+            # One segment per k interval (eps_{k+1}, eps_k]: the jumps at the breakpoints stay jumps.
+            starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+            ends = np.r_[starts[1:], len(k)]
+            for a, b in zip(starts, ends, strict=True):
+                kk = int(k[a])
+                ks_seen.add(kk)
+                ax.plot(eps[a:b], prob[a:b], color=_k_colour(kk, colours), linestyle=ls, linewidth=2.2)
+            ax.axhline(curve.non_private, color=colours["black"], linestyle=ls, linewidth=1.0)
+            ax.annotate(f"non-private, p={fmt(curve.p)}", (eps[-1], curve.non_private), xytext=(-4, 3),
+                        textcoords="offset points", ha="right", va="bottom", fontsize="small")
+            for e_k in sorted(curve.breakpoints.values()):
+                if eps[0] <= e_k <= eps[-1]:
+                    ax.axvline(e_k, color="#8C8C8C", linestyle=ls, linewidth=0.8, alpha=0.8)
+            if curve.mc_eps is not None and len(curve.mc_eps):
+                mk = np.asarray(curve.mc_k) if curve.mc_k is not None else np.full(len(curve.mc_eps), -1)
+                for e, pr, se, kk in zip(curve.mc_eps, curve.mc_prob, curve.mc_se, mk, strict=True):
+                    ax.errorbar([e], [pr], yerr=[2 * se], fmt=MARKERS[i % len(MARKERS)], markersize=5,
+                                color=_k_colour(kk, colours) if kk >= 2 else colours["black"],
+                                markeredgecolor=colours["black"], markeredgewidth=0.6, capsize=2,
+                                elinewidth=1.0, zorder=5)
+        k_handles = [Line2D([], [], color=_k_colour(kk, colours), linewidth=3, label=f"k = {kk}")
+                     for kk in sorted(ks_seen)]
+        p_handles = [Line2D([], [], color=colours["black"], linestyle=LINESTYLES[i % len(LINESTYLES)],
+                            marker=MARKERS[i % len(MARKERS)] if c.mc_eps is not None else None,
+                            label=f"p = {fmt(c.p)}") for i, c in enumerate(curves)]
+        extra = [Line2D([], [], color="#8C8C8C", linestyle="--", linewidth=0.8, label=r"breakpoints $\varepsilon_k$")]
+        if any(c.mc_eps is not None for c in curves):
+            extra.append(Line2D([], [], color=colours["black"], marker="o", linestyle="none",
+                                label="Monte Carlo ± 2 SE"))
+        # Outside the axes: the three p curves fill the plot from 0.55 to 0.99, no corner is free.
+        fig.legend(handles=k_handles + p_handles + extra, loc="outside right center")
+        ax.set_xlabel(r"privacy budget $\varepsilon$ (linear scale)")
+        ax.set_ylabel("P(correct cascade)")
+        lo = min(min(c.p for c in curves) - 0.02, 0.5)
+        ax.set_ylim(lo, 1.0)
+        ax.set_xlim(0, max(float(np.max(c.eps)) for c in curves))
+        ax.set_title(title)
+
+    return _draw(style, 1, draw)
+
+
+# -- 3. survival of the first-correct time ---------------------------------------------------------
+
+
+@dataclass
+class SurvivalSeries:
+    """First-correct times of one series; a run never correct by the horizon has time > horizon."""
+
+    label: str
+    times: np.ndarray  # one first-correct time per run (1-based); values > horizon mean "not yet"
+    horizon: int
+    theory_exponent: float | None = None  # s = 2/(eps sigma^2) for actions, kappa for reports
+
+
+def survival_curve(times: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """n = 1..horizon and the empirical P(tau > n) (runs past the horizon count as survivors)."""
+    times = np.asarray(times, dtype=np.int64)
+    n = np.arange(1, horizon + 1)
+    counts = np.bincount(np.clip(times, 1, horizon + 1), minlength=horizon + 2)
+    survivors = len(times) - np.cumsum(counts[1:horizon + 1])
+    return n, survivors / max(len(times), 1)
+
+
+def fit_tail_exponent(n: np.ndarray, survival: np.ndarray, runs: int, min_survivors: int = 10
+                      ) -> tuple[float, float, float] | None:
+    """Least-squares slope of log P(tau > n) against log n over the tail.
+
+    The tail starts at n = 2 (n = 1 is the one-signal step, not the tail) and ends where fewer than
+    `min_survivors` runs remain, past which the curve is Monte Carlo noise. Returns (exponent,
+    intercept, n_max) with P ~ exp(intercept) n^-exponent, or None when the tail has under three points.
+    """
+    keep = (n >= 2) & (survival * runs >= min_survivors)
+    if keep.sum() < 3:
+        return None
+    x, y = np.log(n[keep]), np.log(survival[keep])
+    slope, intercept = np.polyfit(x, y, 1)
+    return float(-slope), float(intercept), float(n[keep][-1])
+
+
+def survival_chart(series: Sequence[SurvivalSeries], *, title: str, style: ChartStyle = ChartStyle()) -> Chart:
+    """P(tau > n) on log-log axes with the fitted tail exponent of each series (dpsl.md §5 T3, §6.6)."""
+
+    def draw(fig, axes, colours):
+        ax = axes[0]
+        for i, s in enumerate(series):
+            colour = colours[SERIES_COLOURS[i % len(SERIES_COLOURS)]]
+            n, surv = survival_curve(s.times, s.horizon)
+            shown = surv > 0
+            label = s.label
+            fit = fit_tail_exponent(n, surv, len(s.times))
+            if fit is not None:
+                exponent, intercept, n_max = fit
+                label += f": fitted tail exponent {exponent:.2f}"
+                xs = np.geomspace(2, n_max, 50)
+                ax.plot(xs, np.exp(intercept) * xs ** (-exponent), color=colour, linestyle=(0, (6, 3)),
+                        linewidth=1.3)
+            if s.theory_exponent is not None and math.isfinite(s.theory_exponent):
+                label += f" (theory {s.theory_exponent:.2f})"
+            ax.step(n[shown], surv[shown], where="post", color=colour, linestyle=LINESTYLES[i % len(LINESTYLES)],
+                    label=label)
+        ax.plot([], [], color=colours["black"], linestyle=(0, (6, 3)), linewidth=1.3,
+                label=r"least-squares fit of $\log P$ vs $\log n$ (tail, $\geq$10 runs left)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("n (agents, log scale)")
+        ax.set_ylabel(r"P(first correct time $\tau$ > n) (log scale)")
+        ax.legend(loc="lower left")
+        ax.set_title(title)
+
+    return _draw(style, 1, draw)
+
+
+# -- 4. first-correct time and wrong actions / reports vs eps -----------------------------------------
+
+
+@dataclass
+class EpsSeries:
+    """A Monte Carlo mean over an eps grid, with its standard error."""
+
+    label: str
+    eps: np.ndarray
+    mean: np.ndarray
+    se: np.ndarray | None = None
+    non_private: float | None = None  # mean of the non-private run, drawn as a horizontal line
+
+
+def _eps_series(ax, series: Sequence[EpsSeries], colours, offset: int = 0) -> None:
+    for i, s in enumerate(series):
+        colour = colours[SERIES_COLOURS[(i + offset) % len(SERIES_COLOURS)]]
+        ls, mk = LINESTYLES[(i + offset) % len(LINESTYLES)], MARKERS[(i + offset) % len(MARKERS)]
+        se = None if s.se is None else 2 * np.asarray(s.se)
+        ax.errorbar(s.eps, s.mean, yerr=se, color=colour, linestyle=ls, marker=mk, markersize=5, capsize=2,
+                    label=s.label + (" (± 2 SE)" if se is not None else ""))
+        if s.non_private is not None and math.isfinite(s.non_private):
+            ax.axhline(s.non_private, color=colour, linestyle=":", linewidth=1.0,
+                       label=f"{s.label}, non-private: {fmt(s.non_private)}")
+
+
+def mistakes_chart(first_correct: Sequence[EpsSeries], wrong: Sequence[EpsSeries], *, title: str,
+                   finiteness_eps: float | None = None, style: ChartStyle = ChartStyle()) -> Chart:
+    """(a) mean first-correct time, (b) mean wrong actions and wrong reports, both against eps.
+
+    Actions (a_n) and reports (x_n) are drawn apart: only the actions have finite means for
+    eps < 2/sigma^2 (dpsl.md §4.3, §7.3); the wrong reports grow like log N at every eps.
+    """
+
+    def draw(fig, axes, colours):
+        ax_t, ax_w = axes
+        _eps_series(ax_t, first_correct, colours)
+        _eps_series(ax_w, wrong, colours)
+        for ax in axes:
+            if finiteness_eps is not None:
+                ax.axvline(finiteness_eps, color="#8C8C8C", linestyle="--", linewidth=1.0,
+                           label=rf"$\varepsilon = 2/\sigma^2$ = {fmt(finiteness_eps)}")
+            ax.set_xlabel(r"privacy budget $\varepsilon$ (linear scale)")
+            ax.legend(loc="upper center")
+        ax_t.set_ylabel(r"mean first-correct time E[$\tau$] (agents)")
+        ax_w.set_ylabel("mean number of wrong actions / reports (log scale)")
+        ax_w.set_yscale("log")
+        ax_t.set_title("(a) time to the first correct action / report")
+        ax_w.set_title("(b) wrong actions and wrong reports")
+        fig.suptitle(title)
+
+    return _draw(style, 2, draw)
+
+
+# -- 5. belief-threshold stopping time vs eps ----------------------------------------------------
+
+
+def stopping_time_chart(mc: EpsSeries, *, title: str, asymptote_eps: np.ndarray | None = None,
+                        asymptote: np.ndarray | None = None, capped_fraction: np.ndarray | None = None,
+                        style: ChartStyle = ChartStyle()) -> Chart:
+    """E[tau_B] against eps, Monte Carlo against the asymptote exp(eps sigma^2 B / 2) / K (dpsl.md §6.4)."""
+
+    def draw(fig, axes, colours):
+        ax = axes[0]
+        _eps_series(ax, [mc], colours)
+        if asymptote is not None:
+            ax.plot(asymptote_eps, asymptote, color=colours["black"], linestyle=(0, (6, 3)), linewidth=1.5,
+                    label=r"asymptote $e^{\varepsilon\sigma^2 B/2}/K(\varepsilon,\sigma)$")
+        if capped_fraction is not None and np.any(np.asarray(capped_fraction) > 0):
+            worst = float(np.max(capped_fraction))
+            ax.plot([], [], " ", label=f"runs not stopped by the horizon count as the horizon "
+                                       f"(up to {worst:.1%} of runs)")
+        i_min = int(np.nanargmin(mc.mean))
+        ax.annotate(rf"minimum near $\varepsilon$ = {fmt(float(mc.eps[i_min]), 2)}",
+                    (mc.eps[i_min], mc.mean[i_min]), xytext=(0, -28), textcoords="offset points",
+                    ha="center", arrowprops={"arrowstyle": "->", "color": colours["black"]})
+        ax.set_yscale("log")
+        ax.set_xlabel(r"privacy budget $\varepsilon$ (linear scale)")
+        ax.set_ylabel(r"expected stopping time E[$\tau_B$] (agents, log scale)")
+        ax.legend(loc="upper center")
+        ax.set_title(title)
+
+    return _draw(style, 1, draw)
+
+
+# -- 6. smooth randomized response illustration --------------------------------------------------
+
+
+def _normal_pdf(s: np.ndarray, mean: float, sigma: float) -> np.ndarray:
+    return np.exp(-0.5 * ((s - mean) / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
+
+
+@dataclass
+class SmoothRRIllustration:
+    sigma: float = 1.0
+    eps: float = 1.0
+    amplitude: float = 0.5  # A: flip probability at the threshold
+    threshold: float = -3.0  # t = -sigma^2 l / 2
+    s: np.ndarray = field(default_factory=lambda: np.linspace(-7.0, 5.0, 1201))
+
+    def flip_probability(self) -> np.ndarray:
+        # u(s) = A exp(-eps |s - t|) (dpsl.md §2.2)
+        return self.amplitude * np.exp(-self.eps * np.abs(self.s - self.threshold))
+
+
+def smooth_rr_chart(ill: SmoothRRIllustration, *, title: str, style: ChartStyle = ChartStyle()) -> Chart:
+    """Three panels of dpsl.md §6.4: signal densities and threshold; flip curve; density x flip."""
+
+    def draw(fig, axes, colours):
+        s, t = ill.s, ill.threshold
+        f_plus, f_minus = _normal_pdf(s, 1.0, ill.sigma), _normal_pdf(s, -1.0, ill.sigma)
+        u = ill.flip_probability()
+        plus, minus = colours["blue"], colours["vermillion"]
+        right = s >= t
+        a, b, c = axes
+        for ax in (a, b):
+            ax.plot(s, f_plus, color=plus, label=r"$f_+$: N(+1, $\sigma^2$), state $\theta=+1$")
+            ax.plot(s, f_minus, color=minus, linestyle="--", label=r"$f_-$: N(−1, $\sigma^2$), state $\theta=-1$")
+        for ax in axes:
+            ax.axvline(t, color=colours["black"], linestyle=(0, (5, 3)), linewidth=1.2, label=f"threshold t = {fmt(t)}")
+            ax.set_xlabel("private signal s")
+        a.fill_between(s[right], 0, np.maximum(f_plus, f_minus)[right], color=colours["sky_blue"], alpha=0.25,
+                       label=r"$s \geq t$: intended action $a=+1$")
+        a.set_ylabel("density")
+        a.set_title("(a) signal densities and threshold")
+        b.plot(s, u, color=colours["green"], linewidth=2.4,
+               label=rf"flip prob. $u(s) = {fmt(ill.amplitude)}\,e^{{-{fmt(ill.eps)}|s-t|}}$")
+        b.set_ylabel("density / probability")
+        b.set_title("(b) smooth randomized response")
+        c.plot(s[right], (f_plus * u)[right], color=plus, linewidth=2.4, label=r"$f_+(s)\,u(s)$, $s \geq t$")
+        c.plot(s[right], (f_minus * u)[right], color=minus, linewidth=2.4, linestyle="--",
+               label=r"$f_-(s)\,u(s)$, $s \geq t$")
+        c.set_ylim(0, max(0.1, float(np.max((f_minus * u)[right])) * 1.15))
+        c.set_ylabel("density × flip probability")
+        c.set_title("(c) mass of $a=+1$ reported as $-1$")
+        for ax in axes:
+            ax.legend(loc="upper right", fontsize="x-small")
+        fig.suptitle(title)
+
+    return _draw(style, 3, draw)
