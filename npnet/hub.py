@@ -1,0 +1,205 @@
+"""Fetch the released NPNet weights from the Hugging Face Hub into a folder, once, as .safetensors."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+
+from huggingface_hub import HfApi, constants, hf_hub_download
+
+from .checkpoint import read_checked, save_safetensors
+from .variants import FAMILIES, OFFICIAL_REPO, VARIANTS, Variant
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+_WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt")
+_TRUE = {"1", "on", "yes", "true"}
+
+Progress = Callable[[int, "int | None"], None]
+
+
+class DownloadError(RuntimeError):
+    """No source could provide the weights; the message says where to get them by hand."""
+
+
+def default_dir() -> Path:
+    """Where `download` keeps weights when no folder is given: $XDG_CACHE_HOME/golden_noise."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "golden_noise"
+
+
+def download(
+    variant: str, dest_dir: str | os.PathLike | None = None, progress: Progress | None = None
+) -> Path:
+    """Path of `dest_dir`/npnet-<variant>.safetensors, fetching and converting it first if needed.
+
+    variant: "sdxl" (SDXL base and its distilled variants), "dreamshaper" (DreamShaper XL v2 turbo) or
+    "dit" (Hunyuan-DiT v1.2). A file already in `dest_dir` is used without any network request:
+    npnet-<variant>.safetensors, <variant>.safetensors (LucipherDev's name), or the official <variant>.pth,
+    which is converted once to npnet-<variant>.safetensors beside it.
+
+    Otherwise the weights come from the official repo (Klayand/GoldenNoiseModel, whose file is found by
+    listing the repo), then from the public safetensors mirrors, through huggingface_hub. HF_ENDPOINT,
+    HF_TOKEN and HF_HUB_OFFLINE are read at call time. The download goes to a temporary folder inside
+    `dest_dir` and the result is checked strictly and written under a temporary name before an atomic
+    rename, so an interrupted download never leaves a file a later call or `npnet.load` would use.
+    progress(downloaded_bytes, total_bytes) is called as bytes arrive (total_bytes None if unknown).
+
+    Raises DownloadError (offline, or every source failed) with the URL to fetch by hand and where to
+    put the file.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {variant!r}.")
+    spec = VARIANTS[variant]
+    dest = Path(dest_dir).expanduser() if dest_dir is not None else default_dir()
+    target = dest / spec.local_name
+
+    local = _local_file(spec, dest)
+    if local is not None:
+        return local
+
+    endpoint = (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+    if _offline():
+        raise DownloadError(
+            f"NPNet weights for {variant!r} are not in {dest} and downloads are off (HF_HUB_OFFLINE is set). "
+            + _manual_instructions(spec, dest, endpoint)
+        )
+    token = os.environ.get("HF_TOKEN") or None
+    dest.mkdir(parents=True, exist_ok=True)
+    failures = []
+    for repo, filename in _sources(spec, endpoint, token, failures):
+        try:
+            _fetch(spec, repo, filename, target, endpoint, token, progress)
+        except Exception as error:  # noqa: BLE001 - any failure of one source moves on to the next; all are reported
+            logger.warning("NPNet %s: %s/%s failed: %s", variant, repo, filename, error)
+            failures.append(f"{repo}/{filename}: {type(error).__name__}: {error}")
+            continue
+        logger.info("NPNet %s weights from %s/%s saved to %s", variant, repo, filename, target)
+        return target
+    raise DownloadError(
+        f"could not download NPNet weights for {variant!r}:\n  "
+        + "\n  ".join(failures)
+        + "\n"
+        + _manual_instructions(spec, dest, endpoint)
+    )
+
+
+def _local_file(spec: Variant, dest: Path) -> Path | None:
+    target = dest / spec.local_name
+    for candidate in (target, dest / f"{spec.name}.safetensors"):
+        if candidate.is_file():
+            return candidate
+    official = dest / f"{spec.name}.pth"
+    if official.is_file():
+        logger.info("converting %s to %s (once; later loads read the .safetensors)", official, target)
+        _convert(spec, official, target)
+        return target
+    return None
+
+
+def _offline() -> bool:
+    # huggingface_hub reads HF_HUB_OFFLINE once at import; the caller's current environment wins here.
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE or constants.HF_HUB_OFFLINE
+
+
+def _sources(spec: Variant, endpoint: str, token: str | None, failures: list[str]):
+    """(repo, path) pairs to try, official first; a listing failure is recorded and skipped."""
+    try:
+        files = HfApi(endpoint=endpoint, token=token).list_repo_files(OFFICIAL_REPO)
+    except Exception as error:  # noqa: BLE001 - the mirrors may still work; the reason is reported
+        failures.append(f"{OFFICIAL_REPO}: listing files failed: {type(error).__name__}: {error}")
+    else:
+        match = variant_file(files, spec.name)
+        if match is None:
+            failures.append(f"{OFFICIAL_REPO}: no file for {spec.name!r} among {files}")
+        else:
+            yield OFFICIAL_REPO, match
+    yield from spec.mirror_files
+
+
+def variant_file(files: list[str], variant: str) -> str | None:
+    """The repo file holding `variant`'s weights: a weight file whose name has the variant as a word
+    ("weights/sdxl.pth", "npnet-sdxl.safetensors") and no other variant's name; .safetensors preferred."""
+    others = set(VARIANTS) - {variant}
+    candidates = []
+    for name in files:
+        path = PurePosixPath(name)
+        words = set(re.split(r"[^a-z0-9]+", path.stem.lower()))
+        if path.suffix in _WEIGHT_SUFFIXES and variant in words and not words & others:
+            candidates.append(name)
+    candidates.sort(key=lambda name: (not name.endswith(".safetensors"), name.count("/"), len(name), name))
+    return candidates[0] if candidates else None
+
+
+def _fetch(
+    spec: Variant,
+    repo: str,
+    filename: str,
+    target: Path,
+    endpoint: str,
+    token: str | None,
+    progress: Progress | None,
+) -> None:
+    staging = Path(tempfile.mkdtemp(prefix=".npnet-download-", dir=target.parent))
+    try:
+        path = hf_hub_download(
+            repo,
+            filename,
+            local_dir=staging,
+            endpoint=endpoint,
+            token=token,
+            tqdm_class=_reporter(progress) if progress is not None else None,
+        )
+        _convert(spec, Path(path), target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _convert(spec: Variant, source: Path, target: Path) -> None:
+    """Check `source` strictly as `spec`'s weights and write them to `target` as .safetensors."""
+    state_dict, model = read_checked(source)
+    expected = FAMILIES[spec.family].embed_dim
+    if model.embed_dim != expected:
+        raise ValueError(
+            f"{source} holds weights for D={model.embed_dim}, but {spec.name!r} conditions on D={expected}."
+        )
+    save_safetensors(state_dict, target)
+
+
+def _reporter(progress: Progress) -> type:
+    """A tqdm stand-in for huggingface_hub that forwards byte counts to `progress`."""
+
+    class Reporter:
+        def __init__(self, *args, total: int | None = None, initial: int = 0, **kwargs) -> None:
+            self.n, self.total = initial, total
+
+        def update(self, n: int = 1) -> None:
+            self.n += n
+            progress(self.n, self.total)
+
+        def close(self) -> None:
+            pass
+
+        def __enter__(self) -> Reporter:
+            return self
+
+        def __exit__(self, *exc_info) -> None:
+            return None
+
+    return Reporter
+
+
+def _manual_instructions(spec: Variant, dest: Path, endpoint: str) -> str:
+    repo, path = next(
+        ((r, p) for r, p in spec.mirror_files if PurePosixPath(p).name == spec.local_name),
+        spec.mirror_files[0],
+    )
+    return (
+        f"Download {endpoint}/{repo}/resolve/main/{path} and save it as {dest / spec.local_name} "
+        f"(or put the official {spec.name}.pth from {endpoint}/{OFFICIAL_REPO} into {dest})."
+    )
