@@ -25,6 +25,17 @@ try:
 except ImportError:  # not running inside ComfyUI
     model_management = comfy_utils = folder_paths = None
 
+# Sampling internals for the Golden Noise nodes (KSampler drop-in, latent route, NPNet offloading).
+# Separate guard: a core that moved one of these still registers the other nodes.
+try:
+    import comfy.model_patcher as model_patcher
+    import comfy.sample as comfy_sample
+    import comfy.samplers as comfy_samplers
+    import latent_preview
+    from comfy_extras.nodes_custom_sampler import Noise_RandomNoise
+except ImportError:
+    model_patcher = comfy_sample = comfy_samplers = latent_preview = Noise_RandomNoise = None
+
 if folder_paths is None:
     HOST_API = None
     io = ui = ComfyExtension = None

@@ -1,0 +1,148 @@
+"""Where NPNet weights come from in ComfyUI: the `npnet` model folder, a first-use download, a cache.
+
+The loaded network travels on NPNET wires as an `NPNetWeights`: the network wrapped in ComfyUI's
+ModelPatcher, so model management moves it to the GPU when a node needs it and can offload or free it
+like any other model.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import npnet
+from ..npnet.variants import FAMILIES, VARIANTS
+from .comfy_host import comfy_utils, folder_paths, model_management, model_patcher
+
+log = logging.getLogger(__name__)
+
+FOLDER = "npnet"
+EXTENSIONS = {".pth", ".safetensors"}
+
+# What the loader's combo shows for each released checkpoint (key: npnet variant name).
+VARIANT_LABELS = {"sdxl": "SDXL", "dreamshaper": "DreamShaper-XL", "dit": "Hunyuan-DiT"}
+LABEL_TO_VARIANT = {label: name for name, label in VARIANT_LABELS.items()}
+
+
+class GoldenNoiseError(ValueError):
+    """A problem the person in front of the graph can fix; the message names the node and its input."""
+
+    def __init__(self, node: str, node_id: str | None, input_name: str, cause: str):
+        where = f"{node} (node {node_id})" if node_id is not None else node
+        super().__init__(f"{where}, input '{input_name}': {cause}")
+
+
+def register_folder() -> None:
+    """Declare `models/npnet` unless the user's config already did (extra_model_paths.yaml `npnet:`)."""
+    if FOLDER in folder_paths.folder_names_and_paths:
+        paths, extensions = folder_paths.folder_names_and_paths[FOLDER]
+        # An `npnet:` entry read before this pack loaded creates the folder with no extensions; keep
+        # its paths but list only weight files in the combo.
+        if not extensions:
+            folder_paths.folder_names_and_paths[FOLDER] = (paths, set(EXTENSIONS))
+        return
+    default = os.path.join(folder_paths.models_dir, FOLDER)
+    folder_paths.folder_names_and_paths[FOLDER] = ([default], set(EXTENSIONS))
+
+
+def weight_choices() -> list[str]:
+    """The loader's combo: the released variants first, then every file in the npnet folders."""
+    return list(VARIANT_LABELS.values()) + folder_paths.get_filename_list(FOLDER)
+
+
+def _local_names(variant: str) -> list[str]:
+    """File names `npnet.download` uses without a request: ours, LucipherDev's, the official `.pth`."""
+    return [VARIANTS[variant].local_name, f"{variant}.safetensors", f"{variant}.pth"]
+
+
+def resolve(choice: str, node_id: str | None) -> Path:
+    """The file behind a combo choice; a released variant missing from every npnet folder is downloaded
+    into the first one (a copy in any folder, e.g. one from extra_model_paths.yaml, is used as is)."""
+    if choice not in LABEL_TO_VARIANT:
+        path = folder_paths.get_full_path(FOLDER, choice)
+        if path is None:
+            raise GoldenNoiseError("Golden Noise Loader", node_id, "weights",
+                                   f"{choice!r} is not in any npnet folder ({_folders()}).")
+        return Path(path)
+    variant = LABEL_TO_VARIANT[choice]
+    folders = [Path(p) for p in folder_paths.get_folder_paths(FOLDER)]
+    dest = next((f for f in folders if any((f / name).is_file() for name in _local_names(variant))), folders[0])
+    pbar = comfy_utils.ProgressBar(1, node_id=node_id)
+
+    def progress(done: int, total: int | None) -> None:
+        pbar.update_absolute(done, total or max(done, 1))
+
+    try:
+        # A file already in `dest` is returned (a .pth converted once) without any network request.
+        return Path(npnet.download(variant, dest_dir=dest, progress=progress))
+    except Exception as error:  # offline, network, Hub: every cause needs the user, and says what to do
+        raise GoldenNoiseError(
+            "Golden Noise Loader", node_id, "weights",
+            f"no {choice} weights in the npnet folders ({_folders()}) and the download failed: {error}",
+        ) from error
+
+
+def _folders() -> str:
+    return ", ".join(folder_paths.get_folder_paths(FOLDER))
+
+
+@dataclass(eq=False)
+class NPNetWeights:
+    """What an NPNET wire carries: one loaded network and what it was trained for."""
+
+    name: str
+    path: Path
+    patcher: object  # comfy.model_patcher.ModelPatcher around the npnet.NPNet
+
+    @property
+    def family(self) -> str:
+        return self.patcher.model.family
+
+    @property
+    def embed_dim(self) -> int:
+        return self.patcher.model.embed_dim
+
+    def variants_for_width(self, width: int) -> list[str]:
+        """Loader choices whose network reads `width`-wide prompt tokens."""
+        return [VARIANT_LABELS[v.name] for v in VARIANTS.values() if FAMILIES[v.family].embed_dim == width]
+
+    def on_device(self) -> npnet.NPNet:
+        """The network on ComfyUI's torch device, loaded through model management (may evict others)."""
+        model_management.load_models_gpu([self.patcher])
+        return self.patcher.model
+
+
+class NPNetCache:
+    """Networks kept across queue runs, keyed on (file, mtime, device): a replaced file is reloaded."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, int, str], NPNetWeights] = {}
+
+    def get(self, name: str, path: Path) -> NPNetWeights:
+        device = model_management.get_torch_device()
+        key = (str(path.resolve()), path.stat().st_mtime_ns, str(device))
+        cached = self._entries.get(key)
+        if cached is not None:
+            return cached
+        # An older version of the same file is stale: drop it so its memory can be freed.
+        self._entries = {k: v for k, v in self._entries.items() if k[0] != key[0]}
+        log.info("loading NPNet weights from %s", path)
+        offload = model_management.unet_offload_device()
+        # Loaded on the offload device; model management moves it to `device` when a node uses it.
+        model = npnet.load(path, device=offload)
+        patcher = model_patcher.ModelPatcher(model, load_device=device, offload_device=offload)
+        self._entries[key] = NPNetWeights(name, path, patcher)
+        return self._entries[key]
+
+
+CACHE = NPNetCache()
+
+
+def load_weights(choice: str, node_id: str | None = None) -> NPNetWeights:
+    path = resolve(choice, node_id)
+    try:
+        return CACHE.get(choice, path)
+    except ValueError as error:  # npnet's strict checks: wrong format, keys or shapes
+        raise GoldenNoiseError("Golden Noise Loader", node_id, "weights", str(error)) from error
