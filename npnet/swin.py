@@ -9,6 +9,8 @@ buffers, exactly as in timm >= 0.9.6, so they are not expected in (nor written t
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -38,16 +40,19 @@ def window_reverse(windows: torch.Tensor, window: int, h: int, w: int) -> torch.
     return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, h, w, c)
 
 
+@lru_cache(maxsize=None)
 def relative_position_index(window: int) -> torch.Tensor:
     """[window^2, window^2] index into the (2*window-1)^2 relative-position bias table."""
-    coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
+    grid = torch.arange(window, device="cpu")
+    coords = torch.stack(torch.meshgrid(grid, grid, indexing="ij")).flatten(1)
     rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window - 1)
     return rel[:, :, 0] * (2 * window - 1) + rel[:, :, 1]
 
 
+@lru_cache(maxsize=None)
 def shifted_window_mask(resolution: int, window: int, shift: int) -> torch.Tensor:
     """[num_windows, window^2, window^2] additive mask keeping attention inside the pre-roll regions."""
-    region = torch.zeros(1, resolution, resolution, 1)
+    region = torch.zeros(1, resolution, resolution, 1, device="cpu")
     bounds = ((0, -window), (-window, -shift), (-shift, None))
     label = 0
     for h0, h1 in bounds:
@@ -56,7 +61,7 @@ def shifted_window_mask(resolution: int, window: int, shift: int) -> torch.Tenso
             label += 1
     labels = window_partition(region, window).squeeze(-1)  # num_windows, window^2
     different = labels[:, None, :] != labels[:, :, None]
-    return torch.zeros(different.shape).masked_fill_(different, _MASK_VALUE)
+    return torch.zeros(different.shape, device="cpu").masked_fill_(different, _MASK_VALUE)
 
 
 class PatchEmbed(nn.Module):
@@ -77,10 +82,9 @@ class WindowAttention(nn.Module):
         self.register_buffer("relative_position_index", torch.empty(0, dtype=torch.long), persistent=False)
         self.qkv = nn.Linear(dim, dim * 3)
         self.proj = nn.Linear(dim, dim)
-        self.init_non_persistent_buffers(self.qkv.weight.device)
 
     def init_non_persistent_buffers(self, device: torch.device) -> None:
-        self.relative_position_index = relative_position_index(WINDOW).to(device)
+        self.relative_position_index = relative_position_index(WINDOW).to(device, copy=True)
 
     def position_bias(self) -> torch.Tensor:
         """[num_heads, window^2, window^2] learned bias, gathered from the table."""
@@ -121,11 +125,10 @@ class SwinTransformerBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim)
         self.register_buffer("attn_mask", None, persistent=False)
-        self.init_non_persistent_buffers(self.norm1.weight.device)
 
     def init_non_persistent_buffers(self, device: torch.device) -> None:
         if self.shift:
-            self.attn_mask = shifted_window_mask(self.resolution, WINDOW, self.shift).to(device)
+            self.attn_mask = shifted_window_mask(self.resolution, WINDOW, self.shift).to(device, copy=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, h, w, c = x.shape  # NHWC
@@ -193,6 +196,8 @@ class SwinTransformer(nn.Module):
         self.num_features = EMBED_DIM * 2 ** (len(DEPTHS) - 1)
         self.norm = nn.LayerNorm(self.num_features)
         self.head = ClassifierHead(self.num_features)
+        if self.norm.weight.device.type != "meta":  # on meta, `npnet.load` fills them after loading
+            self.init_non_persistent_buffers(self.norm.weight.device)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """[B, 3, 224, 224] -> [B, 7, 7, 768] (NHWC, final LayerNorm applied), as timm returns it."""
