@@ -7,12 +7,12 @@ import torch
 from safetensors.torch import save_file
 
 import npnet
-from tests.npnet.reference import build_reference, official_checkpoint, random_state_dict
-
-
-def text_embedding_flavour(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """asagi4's flat layout: `text_embedding.*` instead of the official `embeeding.*`."""
-    return {key.replace("embeeding.", "text_embedding.", 1): value for key, value in state_dict.items()}
+from tests.npnet.reference import (
+    build_reference,
+    official_checkpoint,
+    random_state_dict,
+    text_embedding_flavour,
+)
 
 
 @pytest.fixture(scope="session")

@@ -127,3 +127,8 @@ def make_inputs(batch: int, *, seed: int = 0, embed_dim: int = 2048, size=(128, 
     noise = torch.randn(batch, 4, *size, generator=generator)
     embeds = torch.randn(batch, 77, embed_dim, generator=generator)
     return noise, embeds
+
+
+def text_embedding_flavour(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """asagi4's flat layout: `text_embedding.*` instead of the official `embeeding.*`."""
+    return {key.replace("embeeding.", "text_embedding.", 1): value for key, value in state_dict.items()}
