@@ -1,0 +1,77 @@
+"""Every Golden Noise example workflow loads in the running server: known node types, typed links, widgets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = sorted((REPO_ROOT / "example_workflows").glob("golden_noise_*.json"))
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+
+
+def test_the_issue_s_example_workflows_exist():
+    names = {p.stem for p in WORKFLOWS}
+    assert {"golden_noise_sdxl_custom_sampler", "golden_noise_sdxl_ksampler", "golden_noise_hunyuan_dit",
+            "golden_noise_side_by_side"} <= names
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
+def test_workflow_has_a_small_same_name_thumbnail(path):
+    thumbs = [path.with_suffix(ext) for ext in (".jpg", ".png") if path.with_suffix(ext).is_file()]
+    assert thumbs, f"no thumbnail for {path.name}"
+    assert thumbs[0].stat().st_size < 200_000
+
+
+def declared_inputs(info: dict) -> dict[str, list]:
+    return {**info["input"].get("required", {}), **info["input"].get("optional", {})}
+
+
+def input_type(spec: list) -> str:
+    return "COMBO" if isinstance(spec[0], list) else spec[0]
+
+
+def combo_options(spec: list) -> list:
+    return spec[0] if isinstance(spec[0], list) else spec[1].get("options", [])
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
+def test_workflow_matches_the_running_server(path, comfy_server):
+    object_info = comfy_server.object_info()
+    workflow = json.loads(path.read_text())
+    assert workflow["version"] == 0.4
+    nodes = {node["id"]: node for node in workflow["nodes"]}
+
+    missing = sorted({n["type"] for n in nodes.values()} - set(object_info))
+    assert not missing, f"{path.name}: node types unknown to ComfyUI: {missing}"
+
+    for link_id, src, src_slot, dst, dst_slot, kind in workflow["links"]:
+        src_info, dst_node = object_info[nodes[src]["type"]], nodes[dst]
+        assert src_info["output"][src_slot] == kind, f"link {link_id}: {nodes[src]['type']}[{src_slot}] is not {kind}"
+        name = dst_node["inputs"][dst_slot]["name"]
+        spec = declared_inputs(object_info[dst_node["type"]]).get(name)
+        assert spec is not None, f"link {link_id}: {dst_node['type']} has no input {name!r}"
+        assert input_type(spec) == kind, f"link {link_id}: {dst_node['type']}.{name} takes {spec[0]}, not {kind}"
+        assert dst_node["inputs"][dst_slot]["link"] == link_id
+
+    for node in nodes.values():
+        info = object_info[node["type"]]
+        linked = {i["name"] for i in node["inputs"] if i.get("link") is not None}
+        specs = declared_inputs(info)
+        order = info["input_order"]["required"] + info["input_order"].get("optional", [])
+        widgets = [n for n in order if n not in linked and input_type(specs[n]) in WIDGET_TYPES]
+        unlinked_sockets = [n for n in order if n not in linked and input_type(specs[n]) not in WIDGET_TYPES
+                            and n in info["input"].get("required", {})]
+        assert not unlinked_sockets, f"{path.name}: {node['type']} has unconnected inputs {unlinked_sockets}"
+        values = list(node["widgets_values"])
+        expected = sum(2 if len(specs[n]) > 1 and specs[n][1].get("control_after_generate") else 1 for n in widgets)
+        assert len(values) == expected, f"{path.name}: {node['type']} has {len(values)} widget values, wants {expected}"
+        for name in widgets:  # walk the values in widget order, checking combos against their options
+            value = values.pop(0)
+            if input_type(specs[name]) == "COMBO" and combo_options(specs[name]):
+                assert value in combo_options(specs[name]), f"{node['type']}.{name} = {value!r}"
+            if len(specs[name]) > 1 and specs[name][1].get("control_after_generate"):
+                assert values.pop(0) in ("fixed", "increment", "decrement", "randomize")
