@@ -29,6 +29,18 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from PIL import Image
 
+from . import theory
+from .model import Scenario
+from .report import (
+    epsilon_label,
+    fit_tail_exponent,
+    mechanism_label,
+    signal_label,
+    size_label,
+    survival_curve,
+)
+from .results import Result, SweepResult
+
 # Okabe & Ito (2008), "Color Universal Design": distinguishable under protanopia, deuteranopia and
 # tritanopia. Black is first so that the reference (non-private) curve is the neutral colour.
 OKABE_ITO = {
@@ -273,8 +285,11 @@ def cascade_probability_chart(curves: Sequence[CascadeCurve], *, title: str,
                                 color=_k_colour(kk, colours) if kk >= 2 else colours["black"],
                                 markeredgecolor=colours["black"], markeredgewidth=0.6, capsize=2,
                                 elinewidth=1.0, zorder=5)
+        k_top = 2 + len(K_COLOURS)
         k_handles = [Line2D([], [], color=_k_colour(kk, colours), linewidth=3, label=f"k = {kk}")
-                     for kk in sorted(ks_seen)]
+                     for kk in sorted(k for k in ks_seen if k < k_top)]
+        if any(k >= k_top for k in ks_seen):
+            k_handles.append(Line2D([], [], color=_k_colour(k_top, colours), linewidth=3, label=f"k ≥ {k_top}"))
         p_handles = [Line2D([], [], color=colours["black"], linestyle=LINESTYLES[i % len(LINESTYLES)],
                             marker=MARKERS[i % len(MARKERS)] if c.mc_eps is not None else None,
                             label=f"p = {fmt(c.p)}") for i, c in enumerate(curves)]
@@ -288,6 +303,8 @@ def cascade_probability_chart(curves: Sequence[CascadeCurve], *, title: str,
         ax.set_ylabel("P(correct cascade)")
         lo = min(min(c.p for c in curves) - 0.02, 0.5)
         ax.set_ylim(lo, 1.0)
+        ax.text(0.01, 0.01, "k = cascade threshold: net lead of one report over the other that starts a cascade",
+                transform=ax.transAxes, fontsize="small", va="bottom")
         ax.set_xlim(0, max(float(np.max(c.eps)) for c in curves))
         ax.set_title(title)
 
@@ -305,31 +322,6 @@ class SurvivalSeries:
     times: np.ndarray  # one first-correct time per run (1-based); values > horizon mean "not yet"
     horizon: int
     theory_exponent: float | None = None  # s = 2/(eps sigma^2) for actions, kappa for reports
-
-
-def survival_curve(times: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
-    """n = 1..horizon and the empirical P(tau > n) (runs past the horizon count as survivors)."""
-    times = np.asarray(times, dtype=np.int64)
-    n = np.arange(1, horizon + 1)
-    counts = np.bincount(np.clip(times, 1, horizon + 1), minlength=horizon + 2)
-    survivors = len(times) - np.cumsum(counts[1:horizon + 1])
-    return n, survivors / max(len(times), 1)
-
-
-def fit_tail_exponent(n: np.ndarray, survival: np.ndarray, runs: int, min_survivors: int = 10
-                      ) -> tuple[float, float, float] | None:
-    """Least-squares slope of log P(tau > n) against log n over the tail.
-
-    The tail starts at n = 2 (n = 1 is the one-signal step, not the tail) and ends where fewer than
-    `min_survivors` runs remain, past which the curve is Monte Carlo noise. Returns (exponent,
-    intercept, n_max) with P ~ exp(intercept) n^-exponent, or None when the tail has under three points.
-    """
-    keep = (n >= 2) & (survival * runs >= min_survivors)
-    if keep.sum() < 3:
-        return None
-    x, y = np.log(n[keep]), np.log(survival[keep])
-    slope, intercept = np.polyfit(x, y, 1)
-    return float(-slope), float(intercept), float(n[keep][-1])
 
 
 def survival_chart(series: Sequence[SurvivalSeries], *, title: str, style: ChartStyle = ChartStyle()) -> Chart:
@@ -505,3 +497,182 @@ def smooth_rr_chart(ill: SmoothRRIllustration, *, title: str, style: ChartStyle 
         fig.suptitle(title)
 
     return _draw(style, 3, draw)
+
+
+# -- from simulator results to charts ---------------------------------------------------------------
+#
+# The functions above draw numbers; the ones below pick those numbers out of `dpsl` results and the
+# closed forms of `dpsl.theory`, so that a host (the ComfyUI nodes, a script) calls one function.
+
+CHART_KINDS = (
+    "llr_paths",
+    "cascade_probability",
+    "first_correct_survival",
+    "mistakes_vs_eps",
+    "stopping_time_vs_eps",
+    "smooth_rr_illustration",
+)
+MAX_SAMPLE_PATHS = 5
+
+
+class ChartInputError(ValueError):
+    """The chart kind needs inputs that were not given; the message says which."""
+
+
+def _regime(result: Result) -> LLRRegime:
+    s = result.scenario
+    n = np.asarray(result.checkpoints, dtype=float)
+    qs = sorted(s.quantiles)
+    band = None
+    if len(qs) >= 2:
+        quant = result.llr_quantiles
+        band = (quant[qs[0]], quant[qs[-1]])
+    paths = None
+    if result.paths is not None:
+        # Column j of `paths` is the LLR after j reports; the checkpoints use the same count.
+        paths = result.paths[:MAX_SAMPLE_PATHS, 1:][:, np.asarray(result.checkpoints) - 1]
+    asym = None
+    if s.signal == "gaussian" and s.mechanism == "smooth" and not s.heterogeneous:
+        asym = theory.llr_asymptote(n, float(s.epsilon), s.sigma, s.amplitude)
+    return LLRRegime(epsilon_label(s), n, result.llr_mean, band, paths, asym)
+
+
+def _band_label(results: Sequence[Result]) -> str:
+    qs = sorted(results[0].scenario.quantiles)
+    return f"{qs[0]:.0%}–{qs[-1]:.0%} quantiles over runs" if len(qs) >= 2 else ""
+
+
+def _require_sweeps(kind: str, sweeps, signal: str | None = None) -> None:
+    if not sweeps:
+        raise ChartInputError(f"chart kind '{kind}' needs a DPSLSweep over epsilon: connect one to 'sweep'")
+    for sw in sweeps:
+        if sw.parameter != "epsilon":
+            raise ChartInputError(f"chart kind '{kind}' needs a sweep over epsilon, got one over {sw.parameter}")
+        sc = sw.results[0].scenario
+        if signal and sc.signal != signal:
+            raise ChartInputError(f"chart kind '{kind}' needs {signal} signals, the sweep has {sc.signal} signals")
+
+
+def _sweep_eps(sw: SweepResult) -> np.ndarray:
+    return np.array([float(v) for v in sw.values])
+
+
+def _series(sw: SweepResult, key: str, label: str, non_private: Result | None = None) -> EpsSeries:
+    summaries = [r.summary() for r in sw.results]
+    mean = np.array([np.nan if s.get(f"{key}_mean") is None else s[f"{key}_mean"] for s in summaries])
+    se = np.array([np.nan if s.get(f"{key}_se") is None else s[f"{key}_se"] for s in summaries])
+    np_mean = non_private.summary().get(f"{key}_mean") if non_private is not None else None
+    return EpsSeries(label, _sweep_eps(sw), mean, se, np_mean)
+
+
+def _sweep_title(sw: SweepResult, what: str) -> str:
+    s = sw.results[0].scenario
+    eps = _sweep_eps(sw)
+    return (f"{what}: {signal_label(s)}, {mechanism_label(s)}, ε ∈ [{eps.min():g}, {eps.max():g}] "
+            f"({len(eps)} values)\n{size_label(s)}")
+
+
+def chart_from(kind: str, results: Sequence[Result] = (), sweeps: Sequence[SweepResult] = (),
+               scenario: Scenario | None = None, style: ChartStyle = ChartStyle(),
+               threshold: float = -3.0) -> Chart:
+    """Render chart `kind` from simulation results (one per regime) and/or sweeps (one per series)."""
+    results = [r for r in results if r is not None]
+    if kind == "llr_paths":
+        if not results:
+            raise ChartInputError("chart kind 'llr_paths' needs a DPSLSimulate result: connect one to 'result'")
+        s = results[0].scenario
+        mechs = sorted({mechanism_label(r.scenario) for r in results})
+        title = (f"Public log-likelihood ratio: {signal_label(s)}, {', '.join(mechs)}\n"
+                 f"N = {s.agents} agents, R = {s.runs} runs, seed {s.seed}")
+        return llr_paths_chart([_regime(r) for r in results], title=title, band_label=_band_label(results),
+                               style=style)
+    if kind == "cascade_probability":
+        _require_sweeps(kind, sweeps, "binary")
+        curves = [_cascade_curve(sw) for sw in sweeps]
+        s = sweeps[0].results[0].scenario
+        ps = ", ".join(f"{c.p:g}" for c in curves)
+        title = (f"Binary signals, randomized response before the cascade: P(correct cascade) vs ε, "
+                 f"p ∈ {{{ps}}}\nlines: closed form $1/(1+\\rho^k)$; points: Monte Carlo, {size_label(s)}")
+        return cascade_probability_chart(curves, title=title, style=style)
+    if kind == "first_correct_survival":
+        series: list[SurvivalSeries] = []
+        for r in results:
+            s = r.scenario
+            theory_a = theory_x = None
+            if s.signal == "gaussian" and s.mechanism == "smooth" and not s.heterogeneous:
+                theory_a = theory.tail_exponent_action(float(s.epsilon), s.sigma)
+                theory_x = theory.tail_exponent_report(float(s.epsilon), s.sigma)
+            series.append(SurvivalSeries(f"{epsilon_label(s)}, actions τ_a", r.first_correct_action, s.agents,
+                                         theory_a))
+            if len(results) == 1:
+                series.append(SurvivalSeries(f"{epsilon_label(s)}, reports τ_x", r.first_correct_report,
+                                             s.agents, theory_x))
+        for sw in sweeps:
+            for r in sw.results:
+                s = r.scenario
+                th = theory.tail_exponent_action(float(s.epsilon), s.sigma) if s.mechanism == "smooth" else None
+                series.append(SurvivalSeries(f"{epsilon_label(s)}, actions τ_a", r.first_correct_action,
+                                             s.agents, th))
+        if not series:
+            raise ChartInputError("chart kind 'first_correct_survival' needs a result or a sweep")
+        s = (results[0] if results else sweeps[0].results[0]).scenario
+        title = (f"Survival of the first-correct time: {signal_label(s)}, {mechanism_label(s)}\n"
+                 f"{size_label(s)} (horizon N)")
+        return survival_chart(series, title=title, style=style)
+    if kind == "mistakes_vs_eps":
+        _require_sweeps(kind, sweeps, "gaussian")
+        sw = sweeps[0]
+        reference = next((r for r in results if not r.scenario.private), None)
+        first = [_series(sw, "first_correct_action", "actions τ_a", reference),
+                 _series(sw, "first_correct_report", "reports τ_x", reference)]
+        wrong = [_series(sw, "wrong_actions", "wrong actions W_a", reference),
+                 _series(sw, "wrong_reports", "wrong reports W_x", reference)]
+        s = sw.results[0].scenario
+        return mistakes_chart(first, wrong, title=_sweep_title(sw, "First correct time and mistakes"),
+                              finiteness_eps=2 / s.sigma**2 if s.signal == "gaussian" else None, style=style)
+    if kind == "stopping_time_vs_eps":
+        _require_sweeps(kind, sweeps, "gaussian")
+        sw = sweeps[0]
+        s = sw.results[0].scenario
+        if s.belief_threshold is None:
+            raise ChartInputError("chart kind 'stopping_time_vs_eps' needs a belief_threshold B > 0 on the scenario")
+        mc = _series(sw, "belief_stop_time", "Monte Carlo mean")
+        grid = np.linspace(float(mc.eps.min()), float(mc.eps.max()), 200)
+        asym = np.array([theory.belief_stop_time_asymptote(s.belief_threshold, e, s.sigma, s.amplitude)
+                         for e in grid]) if s.mechanism == "smooth" else None
+        capped = np.array([r.summary().get("belief_stop_time_censored", 0.0) for r in sw.results])
+        title = _sweep_title(sw, f"Belief-threshold stopping time τ_B, B = {s.belief_threshold:g}")
+        return stopping_time_chart(mc, title=title, asymptote_eps=grid if asym is not None else None,
+                                   asymptote=asym, capped_fraction=capped, style=style)
+    if kind == "smooth_rr_illustration":
+        s = scenario or (results[0].scenario if results else (sweeps[0].results[0].scenario if sweeps else None))
+        if s is None:
+            raise ChartInputError("chart kind 'smooth_rr_illustration' needs a scenario, result or sweep")
+        eps = float(s.epsilon) if isinstance(s.epsilon, (int, float)) else 1.0
+        amplitude = 0.5 if s.amplitude == "half" else 1 / (1 + math.exp(eps))
+        ill = SmoothRRIllustration(sigma=s.sigma, eps=eps, amplitude=amplitude, threshold=threshold)
+        title = (f"Smooth randomized response: flip probability A·exp(−ε|s − t|), σ = {s.sigma:g}, "
+                 f"ε = {eps:g}, A = {amplitude:.3g}, t = {threshold:g}")
+        return smooth_rr_chart(ill, title=title, style=style)
+    raise ChartInputError(f"kind must be one of {', '.join(CHART_KINDS)}, got {kind!r}")
+
+
+def _cascade_curve(sw: SweepResult) -> CascadeCurve:
+    s = sw.results[0].scenario
+    p = s.p
+    mc_eps = _sweep_eps(sw)
+    hi = max(5.0, float(mc_eps.max()) * 1.05)
+    # Below eps_8 the sawtooth teeth get narrower than a pixel; the paper leaves eps < eps_6 blank.
+    lo = max(0.02, theory.eps_breakpoint(9, p))
+    eps = np.linspace(lo, hi, 1200)
+    k = np.array([theory.cascade_threshold(e, p) for e in eps])
+    prob = np.array([theory.p_correct_cascade(e, p) for e in eps])
+    breakpoints = {kk: theory.eps_breakpoint(kk, p) for kk in range(3, 9)}
+    summaries = [r.summary() for r in sw.results]
+    return CascadeCurve(
+        p=p, eps=eps, prob=prob, k=k, breakpoints=breakpoints, non_private=theory.p_correct_cascade(None, p),
+        mc_eps=mc_eps,
+        mc_prob=np.array([sm.get("p_correct_cascade") or np.nan for sm in summaries]),
+        mc_se=np.array([sm.get("p_correct_cascade_se") or 0.0 for sm in summaries]),
+        mc_k=np.array([sm.get("cascade_threshold") or -1 for sm in summaries]),
+    )
