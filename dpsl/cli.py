@@ -1,0 +1,170 @@
+"""Command line: python -m dpsl simulate|theory|sweep [scenario flags] [--json | --csv] [--out FILE].
+
+Invalid parameters exit with status 2 and one line on stderr naming the parameter and its range.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+
+from . import theory
+from .engine import simulate
+from .model import AMPLITUDES, SIGNALS, EpsilonUniform, Scenario, ScenarioError
+from .results import _json_safe
+from .sweep import SWEEPABLE, sweep
+
+EXIT_INVALID = 2
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _float_list(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _scenario_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("scenario")
+    g.add_argument("--signal", choices=SIGNALS, default="gaussian", help="signal model (default gaussian)")
+    g.add_argument("--sigma", type=float, default=1.0, help="Gaussian signal noise sigma > 0 (default 1)")
+    g.add_argument("--p", type=float, default=0.7, help="binary signal accuracy in (0.5, 1) (default 0.7)")
+    g.add_argument("--mechanism", default="smooth",
+                   help="none | rr | smooth (smooth is Gaussian only; default smooth)")
+    g.add_argument("--epsilon", type=float, default=None, help="homogeneous privacy budget eps > 0")
+    g.add_argument("--epsilon-uniform", type=float, nargs=2, metavar=("LOW", "HIGH"), default=None,
+                   help="heterogeneous budgets eps_n ~ U[LOW, HIGH] instead of --epsilon")
+    g.add_argument("--amplitude", choices=AMPLITUDES, default="half",
+                   help="smooth RR amplitude A: half (1/2, default) or legacy (1/(1+e^eps))")
+    g.add_argument("--agents", type=int, default=1000, help="agents per run N >= 1 (default 1000)")
+    g.add_argument("--runs", type=int, default=1000, help="independent runs R >= 1 (default 1000)")
+    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g.add_argument("--belief-threshold", type=float, default=None, help="B > 0 of the stopping time |l_n| >= B")
+    g.add_argument("--checkpoints", type=_int_list, default=None,
+                   help="comma-separated n in [1, agents] for the LLR summaries (default 1-2-5 per decade)")
+    g.add_argument("--quantiles", type=_float_list, default=(0.1, 0.5, 0.9),
+                   help="comma-separated quantiles in [0, 1] (default 0.1,0.5,0.9)")
+    g.add_argument("--quadrature-nodes", type=int, default=64,
+                   help="Gauss-Legendre nodes for heterogeneous budgets (default 64)")
+
+
+def _run_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("execution")
+    g.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
+    g.add_argument("--chunk-runs", type=int, default=None, help="runs per chunk (never changes results)")
+
+
+def _output_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("output")
+    fmt = g.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="JSON on stdout (the default)")
+    fmt.add_argument("--csv", action="store_true", help="CSV on stdout")
+    g.add_argument("--per-run", action="store_true", help="JSON: add the per-run arrays")
+    g.add_argument("--out", default=None, help="write to this file instead of stdout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dpsl", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sim = sub.add_parser("simulate", help="Monte Carlo simulation of one scenario")
+    _scenario_flags(sim)
+    _run_flags(sim)
+    _output_flags(sim)
+    th = sub.add_parser("theory", help="closed-form values for one scenario")
+    _scenario_flags(th)
+    _output_flags(th)
+    sw = sub.add_parser("sweep", help="one scenario field over a list of values")
+    _scenario_flags(sw)
+    sw.add_argument("--param", required=True, choices=SWEEPABLE, help="the field to vary")
+    sw.add_argument("--values", required=True, help="comma-separated values of --param")
+    _run_flags(sw)
+    _output_flags(sw)
+    return parser
+
+
+def scenario_from_args(args: argparse.Namespace, **overrides) -> Scenario:
+    """The Scenario the flags describe; `overrides` replace fields before validation (sweeps)."""
+    if args.epsilon is not None and args.epsilon_uniform is not None:
+        raise ScenarioError("give either --epsilon or --epsilon-uniform, not both")
+    eps = EpsilonUniform(*args.epsilon_uniform) if args.epsilon_uniform is not None else args.epsilon
+    fields = dict(
+        signal=args.signal, sigma=args.sigma, p=args.p, mechanism=args.mechanism, epsilon=eps,
+        amplitude=args.amplitude, agents=args.agents, runs=args.runs, seed=args.seed,
+        belief_threshold=args.belief_threshold, checkpoints=args.checkpoints, quantiles=tuple(args.quantiles),
+        quadrature_nodes=args.quadrature_nodes,
+    )
+    fields.update(overrides)
+    return Scenario(**fields)
+
+
+def _sweep_values(param: str, text: str) -> list:
+    items = [v.strip() for v in text.split(",") if v.strip()]
+    if param in ("agents", "runs"):
+        convert = int
+    elif param in ("amplitude", "mechanism"):
+        convert = str
+    else:
+        convert = float
+    try:
+        return [convert(v) for v in items]
+    except ValueError:
+        raise ScenarioError(f"values must be a comma-separated list of {convert.__name__} for {param}, "
+                            f"got {text!r}") from None
+
+
+def _theory_dict(scenario: Scenario) -> dict:
+    return _json_safe({"scenario": scenario.to_dict(), "theory": theory.summary(scenario)})
+
+
+def _to_csv(rows: list[list]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue()
+
+
+def _theory_csv(d: dict) -> list[list]:
+    rows = [["key", "value"]]
+    for k, v in d["theory"].items():
+        rows.append([k, json.dumps(v) if isinstance(v, (list, dict)) else v])
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "sweep":
+            values = _sweep_values(args.param, args.values)
+            scenario = scenario_from_args(args, **({args.param: values[0]} if values else {}))
+        else:
+            scenario = scenario_from_args(args)
+        if args.command == "simulate":
+            result = simulate(scenario, device=args.device, chunk_runs=args.chunk_runs)
+            payload = result.to_dict(per_run=args.per_run)
+            rows = result.csv_rows
+        elif args.command == "theory":
+            payload = _theory_dict(scenario)
+            rows = lambda: _theory_csv(payload)  # noqa: E731
+        else:
+            result = sweep(scenario, args.param, values, device=args.device, chunk_runs=args.chunk_runs)
+            payload = result.to_dict(per_run=args.per_run)
+            rows = result.csv_rows
+    except ScenarioError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_INVALID
+    text = _to_csv(rows()) if args.csv else json.dumps(payload, indent=2) + "\n"
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0

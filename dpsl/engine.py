@@ -1,0 +1,423 @@
+"""The Monte Carlo engine: runs vectorised on a torch device, agents stepped in order, chunked over runs.
+
+Randomness and reproducibility
+    Runs are grouped in fixed blocks of `RNG_BLOCK_RUNS`. Block b draws from its own generator,
+    seeded from (seed, b) through numpy's SeedSequence, and consumes exactly one slab of uniforms per
+    agent step. A run's randomness therefore depends only on (seed, its block, the number of runs in
+    its block), never on how blocks are grouped into chunks: chunked and unchunked simulations give
+    identical results for the same seed, on the same device. The block size is a constant and never
+    follows the memory budget. CPU and CUDA generators differ, so results are reproducible per seed
+    *and device*; the laws agree (a GPU test checks this statistically).
+
+One uniform per agent step
+    Given the public LLR l_n, the pair (intended action a_n, report x_n) has four possible values,
+    with probabilities the closed form of `public_belief` already computes (T1 - T2, T2, T3, rest).
+    The engine draws the pair from that exact joint law with one uniform instead of drawing the
+    signal s_n and then the flip: same process, no normal variates. Heterogeneous budgets draw eps_n
+    explicitly (a second uniform) and use the agent's own masses at eps_n; the public uses the
+    quadrature average. The signal-level simulation (draw s_n, flip with A e^{-eps|s-t|}) lives in
+    `reference.py`, and the tests check the two agree in law.
+
+Memory
+    Per-run outputs and the LLR at the checkpoints are O(runs); the full LLR path (keep_paths) is
+    O(runs x agents) and is checked against the memory budget before anything runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from .model import Scenario, ScenarioError
+from .public_belief import GaussianLaw, SmoothReportKernel, _log1mexp, report_law, smooth_log_masses
+from .results import Result
+from .theory import cascade_threshold, rho
+
+log = logging.getLogger(__name__)
+
+RNG_BLOCK_RUNS = 8192
+DEFAULT_MEMORY_BUDGET = 2 * 2**30
+_DEFAULT_CHUNK_RUNS = {"cpu": 65536, "cuda": 2**21}
+# Agent steps whose uniforms are drawn in one call per block. Changing it changes CUDA streams
+# (Philox offsets advance per call), so it is fixed per device type.
+_STEPS_PER_TILE = {"cpu": 16, "cuda": 64}
+# Rough bytes of working memory per run in a chunk (state, buffers, one tile of uniforms).
+_WORK_BYTES_PER_RUN = 8 * 40
+
+
+class Cancelled(Exception):
+    """The caller's should_cancel() returned True; the simulation stopped between agent steps."""
+
+
+class MemoryBudgetError(ScenarioError):
+    """The requested outputs do not fit the memory budget."""
+
+
+ProgressFn = Callable[[int, int], None]
+CancelFn = Callable[[], bool]
+
+
+def block_seed(seed: int, block: int) -> int:
+    """The generator seed of run block `block`: independent streams from one user seed."""
+    state = np.random.SeedSequence([seed, block]).generate_state(2, np.uint32)
+    return int(state[0]) << 31 ^ int(state[1])
+
+
+def result_bytes(scenario: Scenario) -> int:
+    """Host memory the outputs take: per-run scalars, the checkpoint LLRs and, if kept, the paths."""
+    runs, agents = scenario.runs, scenario.agents
+    total = runs * 8 * (10 + len(scenario.resolved_checkpoints))
+    if scenario.keep_paths:
+        total += runs * (agents + 1) * 8
+    return total
+
+
+def check_memory(scenario: Scenario, budget: int) -> None:
+    need = result_bytes(scenario)
+    if need <= budget:
+        return
+    gib = 2**30
+    if scenario.keep_paths:
+        raise MemoryBudgetError(
+            f"keep_paths stores runs x agents = {scenario.runs} x {scenario.agents + 1} LLR values "
+            f"({need / gib:.2f} GiB with the other outputs), over the memory budget of {budget / gib:.2f} GiB; "
+            "turn keep_paths off (the summaries at checkpoints stream in O(runs) memory), or lower runs or agents"
+        )
+    raise MemoryBudgetError(
+        f"runs = {scenario.runs} with {len(scenario.resolved_checkpoints)} checkpoints needs "
+        f"{need / gib:.2f} GiB of outputs, over the memory budget of {budget / gib:.2f} GiB; lower runs or "
+        "the number of checkpoints"
+    )
+
+
+def _resolve_device(device) -> torch.device:
+    dev = torch.device("cpu" if device is None else device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ScenarioError(f"device {device!r} was requested but CUDA is not available; use 'cpu'")
+    if dev.type not in _DEFAULT_CHUNK_RUNS:
+        raise ScenarioError(f"device must be 'cpu' or a CUDA device, got {device!r}")
+    return dev
+
+
+def _chunk_size(scenario: Scenario, dev: torch.device, chunk_runs: int | None, budget: int) -> int:
+    if chunk_runs is None:
+        chunk_runs = _DEFAULT_CHUNK_RUNS[dev.type]
+        if scenario.heterogeneous and scenario.mechanism == "smooth":
+            chunk_runs = 4096  # the quadrature holds runs x nodes temporaries
+        paths = (scenario.agents + 1) * 8 if scenario.keep_paths else 0
+        chunk_runs = min(chunk_runs, max(1, budget // 4 // (_WORK_BYTES_PER_RUN + paths)))
+    elif chunk_runs < 1:
+        raise ScenarioError(f"chunk_runs must be >= 1, got {chunk_runs}")
+    blocks = max(1, math.ceil(chunk_runs / RNG_BLOCK_RUNS))
+    return min(blocks * RNG_BLOCK_RUNS, math.ceil(scenario.runs / RNG_BLOCK_RUNS) * RNG_BLOCK_RUNS)
+
+
+def simulate(scenario: Scenario, device=None, progress: ProgressFn | None = None,
+             should_cancel: CancelFn | None = None, chunk_runs: int | None = None,
+             memory_budget: int | None = None) -> Result:
+    """Simulate `scenario.runs` independent runs of `scenario.agents` agents under theta = +1.
+
+    device: "cpu" (default), "cuda" or "cuda:N". progress(done, total) is called with agent steps
+    done so far, every few steps; should_cancel() is polled as often and raises `Cancelled` when it
+    returns True. chunk_runs: runs simulated at once (rounded up to a multiple of RNG_BLOCK_RUNS;
+    default by device and memory budget); it never changes the result. memory_budget: bytes the
+    outputs and working memory may take (default 2 GiB); `MemoryBudgetError` if keep_paths would
+    exceed it.
+    """
+    dev = _resolve_device(device)
+    budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
+    check_memory(scenario, budget)
+    chunk = _chunk_size(scenario, dev, chunk_runs, budget)
+    out = _Outputs(scenario)
+    total = scenario.runs * scenario.agents
+    started = time.perf_counter()
+    done = 0
+    for start in range(0, scenario.runs, chunk):
+        stop = min(start + chunk, scenario.runs)
+        sim = _Chunk(scenario, dev, start, stop)
+        done = sim.run(out, progress, should_cancel, done, total)
+    elapsed = time.perf_counter() - started
+    log.debug("simulated %d agent steps in %.3f s on %s (chunks of %d runs)", total, elapsed, dev, chunk)
+    return out.to_result(str(dev), elapsed)
+
+
+class _Outputs:
+    """Host-side per-run outputs, filled chunk by chunk."""
+
+    def __init__(self, scenario: Scenario):
+        runs, c = scenario.runs, len(scenario.resolved_checkpoints)
+        self.scenario = scenario
+        self.llr_checkpoints = np.empty((runs, c))
+        self.llr_final = np.empty(runs)
+        self.first_correct_action = np.empty(runs, dtype=np.int64)
+        self.first_correct_report = np.empty(runs, dtype=np.int64)
+        self.wrong_actions = np.empty(runs, dtype=np.int64)
+        self.wrong_reports = np.empty(runs, dtype=np.int64)
+        self.action_correct = np.zeros(c, dtype=np.int64)
+        self.report_correct = np.zeros(c, dtype=np.int64)
+        binary = scenario.signal == "binary"
+        self.cascade_time = np.empty(runs, dtype=np.int64) if binary else None
+        self.cascade_side = np.empty(runs, dtype=np.int8) if binary else None
+        self.belief_stop_time = np.empty(runs, dtype=np.int64) if scenario.belief_threshold is not None else None
+        self.paths = np.empty((runs, scenario.agents + 1)) if scenario.keep_paths else None
+        self.eps = np.empty(0)
+
+    def to_result(self, device: str, elapsed: float) -> Result:
+        return Result(
+            scenario=self.scenario,
+            checkpoints=np.asarray(self.scenario.resolved_checkpoints, dtype=np.int64),
+            llr_checkpoints=self.llr_checkpoints,
+            action_correct_rate=self.action_correct / self.scenario.runs,
+            report_correct_rate=self.report_correct / self.scenario.runs,
+            llr_final=self.llr_final,
+            first_correct_action=self.first_correct_action,
+            first_correct_report=self.first_correct_report,
+            wrong_actions=self.wrong_actions,
+            wrong_reports=self.wrong_reports,
+            cascade_time=self.cascade_time,
+            cascade_side=self.cascade_side,
+            belief_stop_time=self.belief_stop_time,
+            paths=self.paths,
+            device=device,
+            elapsed_s=elapsed,
+        )
+
+
+class _Chunk:
+    """Runs [start, stop) on one device: state tensors, the per-step kernel and the bookkeeping."""
+
+    def __init__(self, scenario: Scenario, dev: torch.device, start: int, stop: int):
+        self.s = scenario
+        self.dev = dev
+        self.start, self.n = start, stop - start
+        self.tile = _STEPS_PER_TILE[dev.type]
+        self.blocks = []
+        for b in range(start // RNG_BLOCK_RUNS, math.ceil(stop / RNG_BLOCK_RUNS)):
+            lo, hi = b * RNG_BLOCK_RUNS, min((b + 1) * RNG_BLOCK_RUNS, scenario.runs)
+            gen = torch.Generator(device=dev)
+            gen.manual_seed(block_seed(scenario.seed, b))
+            self.blocks.append((gen, lo - start, hi - start))
+        self.draws = 2 if (scenario.heterogeneous and scenario.mechanism == "smooth"
+                           and scenario.signal == "gaussian") else 1
+        self.uniforms = torch.empty((self.tile, self.draws, self.n), dtype=torch.float64, device=dev)
+        self.slabs = {hi - lo: torch.empty((self.tile, self.draws, hi - lo), dtype=torch.float64, device=dev)
+                      for _, lo, hi in self.blocks}
+        n, f64, i64 = self.n, torch.float64, torch.int64
+        self.llr = torch.zeros(n, dtype=f64, device=dev)
+        self.a_wrong = torch.empty(n, dtype=torch.bool, device=dev)
+        self.x_wrong = torch.empty(n, dtype=torch.bool, device=dev)
+        self.wrong_a = torch.zeros(n, dtype=i64, device=dev)
+        self.wrong_x = torch.zeros(n, dtype=i64, device=dev)
+        # Leading-wrong counters: tau = count + 1, and count = agents means "not within the horizon".
+        self.all_wrong_a = torch.ones(n, dtype=torch.bool, device=dev)
+        self.all_wrong_x = torch.ones(n, dtype=torch.bool, device=dev)
+        self.lead_a = torch.zeros(n, dtype=i64, device=dev)
+        self.lead_x = torch.zeros(n, dtype=i64, device=dev)
+        self.ckpt_index = {c: i for i, c in enumerate(scenario.resolved_checkpoints)}
+        self.ckpt_l = torch.empty((len(self.ckpt_index), n), dtype=f64, device=dev)
+        self.ckpt_a = torch.zeros(len(self.ckpt_index), dtype=i64, device=dev)
+        self.ckpt_x = torch.zeros(len(self.ckpt_index), dtype=i64, device=dev)
+        self.paths = torch.zeros((scenario.agents + 1, n), dtype=f64, device=dev) if scenario.keep_paths else None
+        if scenario.belief_threshold is not None:
+            self.below = torch.ones(n, dtype=torch.bool, device=dev)
+            self.lead_b = torch.zeros(n, dtype=i64, device=dev)
+            self.absl = torch.empty(n, dtype=f64, device=dev)
+        self.step = self._make_step()
+
+    # -- randomness ---------------------------------------------------------------------------------
+
+    def _draw_tile(self) -> None:
+        # Each block fills its own contiguous slab, so its stream does not depend on the chunk layout.
+        for gen, lo, hi in self.blocks:
+            slab = self.slabs[hi - lo]
+            slab.uniform_(generator=gen)
+            self.uniforms[:, :, lo:hi].copy_(slab)
+
+    # -- the loop -----------------------------------------------------------------------------------
+
+    def run(self, out: _Outputs, progress, should_cancel, done: int, total: int) -> int:
+        agents = self.s.agents
+        for tile_start in range(0, agents, self.tile):
+            if should_cancel is not None and should_cancel():
+                raise Cancelled(f"cancelled after {done} of {total} agent steps")
+            self._draw_tile()
+            steps = min(self.tile, agents - tile_start)
+            for i in range(steps):
+                n = tile_start + i + 1
+                self.step(self.uniforms[i])
+                self._record(n)
+            done += steps * self.n
+            if progress is not None:
+                progress(done, total)
+        self._flush(out)
+        return done
+
+    def _record(self, n: int) -> None:
+        """Per-run counters after agent n has acted and reported (l is now l_{n+1})."""
+        self.wrong_a.add_(self.a_wrong)
+        self.wrong_x.add_(self.x_wrong)
+        self.lead_a.add_(self.all_wrong_a.logical_and_(self.a_wrong))
+        self.lead_x.add_(self.all_wrong_x.logical_and_(self.x_wrong))
+        if self.s.belief_threshold is not None:
+            torch.abs(self.llr, out=self.absl)
+            self.below.logical_and_(self.absl < self.s.belief_threshold)
+            self.lead_b.add_(self.below)
+        i = self.ckpt_index.get(n)
+        if i is not None:
+            self.ckpt_l[i].copy_(self.llr)
+            self.ckpt_a[i] += self.n - self.a_wrong.sum()
+            self.ckpt_x[i] += self.n - self.x_wrong.sum()
+        if self.paths is not None:
+            self.paths[n].copy_(self.llr)
+
+    def _flush(self, out: _Outputs) -> None:
+        sl = slice(self.start, self.start + self.n)
+        out.llr_checkpoints[sl] = self.ckpt_l.T.cpu().numpy()
+        out.llr_final[sl] = self.llr.cpu().numpy()
+        out.first_correct_action[sl] = (self.lead_a + 1).cpu().numpy()
+        out.first_correct_report[sl] = (self.lead_x + 1).cpu().numpy()
+        out.wrong_actions[sl] = self.wrong_a.cpu().numpy()
+        out.wrong_reports[sl] = self.wrong_x.cpu().numpy()
+        out.action_correct += self.ckpt_a.cpu().numpy()
+        out.report_correct += self.ckpt_x.cpu().numpy()
+        if self.s.belief_threshold is not None:
+            # tau_B = inf{n : |l_n| >= B} with l_1 = 0 the belief before agent 1 (paper indexing).
+            out.belief_stop_time[sl] = (self.lead_b + 2).cpu().numpy()
+        if self.paths is not None:
+            out.paths[sl] = self.paths.T.cpu().numpy()
+        if self.s.signal == "binary":
+            side = torch.where(self.j.abs() >= self.k, torch.sign(self.j), torch.zeros_like(self.j))
+            out.cascade_side[sl] = side.to(torch.int8).cpu().numpy()
+            casc = torch.where(side != 0, self.pre_cascade, torch.full_like(self.pre_cascade, self.s.agents + 1))
+            out.cascade_time[sl] = casc.cpu().numpy()
+
+    # -- models -------------------------------------------------------------------------------------
+
+    def _make_step(self):
+        s = self.s
+        if s.signal == "binary":
+            return self._binary_setup()
+        if s.mechanism == "smooth" and not s.heterogeneous:
+            return self._smooth_setup()
+        return self._reference_setup()
+
+    def _smooth_setup(self):
+        """Homogeneous smooth RR through the allocation-free kernel (the benchmarked path)."""
+        s, n, dev = self.s, self.n, self.dev
+        kernel = SmoothReportKernel(n, s.sigma, float(s.epsilon), s.amplitude, dev)
+
+        def buf(dtype=torch.float64):
+            return torch.empty(n, dtype=dtype, device=dev)
+
+        z, v, ls_p, ls_m, diff, t12, t2, sp = (buf() for _ in range(8))
+        x_small, flip, m1 = (buf(torch.bool) for _ in range(3))
+        scale, two_over_sigma = -0.5 * s.sigma, 2.0 / s.sigma
+        llr, a_wrong, x_wrong = self.llr, self.a_wrong, self.x_wrong
+
+        def step(u_all):
+            u = u_all[0]
+            # theta = +1: z = (t - 1)/sigma; the small side is the wrong report iff z <= 0.
+            torch.mul(llr, scale, out=z).sub_(1.0 / s.sigma)
+            torch.abs(z, out=v)
+            kernel.log_small_side(v, ls_p, diff)
+            kernel.sampling_masses(v, diff, t12, t2)
+            torch.exp(ls_p, out=sp)
+            torch.lt(u, sp, out=x_small)
+            torch.gt(z, 0.0, out=flip)
+            torch.bitwise_xor(x_small, flip, out=x_wrong)
+            # a on the small side: U in [0, T1 - T2) or U in [S, S + T2).
+            t2.add_(sp)
+            torch.lt(u, t2, out=m1)
+            m1.logical_and_(x_small.logical_not_())
+            x_small.logical_not_()
+            torch.lt(u, t12, out=a_wrong)
+            a_wrong.logical_or_(m1).bitwise_xor_(flip)
+            # theta = -1: z moves by 2/sigma.
+            z.add_(two_over_sigma)
+            torch.abs(z, out=v)
+            kernel.log_small_side(v, ls_m, diff)
+            torch.gt(z, 0.0, out=m1)
+            m1.bitwise_xor_(x_wrong)  # the report is on theta=-1's small side
+            # l += log P(x|+1) - log P(x|-1)
+            torch.neg(sp, out=t12).log1p_()
+            torch.where(x_small, ls_p, t12, out=t12)
+            llr.add_(t12)
+            torch.exp(ls_m, out=t2).neg_().log1p_()
+            torch.where(m1, ls_m, t2, out=t2)
+            llr.sub_(t2)
+
+        return step
+
+    def _reference_setup(self):
+        """Every other Gaussian scenario, through the reference closed form (log_ndtr, quadrature)."""
+        s = self.s
+        law = GaussianLaw.from_scenario(s)
+        scale = -0.5 * s.sigma
+        llr, a_wrong, x_wrong = self.llr, self.a_wrong, self.x_wrong
+        draw_eps = self.draws == 2
+        if draw_eps:
+            low, width = s.epsilon.low, s.epsilon.high - s.epsilon.low
+
+        def step(u_all):
+            u = u_all[-1]
+            z = llr * scale - 1.0 / s.sigma
+            v = z.abs()
+            ls_p_pub = torch.logaddexp(*report_law(v, law)[::2])
+            if draw_eps:
+                eps_n = low + width * u_all[0]
+                log_t12, log_t2, log_t3 = smooth_log_masses(v, eps_n, s.sigma, s.amplitude)
+                ls_agent = torch.logaddexp(log_t12, log_t3)
+            else:
+                log_t12, log_t2, _ = report_law(v, law)
+                ls_agent = ls_p_pub
+            sp = torch.exp(ls_agent)
+            x_small = u < sp
+            flip = z > 0
+            torch.bitwise_xor(x_small, flip, out=x_wrong)
+            a_small = (u < torch.exp(log_t12)) | (~x_small & (u < sp + torch.exp(log_t2)))
+            torch.bitwise_xor(a_small, flip, out=a_wrong)
+            z_m = z + 2.0 / s.sigma
+            ls_m = torch.logaddexp(*report_law(z_m.abs(), law)[::2])
+            small_m = (z_m > 0) ^ x_wrong
+            inc = torch.where(x_small, ls_p_pub, _log1mexp(ls_p_pub)) - torch.where(small_m, ls_m, _log1mexp(ls_m))
+            llr.add_(inc)
+
+        return step
+
+    def _binary_setup(self):
+        """Binary signals: report walk j with step +-1 before the cascade at |j| = k (dpsl.md §3.3)."""
+        s = self.s
+        law = GaussianLaw.from_scenario(s) if s.private else None
+        u_flip = 0.0 if law is None else law.mean_flip_probability
+        p = s.p
+        r = rho(None, p, u_flip)
+        self.k = cascade_threshold(None, p, u_flip)
+        self.w = -math.log(r)
+        # The four (signal, report) cells under theta = +1, as cumulative bounds of one uniform.
+        c1 = p * (1 - u_flip)  # s = +1, x = +1
+        c2 = p  # s = +1, x = -1 up to here
+        c3 = p + (1 - p) * u_flip  # s = -1, x = +1
+        self.j = torch.zeros(self.n, dtype=torch.float64, device=self.dev)
+        self.pre_cascade = torch.zeros(self.n, dtype=torch.int64, device=self.dev)
+        j, llr, a_wrong, x_wrong = self.j, self.llr, self.a_wrong, self.x_wrong
+        k, w = float(self.k), self.w
+
+        def step(u_all):
+            u = u_all[0]
+            herding = j.abs() >= k
+            free = ~herding
+            self.pre_cascade.add_(free)
+            wrong_herd = herding & (j < 0)
+            # Before a cascade the action follows the signal (ties included); in it, the herd.
+            torch.where(free, u >= c2, wrong_herd, out=a_wrong)
+            x_pos = (u < c1) | ((u >= c2) & (u < c3))
+            torch.where(free, ~x_pos, wrong_herd, out=x_wrong)
+            j.add_(torch.where(free, torch.where(x_pos, 1.0, -1.0), 0.0))
+            torch.mul(j, w, out=llr)
+
+        return step

@@ -1,0 +1,200 @@
+"""Closed forms of the paper's results (dpsl.md §5), for overlaying on simulations.
+
+eps = None (or math.inf) means non-private throughout. Scalars in, scalars out; the charts call
+these on grids.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .mechanisms import rr_flip_probability, smooth_amplitude
+from .public_belief import GaussianLaw, llr_increment
+
+# -- Gaussian signals, smooth randomized response (T2, T3, T6) ---------------------------------------
+
+
+def _nonprivate(eps) -> bool:
+    return eps is None or math.isinf(eps)
+
+
+def smooth_rr_K(eps: float, sigma: float, amplitude: str = "half") -> float:
+    """K(eps, sigma) of l_n ~ (2/(eps sigma^2)) log(K n); proportional to A (value for A = 1/2 times 2A)."""
+    e2 = eps * eps * sigma * sigma
+    base = math.exp(-eps + e2 / 2)
+    k_half = (eps * sigma**2 / 4) * base * math.expm1(2 * eps) - 0.5 * base * (-math.expm1(-e2))
+    return 2 * smooth_amplitude(eps, amplitude) * k_half
+
+
+def llr_asymptote(n, eps: float, sigma: float, amplitude: str = "half"):
+    """(2/(eps sigma^2)) log(K n): the smooth-RR public LLR growth (T2)."""
+    k = smooth_rr_K(eps, sigma, amplitude)
+    return 2 / (eps * sigma**2) * np.log(k * np.asarray(n, dtype=float))
+
+
+def nonprivate_llr_leading(n, sigma: float):
+    """(2 sqrt 2 / sigma) sqrt(log n): leading term only; lower-order terms are large (dpsl.md T1)."""
+    return 2 * math.sqrt(2) / sigma * np.sqrt(np.log(np.asarray(n, dtype=float)))
+
+
+def constant_rr_llr_leading(n, sigma: float):
+    """2 sqrt(log n) / sigma: leading term of constant randomized response on Gaussian signals (§2.2)."""
+    return 2 / sigma * np.sqrt(np.log(np.asarray(n, dtype=float)))
+
+
+def tail_exponent_action(eps: float, sigma: float) -> float:
+    """s = 2/(eps sigma^2): P(tau_a > n) ~ n^-s for the first correct actual action (T3)."""
+    return 2 / (eps * sigma**2)
+
+
+def tail_exponent_report(eps: float, sigma: float) -> float:
+    """kappa = 2/(eps sigma^2 (1 - e^{-2 eps})): P(tau_x > n) ~ n^-kappa for reported actions (T3)."""
+    return 2 / (eps * sigma**2 * -math.expm1(-2 * eps))
+
+
+def first_correct_time_bound(eps: float, sigma: float, c1: float = 1.0, zeta_terms: int | None = None) -> float:
+    """C1 * C(eps)^-s * zeta(s) bound on E[tau_a] (T3); inf when s = 2/(eps sigma^2) <= 1.
+
+    C(eps) = (eps sigma^2/2)(e^{eps + eps^2 sigma^2/2} - e^{-eps + eps^2 sigma^2/2}). The legacy
+    script truncates zeta at 10^4 terms (`zeta_terms=10000`); None uses the exact zeta.
+    """
+    s = tail_exponent_action(eps, sigma)
+    if s <= 1:
+        return math.inf
+    e2 = eps * eps * sigma * sigma / 2
+    c = (eps * sigma**2 / 2) * (math.exp(eps + e2) - math.exp(-eps + e2))
+    if zeta_terms is None:
+        zeta = float(torch.special.zeta(torch.tensor(s, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64)))
+    else:
+        zeta = float(np.sum(np.arange(1, zeta_terms + 1, dtype=float) ** -s))
+    return c1 * c**-s * zeta
+
+
+def belief_stop_time_asymptote(threshold: float, eps: float, sigma: float, amplitude: str = "half") -> float:
+    """E[tau_B] ~ exp(eps sigma^2 B / 2) / K(eps, sigma) as B grows (T6)."""
+    return math.exp(eps * sigma**2 * threshold / 2) / smooth_rr_K(eps, sigma, amplitude)
+
+
+def positive_report_recursion(l1: float, steps: int, eps: float | None, sigma: float,
+                              amplitude: str = "legacy", approximate: bool = False) -> np.ndarray:
+    """The appendix recursion (dpsl.md §6.5): every report is +1, l_1 = l1; returns l_1 .. l_{steps+1}.
+
+    Exact: l_{n+1} = l_n + log P(x=+1 | l_n, +1) / P(x=+1 | l_n, -1) (closed form of §3.2).
+    Approximate: l_{n+1} = l_n + C exp(-eps sigma^2 l_n / 2), C = A(e^{eps+eps^2 sigma^2/2} - e^{-eps+...}).
+    """
+    path = np.empty(steps + 1)
+    path[0] = l1
+    if approximate:
+        a = smooth_amplitude(eps, amplitude)
+        e2 = eps * eps * sigma * sigma / 2
+        c = a * (math.exp(eps + e2) - math.exp(-eps + e2))
+        for n in range(steps):
+            path[n + 1] = path[n] + c * math.exp(-eps * sigma**2 * path[n] / 2)
+        return path
+    law = GaussianLaw(sigma, "none") if _nonprivate(eps) else GaussianLaw(sigma, "smooth", (eps,), (1.0,), amplitude)
+    llr = torch.tensor([l1], dtype=torch.float64)
+    plus = torch.ones(1, dtype=torch.float64)
+    for n in range(steps):
+        llr = llr + llr_increment(llr, plus, law)
+        path[n + 1] = float(llr)
+    return path
+
+
+# -- binary signals, randomized response before a cascade (T4) --------------------------------------
+
+
+def report_accuracy(eps: float | None, p: float, flip: float | None = None) -> float:
+    """q = P(x_n = theta) before a cascade = p(1-u) + (1-p)u."""
+    u = (0.0 if _nonprivate(eps) else rr_flip_probability(eps)) if flip is None else flip
+    return p * (1 - u) + (1 - p) * u
+
+
+def rho(eps: float | None, p: float, flip: float | None = None) -> float:
+    """rho = (1-q)/q = (1 + alpha e^eps)/(e^eps + alpha); alpha at eps = inf, -> 1 as eps -> 0."""
+    q = report_accuracy(eps, p, flip)
+    return (1 - q) / q
+
+
+def cascade_threshold(eps: float | None, p: float, flip: float | None = None) -> int:
+    """k(eps, p) = floor(log alpha / log rho) + 1: the smallest j with rho^j < alpha (2 non-private)."""
+    alpha = (1 - p) / p
+    ratio = math.log(alpha) / math.log(rho(eps, p, flip))
+    return int(math.floor(ratio + 1e-12)) + 1
+
+
+def eps_breakpoint(k: int, p: float) -> float:
+    """eps_k, where k(eps, p) steps from k-1 to k as eps decreases; eps_2 = inf."""
+    if k < 2:
+        raise ValueError(f"k must be an integer >= 2, got {k}")
+    if k == 2:
+        return math.inf
+    alpha = (1 - p) / p
+    return math.log((1 - alpha ** (k / (k - 1))) / (alpha ** (1 / (k - 1)) - alpha))
+
+
+def p_correct_cascade(eps: float | None, p: float, flip: float | None = None) -> float:
+    """P(the cascade is on theta) = 1/(1 + rho^k) (gambler's ruin with barriers +-k)."""
+    k = cascade_threshold(eps, p, flip)
+    return 1 / (1 + rho(eps, p, flip) ** k)
+
+
+def expected_reports_before_cascade(eps: float | None, p: float, flip: float | None = None) -> float:
+    """E[tau] = (k/mu)(1 - rho^k)/(1 + rho^k) with mu = 2q - 1."""
+    k = cascade_threshold(eps, p, flip)
+    r = rho(eps, p, flip)
+    mu = 2 * report_accuracy(eps, p, flip) - 1
+    return k / mu * (1 - r**k) / (1 + r**k)
+
+
+# -- the summary attached to results (same key names as the simulation summaries) ------------------
+
+
+def summary(scenario) -> dict:
+    """Closed-form values for a scenario, under the keys the simulation summaries use.
+
+    Binary: p_correct_cascade, cascade_threshold, reports_before_cascade_mean, eps_breakpoints.
+    Gaussian smooth, homogeneous: llr_mean (the asymptote at the checkpoints), K,
+    first_correct_action_bound, tail_exponent_action, tail_exponent_report and, with a belief
+    threshold, belief_stop_time_asymptote. Gaussian none / rr: llr_mean is the leading term only.
+    Keys without a closed form for the scenario are absent.
+    """
+    n = np.asarray(scenario.resolved_checkpoints, dtype=float)
+    out: dict = {}
+    if scenario.signal == "binary":
+        eps, flip = None, None
+        if scenario.heterogeneous:
+            flip = GaussianLaw.from_scenario(scenario).mean_flip_probability
+        elif scenario.private:
+            eps = float(scenario.epsilon)
+        out["p_correct_cascade"] = p_correct_cascade(eps, scenario.p, flip)
+        out["cascade_threshold"] = cascade_threshold(eps, scenario.p, flip)
+        out["reports_before_cascade_mean"] = expected_reports_before_cascade(eps, scenario.p, flip)
+        out["eps_breakpoints"] = {str(k): eps_breakpoint(k, scenario.p) for k in range(3, 8)}
+        return out
+    sigma = scenario.sigma
+    if scenario.mechanism == "none":
+        out["llr_mean"] = nonprivate_llr_leading(n, sigma).tolist()
+        out["llr_mean_note"] = "leading term (2 sqrt2/sigma) sqrt(log n); lower-order terms are large"
+        return out
+    if scenario.heterogeneous:
+        return out
+    eps = float(scenario.epsilon)
+    if scenario.mechanism == "rr":
+        out["llr_mean"] = constant_rr_llr_leading(n, sigma).tolist()
+        out["llr_mean_note"] = "leading term 2 sqrt(log n)/sigma"
+        return out
+    out["llr_mean"] = llr_asymptote(n, eps, sigma, scenario.amplitude).tolist()
+    out["llr_mean_note"] = "asymptote (2/(eps sigma^2)) log(K n)"
+    out["K"] = smooth_rr_K(eps, sigma, scenario.amplitude)
+    bound = first_correct_time_bound(eps, sigma)
+    out["first_correct_action_bound"] = bound if math.isfinite(bound) else None
+    out["tail_exponent_action"] = tail_exponent_action(eps, sigma)
+    out["tail_exponent_report"] = tail_exponent_report(eps, sigma)
+    if scenario.belief_threshold is not None:
+        out["belief_stop_time_asymptote"] = belief_stop_time_asymptote(
+            scenario.belief_threshold, eps, sigma, scenario.amplitude
+        )
+    return out
