@@ -1,0 +1,123 @@
+"""DPSL nodes in the real server: user-facing errors, Cancel, and the in-process adapters."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.comfy_harness import ExecutionFailed
+
+API_DIR = Path(__file__).parent / "api_workflows"
+
+
+def simulate_prompt(keep_paths=False, **scenario) -> dict:
+    prompt = json.loads((API_DIR / "dpsl_smooth_rr.json").read_text())
+    prompt["1"]["inputs"].update(scenario)
+    prompt["3"] = {"class_type": "DPSLSimulate", "inputs": {"scenario": ["1", 0], "keep_paths": keep_paths,
+                                                            "memory_budget_gb": 2.0}}
+    prompt["2"] = {"class_type": "DPSLReport", "inputs": {"filename_prefix": "dpsl/test", "result": ["3", 0]}}
+    return prompt
+
+
+def sweep_prompt(grid: str) -> dict:
+    prompt = copy.deepcopy(json.loads((API_DIR / "dpsl_stopping_time.json").read_text()))
+    prompt["1"]["inputs"].update(runs=10, agents=50)
+    prompt["2"]["inputs"]["epsilon_grid"] = grid
+    return prompt
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("prompt, node_type, words", [
+    (simulate_prompt(epsilon=0.0), "DPSLScenario", ["epsilon", "> 0"]),
+    (simulate_prompt(signal="binary", mechanism="rr", p=0.5), "DPSLScenario", ["p", "(0.5, 1)"]),
+    (simulate_prompt(keep_paths=True, agents=200_000, runs=20_000), "DPSLSimulate",
+     ["keep_paths", "memory budget", "runs x agents"]),
+    (sweep_prompt(""), "DPSLSweep", ["epsilon_grid", "empty"]),
+    (sweep_prompt("0.5, -1"), "DPSLSweep", ["epsilon_grid", "> 0"]),
+], ids=["eps_zero", "p_half", "memory_budget", "empty_grid", "negative_grid_value"])
+def test_bad_parameters_reach_the_user_naming_the_parameter(comfy_server, prompt, node_type, words):
+    error = comfy_server.run_expecting_error(prompt)
+    assert error["node_type"] == node_type
+    for word in words:
+        assert word in error["exception_message"], error["exception_message"]
+    assert "Traceback" not in error["exception_message"]
+
+
+@pytest.mark.server
+def test_out_of_range_widget_is_rejected_before_running(comfy_server):
+    with pytest.raises(ExecutionFailed) as err:
+        comfy_server.queue(simulate_prompt(epsilon=-1.0))
+    assert "epsilon" in str(err.value)
+
+
+@pytest.mark.server
+def test_cancel_stops_a_long_simulation_and_the_server_stays_healthy(comfy_server):
+    # ~10^8 agent steps: minutes on 2 cores if Cancel were ignored.
+    prompt = simulate_prompt(agents=100_000, runs=1000, seed=12345)
+    prompt_id = comfy_server.queue(prompt)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until the simulation itself is running
+        queue = comfy_server.get_json("/queue")
+        if queue["queue_running"]:
+            break
+        time.sleep(0.2)
+    time.sleep(2.0)
+    started = time.monotonic()
+    comfy_server.interrupt()
+    entry = comfy_server.wait(prompt_id, timeout=60)
+    stopped_after = time.monotonic() - started
+    kinds = [kind for kind, _ in entry["status"]["messages"]]
+    assert "execution_interrupted" in kinds, kinds
+    assert "execution_error" not in kinds
+    assert stopped_after < 20, f"Cancel took {stopped_after:.1f} s"
+    # The next prompt runs normally.
+    comfy_server.run(simulate_prompt(agents=100, runs=50, seed=1))
+
+
+# -- in-process: the adapters themselves ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lab(comfy_inprocess):
+    import importlib
+
+    return importlib.import_module(comfy_inprocess.pack.__name__ + ".nodes.dpsl_lab")
+
+
+def test_simulate_runs_on_the_host_device_and_reports_progress(lab, monkeypatch):
+    import comfy.utils
+
+    calls = []
+    monkeypatch.setattr(comfy.utils, "PROGRESS_BAR_HOOK", lambda value, total, preview, node_id=None:
+                        calls.append((value, total)))
+    scenario = lab.DPSLScenario.execute("gaussian", 1.0, 0.7, "smooth", "fixed", 1.0, 0.0, 1.0, "half", 200, 20,
+                                        0, 0.0, 16).result[0]
+    result = lab.DPSLSimulate.execute(scenario, False, 2.0).result[0]
+    assert result.device == "cpu"
+    assert calls and calls[-1] == (200 * 20, 200 * 20)
+
+
+def test_cancel_flag_becomes_comfyui_interrupt(lab, monkeypatch):
+    import comfy.model_management as mm
+
+    scenario = lab.DPSLScenario.execute("gaussian", 1.0, 0.7, "smooth", "fixed", 1.0, 0.0, 1.0, "half", 5000, 50,
+                                        0, 0.0, 16).result[0]
+    mm.interrupt_current_processing(True)
+    try:
+        with pytest.raises(mm.InterruptProcessingException):
+            lab.DPSLSimulate.execute(scenario, False, 2.0)
+    finally:
+        mm.interrupt_current_processing(False)
+    assert not mm.processing_interrupted()
+
+
+def test_grid_parsing(lab):
+    assert lab.parse_grid("0.1, 0.5,1", "g") == [0.1, 0.5, 1.0]
+    assert lab.parse_grid("linspace(0.5, 1, 3)", "g") == [0.5, 0.75, 1.0]
+    for bad in ("", " , ", "a, b", "linspace(1, 2)"):
+        with pytest.raises(ValueError, match="g"):
+            lab.parse_grid(bad, "g")
