@@ -74,13 +74,13 @@ class NPNet(nn.Module):
         prompt_embeds = broadcast_prompt(prompt_embeds, noise.shape[0])
         device = self.alpha.device
         with torch.no_grad():
-            golden = self.golden_noise(
+            golden = self._golden_noise(
                 noise.to(device=device, dtype=torch.float32),
                 prompt_embeds.to(device=device, dtype=torch.float32),
             )
         return golden.to(device=noise.device, dtype=noise.dtype)
 
-    def golden_noise(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    def _golden_noise(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         """The network itself, on validated float32 tensors on the model's device."""
         t = self.embeeding(x, e)
         gate = 2 * torch.sigmoid(self.alpha) - 1
