@@ -32,9 +32,8 @@ try:
     import comfy.sample as comfy_sample
     import comfy.samplers as comfy_samplers
     import latent_preview
-    from comfy_extras.nodes_custom_sampler import Noise_RandomNoise
 except ImportError:
-    model_patcher = comfy_sample = comfy_samplers = latent_preview = Noise_RandomNoise = None
+    model_patcher = comfy_sample = comfy_samplers = latent_preview = None
 
 if folder_paths is None:
     HOST_API = None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from .comfy_host import (
     MENU,
-    Noise_RandomNoise,
     comfy_sample,
     comfy_samplers,
     comfy_utils,
@@ -17,7 +16,15 @@ from .comfy_host import (
     latent_preview,
 )
 from .golden_noise_loader import NPNetWeights, load_weights, register_folder, weight_choices
-from .golden_noise_source import POLICIES, RESOLUTION_MODES, GoldenNoise, GoldenSettings, Origin, start_latent
+from .golden_noise_source import (
+    POLICIES,
+    RESOLUTION_MODES,
+    GoldenNoise,
+    GoldenSettings,
+    Origin,
+    SeedNoise,
+    start_latent,
+)
 
 # Imported only inside ComfyUI (extension.node_classes), so `io` is the host's schema API here.
 CATEGORY = f"{MENU}/noise"
@@ -143,7 +150,7 @@ class GoldenNoiseKSampler(io.ComfyNode):
         latent = latent_image.copy()
         latent["samples"] = comfy_sample.fix_empty_latent_channels(model, latent_image["samples"])
         origin = Origin("KSampler (Golden Noise)", node_id(cls))
-        golden = GoldenNoise(Noise_RandomNoise(seed), npnet, positive,
+        golden = GoldenNoise(SeedNoise(seed), npnet, positive,
                              settings(token_policy, strength, resolution_mode), origin)
         noise = golden.generate_noise(latent)
         samples = comfy_sample.sample(
@@ -188,7 +195,7 @@ class GoldenNoiseToLatent(io.ComfyNode):
         latent = latent_image.copy()
         latent["samples"] = comfy_sample.fix_empty_latent_channels(model, latent_image["samples"])
         origin = Origin("Golden Noise to Latent (GoldenNoiseToLatent)", node_id(cls))
-        golden = GoldenNoise(Noise_RandomNoise(seed), npnet, positive,
+        golden = GoldenNoise(SeedNoise(seed), npnet, positive,
                              settings(token_policy, strength, resolution_mode), origin)
         latent["samples"] = start_latent(model, golden.generate_noise(latent), latent["samples"])
         return io.NodeOutput(latent)

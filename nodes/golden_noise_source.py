@@ -13,7 +13,7 @@ import torch
 from ..npnet import perturbation_transfer
 from ..npnet.conditioning import POLICIES, describe_width, fit_tokens
 from ..npnet.model import check_noise
-from .comfy_host import comfy_utils, model_management
+from .comfy_host import comfy_sample, comfy_utils, model_management
 from .golden_noise_loader import GoldenNoiseError, NPNetWeights
 
 RESOLUTION_MODES = ("strict", "perturbation_transfer")
@@ -74,6 +74,16 @@ def blend(upstream: torch.Tensor, golden: torch.Tensor, strength: float) -> torc
     mix = (1.0 - strength) * upstream + strength * golden
     target = (1.0 - strength) * upstream.std(dim=dims, keepdim=True) + strength * golden.std(dim=dims, keepdim=True)
     return mix * (target / mix.std(dim=dims, keepdim=True))
+
+
+class SeedNoise:
+    """The noise KSampler draws for a seed (`prepare_noise`, honouring `batch_index`), as a NOISE object."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def generate_noise(self, input_latent: dict) -> torch.Tensor:
+        return comfy_sample.prepare_noise(input_latent["samples"], self.seed, input_latent.get("batch_index"))
 
 
 class GoldenNoise:
