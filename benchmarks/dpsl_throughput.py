@@ -1,0 +1,132 @@
+"""Agent-steps per second of the Gaussian smooth-RR simulation: ours vs two baselines, same run.
+
+    python benchmarks/dpsl_throughput.py [--device cpu|cuda] [--runs R] [--agents N] [--repeats K]
+
+Baselines (dpsl/reference.py; same model, drawn at the signal level):
+  loop  - one run and one agent at a time in plain Python;
+  numpy - runs as the vector axis, one numpy/scipy array operation per formula term.
+The baselines always run on the CPU at reduced sizes (the loop at a few runs, numpy at min(R, 65536)
+runs, both for at most N agents); throughput is per agent step, so sizes only matter through cache
+and vector length. Each timing is the best of --repeats, interleaved so that load from other
+processes hits all three alike. Ratios are ours / baseline. Peak memory: CUDA max allocated, or the
+process's peak resident set during our run on the CPU (VmHWM, reset before the run; it includes the
+interpreter and torch, about 300-400 MiB). The streaming summaries keep ours O(R): the last line
+measures the peak at two horizons N and 4N to show it does not grow with N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from dpsl import Scenario, simulate  # noqa: E402
+from dpsl.reference import simulate_loop, simulate_numpy  # noqa: E402
+
+SIGMA, EPS = 1.0, 1.0
+
+
+def _reset_peak_rss() -> None:
+    """Linux: writing 5 to clear_refs resets VmHWM, so the next reading is this phase's peak."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _peak_rss_mib() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def time_ours(runs: int, agents: int, device: str) -> tuple[float, float]:
+    scenario = Scenario(signal="gaussian", sigma=SIGMA, mechanism="smooth", epsilon=EPS, agents=agents, runs=runs,
+                        seed=1, checkpoints=(agents,))
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        _reset_peak_rss()
+    start = time.perf_counter()
+    simulate(scenario, device=device)  # the result is copied to the host, which synchronises
+    elapsed = time.perf_counter() - start
+    peak = torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else _peak_rss_mib()
+    return runs * agents / elapsed, peak
+
+
+def time_numpy(runs: int, agents: int) -> float:
+    start = time.perf_counter()
+    simulate_numpy(SIGMA, EPS, runs, agents, seed=1)
+    return runs * agents / (time.perf_counter() - start)
+
+
+def time_loop(runs: int, agents: int) -> float:
+    start = time.perf_counter()
+    simulate_loop(SIGMA, EPS, runs, agents, seed=1)
+    return runs * agents / (time.perf_counter() - start)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--runs", type=int, default=None, help="R (default 131072 CPU, 4194304 CUDA)")
+    parser.add_argument("--agents", type=int, default=None, help="N (default 200 CPU, 500 CUDA)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print one JSON line instead of text")
+    args = parser.parse_args(argv)
+    cuda = args.device.startswith("cuda")
+    if cuda and not torch.cuda.is_available():
+        print("no CUDA device available", file=sys.stderr)
+        return 1
+    runs = args.runs or (4_194_304 if cuda else 131_072)
+    agents = args.agents or (500 if cuda else 200)
+    np_runs, np_agents = min(runs, 65_536), min(agents, 200)
+    loop_runs, loop_agents = 4, min(agents, 500)
+
+    time_ours(min(runs, 8192), 16, args.device)  # warm-up: first-touch allocations, CUDA context
+    best = {"ours": 0.0, "numpy": 0.0, "loop": 0.0}
+    peak = 0.0
+    for _ in range(args.repeats):
+        rate, peak = time_ours(runs, agents, args.device)
+        best["ours"] = max(best["ours"], rate)
+        best["numpy"] = max(best["numpy"], time_numpy(np_runs, np_agents))
+        best["loop"] = max(best["loop"], time_loop(loop_runs, loop_agents))
+    _, peak_n = time_ours(runs, agents, args.device)
+    _, peak_4n = time_ours(runs, 4 * agents, args.device)
+    report = {
+        "device": torch.cuda.get_device_name(0) if cuda else f"cpu x{torch.get_num_threads()} threads",
+        "runs": runs, "agents": agents,
+        "ours_agent_steps_per_s": best["ours"],
+        "numpy_agent_steps_per_s": best["numpy"], "numpy_size": [np_runs, np_agents],
+        "loop_agent_steps_per_s": best["loop"], "loop_size": [loop_runs, loop_agents],
+        "ratio_vs_numpy": best["ours"] / best["numpy"],
+        "ratio_vs_loop": best["ours"] / best["loop"],
+        "peak_mib": peak, "peak_mib_at_N": peak_n, "peak_mib_at_4N": peak_4n,
+        "peak_kind": "cuda max allocated" if cuda else "process peak RSS",
+    }
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"dpsl throughput, Gaussian smooth RR (sigma={SIGMA}, eps={EPS}) on {report['device']}")
+    print(f"  ours   R={runs} N={agents}: {best['ours']:.3e} agent-steps/s")
+    print(f"  numpy  R={np_runs} N={np_agents}: {best['numpy']:.3e} agent-steps/s  -> ours x{report['ratio_vs_numpy']:.2f}")
+    print(f"  loop   R={loop_runs} N={loop_agents}: {best['loop']:.3e} agent-steps/s  -> ours x{report['ratio_vs_loop']:.0f}")
+    print(f"  peak memory ({report['peak_kind']}): {peak:.0f} MiB; at N={agents}: {peak_n:.0f} MiB, "
+          f"at N={4 * agents}: {peak_4n:.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
