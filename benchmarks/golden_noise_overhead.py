@@ -45,8 +45,9 @@ def import_comfy(device: str):
 
 
 def import_pack():
-    spec = importlib.util.spec_from_file_location(PACK, REPO_ROOT / "__init__.py",
-                                                  submodule_search_locations=[str(REPO_ROOT)])
+    spec = importlib.util.spec_from_file_location(
+        PACK, REPO_ROOT / "__init__.py", submodule_search_locations=[str(REPO_ROOT)]
+    )
     pack = importlib.util.module_from_spec(spec)
     sys.modules[PACK] = pack
     spec.loader.exec_module(pack)
@@ -76,7 +77,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=None, help="warm repeats (default 5 on CPU, 30 on CUDA)")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="warm repeats (default 5 on CPU, 30 on CUDA)"
+    )
     opts = parser.parse_args()
     if opts.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device")
@@ -100,8 +103,9 @@ def main() -> None:
 
     def golden(seed: int):
         weights = nodes.GoldenNoiseLoader.execute("bench-sdxl.safetensors").args[0]
-        noise = nodes.GoldenNoiseApply.execute(noise=Noise_RandomNoise(seed), positive=cond, npnet=weights,
-                                               **widgets).args[0]
+        noise = nodes.GoldenNoiseApply.execute(
+            noise=Noise_RandomNoise(seed), positive=cond, npnet=weights, **widgets
+        ).args[0]
         return noise.generate_noise(latent)
 
     plain(0)  # torch's CPU RNG warm-up, so the baseline is not charged to either side
@@ -114,14 +118,29 @@ def main() -> None:
     baseline = statistics.median(base_times)
 
     device = mm.get_torch_device()
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"Golden Noise node overhead per queue run: batch {opts.batch} x 1024x1024 latent, SDXL NPNet, {name}, "
-          f"torch {torch.__version__}")
-    print(f"  cold (first run in the process: load + NPNet):             {1000 * (cold - baseline):8.1f} ms")
-    print(f"  warm (network cached), median of {repeats}:                {1000 * (statistics.median(warm) - baseline):8.1f} ms"
-          f"   (min {1000 * (min(warm) - baseline):.1f} ms, max {1000 * (max(warm) - baseline):.1f} ms)")
-    print(f"  loader answering from its cache:                          {1000 * load:8.3f} ms")
-    print(f"  plain RandomNoise, for reference:                         {1000 * baseline:8.1f} ms")
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU ({torch.get_num_threads()} threads)"
+    )
+    ms = {
+        "cold": cold - baseline,
+        "warm": statistics.median(warm) - baseline,
+        "min": min(warm) - baseline,
+        "max": max(warm) - baseline,
+    }
+    ms = {k: 1000 * v for k, v in ms.items()}
+    print(
+        f"Golden Noise node overhead per queue run: batch {opts.batch} x 1024x1024 latent, SDXL NPNet, "
+        f"{name}, torch {torch.__version__}"
+    )
+    print(f"  cold (first run in the process: load + NPNet): {ms['cold']:8.1f} ms")
+    print(
+        f"  warm (network cached), median of {repeats:<3}:     {ms['warm']:8.1f} ms"
+        f"   (min {ms['min']:.1f}, max {ms['max']:.1f})"
+    )
+    print(f"  loader answering from its cache:               {1000 * load:8.3f} ms")
+    print(f"  plain RandomNoise, for reference:              {1000 * baseline:8.1f} ms")
 
 
 if __name__ == "__main__":

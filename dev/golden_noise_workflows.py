@@ -48,22 +48,50 @@ INPUTS = {
     "KSamplerSelect": [],
     "BasicScheduler": [("model", "MODEL")],
     "CFGGuider": [("model", "MODEL"), ("positive", "CONDITIONING"), ("negative", "CONDITIONING")],
-    "SamplerCustomAdvanced": [("noise", "NOISE"), ("guider", "GUIDER"), ("sampler", "SAMPLER"),
-                              ("sigmas", "SIGMAS"), ("latent_image", "LATENT")],
-    "KSamplerAdvanced": [("model", "MODEL"), ("positive", "CONDITIONING"), ("negative", "CONDITIONING"),
-                         ("latent_image", "LATENT")],
+    "SamplerCustomAdvanced": [
+        ("noise", "NOISE"),
+        ("guider", "GUIDER"),
+        ("sampler", "SAMPLER"),
+        ("sigmas", "SIGMAS"),
+        ("latent_image", "LATENT"),
+    ],
+    "KSamplerAdvanced": [
+        ("model", "MODEL"),
+        ("positive", "CONDITIONING"),
+        ("negative", "CONDITIONING"),
+        ("latent_image", "LATENT"),
+    ],
     "VAEDecode": [("samples", "LATENT"), ("vae", "VAE")],
     "SaveImage": [("images", "IMAGE")],
     "GoldenNoiseLoader": [],
     "GoldenNoiseApply": [("noise", "NOISE"), ("positive", "CONDITIONING"), ("npnet", "NPNET")],
-    "GoldenNoiseKSampler": [("model", "MODEL"), ("positive", "CONDITIONING"), ("negative", "CONDITIONING"),
-                            ("latent_image", "LATENT"), ("npnet", "NPNET")],
-    "GoldenNoiseToLatent": [("model", "MODEL"), ("latent_image", "LATENT"), ("positive", "CONDITIONING"),
-                            ("npnet", "NPNET")],
+    "GoldenNoiseKSampler": [
+        ("model", "MODEL"),
+        ("positive", "CONDITIONING"),
+        ("negative", "CONDITIONING"),
+        ("latent_image", "LATENT"),
+        ("npnet", "NPNET"),
+    ],
+    "GoldenNoiseToLatent": [
+        ("model", "MODEL"),
+        ("latent_image", "LATENT"),
+        ("positive", "CONDITIONING"),
+        ("npnet", "NPNET"),
+    ],
 }
-TYPE_COLOURS = {"MODEL": "#b39ddb", "CLIP": "#ffd54f", "VAE": "#ef9a9a", "CONDITIONING": "#ffb74d",
-                "LATENT": "#f48fb1", "NOISE": "#90caf9", "NPNET": "#e6b800", "GUIDER": "#80cbc4",
-                "SAMPLER": "#a5d6a7", "SIGMAS": "#bcaaa4", "IMAGE": "#64b5f6"}
+TYPE_COLOURS = {
+    "MODEL": "#b39ddb",
+    "CLIP": "#ffd54f",
+    "VAE": "#ef9a9a",
+    "CONDITIONING": "#ffb74d",
+    "LATENT": "#f48fb1",
+    "NOISE": "#90caf9",
+    "NPNET": "#e6b800",
+    "GUIDER": "#80cbc4",
+    "SAMPLER": "#a5d6a7",
+    "SIGMAS": "#bcaaa4",
+    "IMAGE": "#64b5f6",
+}
 GOLDEN_TINT = "#fff3c4"
 
 SDXL_CKPT = "sd_xl_base_1.0.safetensors"
@@ -114,77 +142,126 @@ def custom_sampler_nodes(seed: int, variant: str, cfg: float, y: int = 0, x: int
 
 
 CUSTOM_SAMPLER_LINKS = [
-    ("ckpt", 1, "pos", "clip"), ("ckpt", 1, "neg", "clip"),
-    ("ckpt", 0, "guider", "model"), ("pos", 0, "guider", "positive"), ("neg", 0, "guider", "negative"),
+    ("ckpt", 1, "pos", "clip"),
+    ("ckpt", 1, "neg", "clip"),
+    ("ckpt", 0, "guider", "model"),
+    ("pos", 0, "guider", "positive"),
+    ("neg", 0, "guider", "negative"),
     ("ckpt", 0, "sigmas", "model"),
-    ("noise", 0, "golden", "noise"), ("pos", 0, "golden", "positive"), ("npnet", 0, "golden", "npnet"),
-    ("golden", 0, "sample", "noise"), ("guider", 0, "sample", "guider"), ("sampler", 0, "sample", "sampler"),
-    ("sigmas", 0, "sample", "sigmas"), ("latent", 0, "sample", "latent_image"),
-    ("sample", 0, "decode", "samples"), ("ckpt", 2, "decode", "vae"), ("decode", 0, "save", "images"),
+    ("noise", 0, "golden", "noise"),
+    ("pos", 0, "golden", "positive"),
+    ("npnet", 0, "golden", "npnet"),
+    ("golden", 0, "sample", "noise"),
+    ("guider", 0, "sample", "guider"),
+    ("sampler", 0, "sample", "sampler"),
+    ("sigmas", 0, "sample", "sigmas"),
+    ("latent", 0, "sample", "latent_image"),
+    ("sample", 0, "decode", "samples"),
+    ("ckpt", 2, "decode", "vae"),
+    ("decode", 0, "save", "images"),
 ]
 
 
 def graphs() -> list[Graph]:
     sdxl = Graph(
-        "golden_noise_sdxl_custom_sampler", "SDXL 1024x1024, SamplerCustomAdvanced",
+        "golden_noise_sdxl_custom_sampler",
+        "SDXL 1024x1024, SamplerCustomAdvanced",
         checkpoint_and_prompts(SDXL_CKPT) + custom_sampler_nodes(42, "SDXL", 5.5),
         CUSTOM_SAMPLER_LINKS,
         "RandomNoise -> Golden Noise -> SamplerCustomAdvanced",
     )
     dit = Graph(
-        "golden_noise_hunyuan_dit", "Hunyuan-DiT 1.2, 1024x1024",
+        "golden_noise_hunyuan_dit",
+        "Hunyuan-DiT 1.2, 1024x1024",
         checkpoint_and_prompts("hunyuan_dit_1.2.safetensors", negative="")
         + custom_sampler_nodes(42, "Hunyuan-DiT", 5.0),
         CUSTOM_SAMPLER_LINKS,
         "Hunyuan-DiT weights + the BERT conditioning of the DiT checkpoint",
     )
     ksampler = Graph(
-        "golden_noise_sdxl_ksampler", "SDXL, KSampler (Golden Noise)",
-        checkpoint_and_prompts(SDXL_CKPT) + [
+        "golden_noise_sdxl_ksampler",
+        "SDXL, KSampler (Golden Noise)",
+        checkpoint_and_prompts(SDXL_CKPT)
+        + [
             Node("npnet", "GoldenNoiseLoader", (720, 420), ["SDXL"]),
             Node("latent", "EmptyLatentImage", (720, 540), [1024, 1024, 1]),
-            Node("ks", "GoldenNoiseKSampler", (1080, 100),
-                 [42, "fixed", 30, 5.5, "dpmpp_2m", "karras", 1.0] + GOLDEN_WIDGETS),
+            Node(
+                "ks",
+                "GoldenNoiseKSampler",
+                (1080, 100),
+                [42, "fixed", 30, 5.5, "dpmpp_2m", "karras", 1.0] + GOLDEN_WIDGETS,
+            ),
             Node("decode", "VAEDecode", (1440, 100)),
             Node("save", "SaveImage", (1800, 100), ["golden_noise_ksampler"]),
         ],
-        [("ckpt", 1, "pos", "clip"), ("ckpt", 1, "neg", "clip"), ("ckpt", 0, "ks", "model"),
-         ("pos", 0, "ks", "positive"), ("neg", 0, "ks", "negative"), ("latent", 0, "ks", "latent_image"),
-         ("npnet", 0, "ks", "npnet"), ("ks", 0, "decode", "samples"), ("ckpt", 2, "decode", "vae"),
-         ("decode", 0, "save", "images")],
+        [
+            ("ckpt", 1, "pos", "clip"),
+            ("ckpt", 1, "neg", "clip"),
+            ("ckpt", 0, "ks", "model"),
+            ("pos", 0, "ks", "positive"),
+            ("neg", 0, "ks", "negative"),
+            ("latent", 0, "ks", "latent_image"),
+            ("npnet", 0, "ks", "npnet"),
+            ("ks", 0, "decode", "samples"),
+            ("ckpt", 2, "decode", "vae"),
+            ("decode", 0, "save", "images"),
+        ],
         "a drop-in for KSampler: same widgets, plus NPNET",
     )
     advanced = Graph(
-        "golden_noise_sdxl_ksampler_advanced", "SDXL, Golden Noise to Latent + KSamplerAdvanced",
-        checkpoint_and_prompts(SDXL_CKPT) + [
+        "golden_noise_sdxl_ksampler_advanced",
+        "SDXL, Golden Noise to Latent + KSamplerAdvanced",
+        checkpoint_and_prompts(SDXL_CKPT)
+        + [
             Node("npnet", "GoldenNoiseLoader", (720, 420), ["SDXL"]),
             Node("latent", "EmptyLatentImage", (720, 540), [1024, 1024, 1]),
             Node("to_latent", "GoldenNoiseToLatent", (1080, 380), [42, "fixed"] + GOLDEN_WIDGETS),
-            Node("ks", "KSamplerAdvanced", (1440, 100),
-                 ["disable", 0, "fixed", 30, 5.5, "dpmpp_2m", "karras", 0, 10000, "disable"]),
+            Node(
+                "ks",
+                "KSamplerAdvanced",
+                (1440, 100),
+                ["disable", 0, "fixed", 30, 5.5, "dpmpp_2m", "karras", 0, 10000, "disable"],
+            ),
             Node("decode", "VAEDecode", (1800, 100)),
             Node("save", "SaveImage", (2160, 100), ["golden_noise_advanced"]),
         ],
-        [("ckpt", 1, "pos", "clip"), ("ckpt", 1, "neg", "clip"),
-         ("ckpt", 0, "to_latent", "model"), ("latent", 0, "to_latent", "latent_image"),
-         ("pos", 0, "to_latent", "positive"), ("npnet", 0, "to_latent", "npnet"),
-         ("ckpt", 0, "ks", "model"), ("pos", 0, "ks", "positive"), ("neg", 0, "ks", "negative"),
-         ("to_latent", 0, "ks", "latent_image"), ("ks", 0, "decode", "samples"), ("ckpt", 2, "decode", "vae"),
-         ("decode", 0, "save", "images")],
+        [
+            ("ckpt", 1, "pos", "clip"),
+            ("ckpt", 1, "neg", "clip"),
+            ("ckpt", 0, "to_latent", "model"),
+            ("latent", 0, "to_latent", "latent_image"),
+            ("pos", 0, "to_latent", "positive"),
+            ("npnet", 0, "to_latent", "npnet"),
+            ("ckpt", 0, "ks", "model"),
+            ("pos", 0, "ks", "positive"),
+            ("neg", 0, "ks", "negative"),
+            ("to_latent", 0, "ks", "latent_image"),
+            ("ks", 0, "decode", "samples"),
+            ("ckpt", 2, "decode", "vae"),
+            ("decode", 0, "save", "images"),
+        ],
         "KSamplerAdvanced: add_noise = disable, start_at_step = 0",
     )
     side = Graph(
-        "golden_noise_side_by_side", "Same seed: plain noise vs golden noise (SDXL)",
-        checkpoint_and_prompts(SDXL_CKPT) + custom_sampler_nodes(42, "SDXL", 5.5) + [
+        "golden_noise_side_by_side",
+        "Same seed: plain noise vs golden noise (SDXL)",
+        checkpoint_and_prompts(SDXL_CKPT)
+        + custom_sampler_nodes(42, "SDXL", 5.5)
+        + [
             Node("sample_plain", "SamplerCustomAdvanced", (1440, -300), title="Plain noise"),
             Node("decode_plain", "VAEDecode", (1800, -300)),
             Node("save_plain", "SaveImage", (2160, -300), ["plain_noise"]),
         ],
-        CUSTOM_SAMPLER_LINKS + [
-            ("noise", 0, "sample_plain", "noise"), ("guider", 0, "sample_plain", "guider"),
-            ("sampler", 0, "sample_plain", "sampler"), ("sigmas", 0, "sample_plain", "sigmas"),
-            ("latent", 0, "sample_plain", "latent_image"), ("sample_plain", 0, "decode_plain", "samples"),
-            ("ckpt", 2, "decode_plain", "vae"), ("decode_plain", 0, "save_plain", "images"),
+        CUSTOM_SAMPLER_LINKS
+        + [
+            ("noise", 0, "sample_plain", "noise"),
+            ("guider", 0, "sample_plain", "guider"),
+            ("sampler", 0, "sample_plain", "sampler"),
+            ("sigmas", 0, "sample_plain", "sigmas"),
+            ("latent", 0, "sample_plain", "latent_image"),
+            ("sample_plain", 0, "decode_plain", "samples"),
+            ("ckpt", 2, "decode_plain", "vae"),
+            ("decode_plain", 0, "save_plain", "images"),
         ],
         "one RandomNoise feeds both samplers; only Golden Noise differs",
     )
@@ -216,11 +293,20 @@ def to_workflow(graph: Graph) -> dict:
     nodes = []
     for order, node in enumerate(graph.nodes):
         entry = {
-            "id": ids[node.key], "type": node.type, "pos": list(node.pos), "size": [WIDTH, node_height(node)],
-            "flags": {}, "order": order, "mode": 0,
-            "inputs": [{"name": n, "type": t, "link": incoming.get((node.key, n))} for n, t in INPUTS[node.type]],
-            "outputs": [{"name": n, "type": t, "links": outgoing.get((node.key, i), []), "slot_index": i}
-                        for i, (n, t) in enumerate(OUTPUTS[node.type])],
+            "id": ids[node.key],
+            "type": node.type,
+            "pos": list(node.pos),
+            "size": [WIDTH, node_height(node)],
+            "flags": {},
+            "order": order,
+            "mode": 0,
+            "inputs": [
+                {"name": n, "type": t, "link": incoming.get((node.key, n))} for n, t in INPUTS[node.type]
+            ],
+            "outputs": [
+                {"name": n, "type": t, "links": outgoing.get((node.key, i), []), "slot_index": i}
+                for i, (n, t) in enumerate(OUTPUTS[node.type])
+            ],
             "properties": {"Node name for S&R": node.type},
             "widgets_values": node.widgets,
         }
@@ -230,8 +316,13 @@ def to_workflow(graph: Graph) -> dict:
             entry["color"], entry["bgcolor"] = "#8a6d00", "#5c4a00"
         nodes.append(entry)
     return {
-        "last_node_id": len(nodes), "last_link_id": len(links), "nodes": nodes, "links": links, "groups": [],
-        "config": {}, "extra": {"ds": {"scale": 0.6, "offset": [40, 320]}, "golden_noise_note": graph.note},
+        "last_node_id": len(nodes),
+        "last_link_id": len(links),
+        "nodes": nodes,
+        "links": links,
+        "groups": [],
+        "config": {},
+        "extra": {"ds": {"scale": 0.6, "offset": [40, 320]}, "golden_noise_note": graph.note},
         "version": 0.4,
     }
 
@@ -246,23 +337,51 @@ def draw_thumbnail(graph: Graph, path: Path) -> None:
     for node in graph.nodes:
         h = node_height(node)
         golden = node.type.startswith("GoldenNoise")
-        ax.add_patch(FancyBboxPatch((node.pos[0], node.pos[1]), WIDTH, h, boxstyle="round,pad=4",
-                                    facecolor=GOLDEN_TINT if golden else "#eceff1",
-                                    edgecolor="#b8860b" if golden else "#78909c", linewidth=1.4 if golden else 0.8))
-        ax.text(node.pos[0] + WIDTH / 2, node.pos[1] + h / 2, node.title or node.type, ha="center", va="center",
-                fontsize=6 if len(node.title or node.type) < 20 else 5, weight="bold" if golden else "normal")
+        ax.add_patch(
+            FancyBboxPatch(
+                (node.pos[0], node.pos[1]),
+                WIDTH,
+                h,
+                boxstyle="round,pad=4",
+                facecolor=GOLDEN_TINT if golden else "#eceff1",
+                edgecolor="#b8860b" if golden else "#78909c",
+                linewidth=1.4 if golden else 0.8,
+            )
+        )
+        ax.text(
+            node.pos[0] + WIDTH / 2,
+            node.pos[1] + h / 2,
+            node.title or node.type,
+            ha="center",
+            va="center",
+            fontsize=6 if len(node.title or node.type) < 20 else 5,
+            weight="bold" if golden else "normal",
+        )
         boxes[node.key] = (node.pos[0], node.pos[1], h)
     for src, slot, dst, _ in graph.links:
         sx, sy, sh = boxes[src]
         dx, dy, dh = boxes[dst]
         src_type = next(n.type for n in graph.nodes if n.key == src)
         kind = OUTPUTS[src_type][slot][1]
-        ax.add_patch(FancyArrowPatch((sx + WIDTH, sy + sh / 2), (dx, dy + dh / 2), arrowstyle="-|>",
-                                     mutation_scale=6, color=TYPE_COLOURS.get(kind, "#999"), linewidth=0.9,
-                                     connectionstyle="arc3,rad=0.08"))
+        ax.add_patch(
+            FancyArrowPatch(
+                (sx + WIDTH, sy + sh / 2),
+                (dx, dy + dh / 2),
+                arrowstyle="-|>",
+                mutation_scale=6,
+                color=TYPE_COLOURS.get(kind, "#999"),
+                linewidth=0.9,
+                connectionstyle="arc3,rad=0.08",
+            )
+        )
     ax.text(min(xs) - 20, min(ys) - 100, f"Golden Noise example: {graph.title}", fontsize=9, weight="bold")
-    ax.text(min(xs) - 20, min(ys) - 50, f"Workflow diagram (not a generated image). {graph.note}",
-            fontsize=6.5, color="#455a64")
+    ax.text(
+        min(xs) - 20,
+        min(ys) - 50,
+        f"Workflow diagram (not a generated image). {graph.note}",
+        fontsize=6.5,
+        color="#455a64",
+    )
     ax.axis("off")
     fig.tight_layout(pad=0.2)
     fig.savefig(path, metadata={"Software": None})

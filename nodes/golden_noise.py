@@ -35,18 +35,35 @@ register_folder()
 def golden_inputs() -> list:
     """The NPNET input and Golden Noise widgets every golden node shares."""
     return [
-        NPNET.Input("npnet", tooltip="The NPNet network from Golden Noise Loader; its variant must match "
-                    "the base model (SDXL family or Hunyuan-DiT)."),
-        io.Combo.Input("token_policy", options=list(POLICIES), default="first_chunk",
-                       tooltip="Prompts longer than 75 tokens: 'first_chunk' feeds NPNet the first 77 "
-                       "tokens (what it was trained on); 'chunk_average' averages SDXL's 77-token chunks."),
-        io.Float.Input("strength", default=1.0, min=0.0, max=1.0, step=0.01,
-                       tooltip="0 = the plain seeded noise, 1 = the golden noise; in between, a blend "
-                       "rescaled to unit variance."),
-        io.Combo.Input("resolution_mode", options=list(RESOLUTION_MODES), default="strict",
-                       tooltip="'strict': only 128x128 latents (1024x1024 px), what NPNet was trained on; "
-                       "other sizes are an error. 'perturbation_transfer': any size, NPNet's correction of "
-                       "a 128x128 resampling carried to the native noise (an approximation, weaker effect)."),
+        NPNET.Input(
+            "npnet",
+            tooltip="The NPNet network from Golden Noise Loader; its variant must match "
+            "the base model (SDXL family or Hunyuan-DiT).",
+        ),
+        io.Combo.Input(
+            "token_policy",
+            options=list(POLICIES),
+            default="first_chunk",
+            tooltip="Prompts longer than 75 tokens: 'first_chunk' feeds NPNet the first 77 "
+            "tokens (what it was trained on); 'chunk_average' averages SDXL's 77-token chunks.",
+        ),
+        io.Float.Input(
+            "strength",
+            default=1.0,
+            min=0.0,
+            max=1.0,
+            step=0.01,
+            tooltip="0 = the plain seeded noise, 1 = the golden noise; in between, a blend "
+            "rescaled to unit variance.",
+        ),
+        io.Combo.Input(
+            "resolution_mode",
+            options=list(RESOLUTION_MODES),
+            default="strict",
+            tooltip="'strict': only 128x128 latents (1024x1024 px), what NPNet was trained on; "
+            "other sizes are an error. 'perturbation_transfer': any size, NPNet's correction of "
+            "a 128x128 resampling carried to the native noise (an approximation, weaker effect).",
+        ),
     ]
 
 
@@ -67,14 +84,20 @@ class GoldenNoiseLoader(io.ComfyNode):
             display_name="Golden Noise Loader",
             category=CATEGORY,
             description="Loads an NPNet (Golden Noise) network. The released variants download on first "
-                        "use into models/npnet; files there (or in an `npnet:` folder of "
-                        "extra_model_paths.yaml) are listed too. Kept loaded across runs.",
+            "use into models/npnet; files there (or in an `npnet:` folder of "
+            "extra_model_paths.yaml) are listed too. Kept loaded across runs.",
             inputs=[
-                io.Combo.Input("weights", options=weight_choices(), default="SDXL",
-                               tooltip="SDXL (also SDXL-Lightning, LCM, PCM), DreamShaper-XL or Hunyuan-DiT "
-                               "weights (downloaded if missing), or a .safetensors/.pth file from models/npnet."),
+                io.Combo.Input(
+                    "weights",
+                    options=weight_choices(),
+                    default="SDXL",
+                    tooltip="SDXL (also SDXL-Lightning, LCM, PCM), DreamShaper-XL or Hunyuan-DiT "
+                    "weights (downloaded if missing), or a .safetensors/.pth file from models/npnet.",
+                ),
             ],
-            outputs=[NPNET.Output(display_name="npnet", tooltip="The loaded network, for the Golden Noise nodes.")],
+            outputs=[
+                NPNET.Output(display_name="npnet", tooltip="The loaded network, for the Golden Noise nodes.")
+            ],
             hidden=[io.Hidden.unique_id],
         )
 
@@ -91,24 +114,32 @@ class GoldenNoiseApply(io.ComfyNode):
             display_name="Golden Noise",
             category=CATEGORY,
             description="Turns a NOISE (e.g. RandomNoise) into golden noise for the positive prompt, for "
-                        "SamplerCustomAdvanced. Keeps the seed; runs NPNet on ComfyUI's device when the "
-                        "sampler asks for the noise.",
+            "SamplerCustomAdvanced. Keeps the seed; runs NPNet on ComfyUI's device when the "
+            "sampler asks for the noise.",
             inputs=[
-                io.Noise.Input("noise", tooltip="The noise to refine, e.g. from RandomNoise (its seed is kept)."),
-                io.Conditioning.Input("positive", tooltip="The positive prompt's conditioning; NPNet reads "
-                                      "its first entry's token states."),
+                io.Noise.Input(
+                    "noise", tooltip="The noise to refine, e.g. from RandomNoise (its seed is kept)."
+                ),
+                io.Conditioning.Input(
+                    "positive",
+                    tooltip="The positive prompt's conditioning; NPNet reads its first entry's token states.",
+                ),
                 *golden_inputs(),
             ],
-            outputs=[io.Noise.Output(display_name="noise", tooltip="Golden noise, for SamplerCustomAdvanced.")],
+            outputs=[
+                io.Noise.Output(display_name="noise", tooltip="Golden noise, for SamplerCustomAdvanced.")
+            ],
             hidden=[io.Hidden.unique_id],
         )
 
     @classmethod
-    def execute(cls, noise, positive, npnet: NPNetWeights, token_policy: str, strength: float,
-                resolution_mode: str) -> io.NodeOutput:
+    def execute(
+        cls, noise, positive, npnet: NPNetWeights, token_policy: str, strength: float, resolution_mode: str
+    ) -> io.NodeOutput:
         origin = Origin("Golden Noise (GoldenNoiseApply)", node_id(cls))
-        return io.NodeOutput(GoldenNoise(noise, npnet, positive, settings(token_policy, strength, resolution_mode),
-                                         origin))
+        return io.NodeOutput(
+            GoldenNoise(noise, npnet, positive, settings(token_policy, strength, resolution_mode), origin)
+        )
 
 
 class GoldenNoiseKSampler(io.ComfyNode):
@@ -119,24 +150,51 @@ class GoldenNoiseKSampler(io.ComfyNode):
             display_name="KSampler (Golden Noise)",
             category=CATEGORY,
             description="KSampler that starts from golden noise: the same inputs and widgets as the core "
-                        "KSampler, plus an NPNET and the Golden Noise widgets. Replace a KSampler with it.",
+            "KSampler, plus an NPNET and the Golden Noise widgets. Replace a KSampler with it.",
             inputs=[
                 io.Model.Input("model", tooltip="The model used for denoising the input latent."),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
-                             tooltip="The random seed of the noise that NPNet refines."),
+                io.Int.Input(
+                    "seed",
+                    default=0,
+                    min=0,
+                    max=0xFFFFFFFFFFFFFFFF,
+                    control_after_generate=True,
+                    tooltip="The random seed of the noise that NPNet refines.",
+                ),
                 io.Int.Input("steps", default=20, min=1, max=10000, tooltip="Denoising steps."),
-                io.Float.Input("cfg", default=8.0, min=0.0, max=100.0, step=0.1, round=0.01,
-                               tooltip="Classifier-free guidance scale."),
-                io.Combo.Input("sampler_name", options=comfy_samplers.KSampler.SAMPLERS,
-                               tooltip="The sampling algorithm."),
-                io.Combo.Input("scheduler", options=comfy_samplers.KSampler.SCHEDULERS,
-                               tooltip="How the noise level falls over the steps."),
+                io.Float.Input(
+                    "cfg",
+                    default=8.0,
+                    min=0.0,
+                    max=100.0,
+                    step=0.1,
+                    round=0.01,
+                    tooltip="Classifier-free guidance scale.",
+                ),
+                io.Combo.Input(
+                    "sampler_name",
+                    options=comfy_samplers.KSampler.SAMPLERS,
+                    tooltip="The sampling algorithm.",
+                ),
+                io.Combo.Input(
+                    "scheduler",
+                    options=comfy_samplers.KSampler.SCHEDULERS,
+                    tooltip="How the noise level falls over the steps.",
+                ),
                 io.Conditioning.Input("positive", tooltip="What to include; NPNet also reads it."),
                 io.Conditioning.Input("negative", tooltip="What to exclude."),
-                io.Latent.Input("latent_image", tooltip="The latent to denoise (an empty 1024x1024 latent "
-                                "for text-to-image)."),
-                io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01,
-                               tooltip="How much to denoise; below 1 keeps the input latent's structure."),
+                io.Latent.Input(
+                    "latent_image",
+                    tooltip="The latent to denoise (an empty 1024x1024 latent for text-to-image).",
+                ),
+                io.Float.Input(
+                    "denoise",
+                    default=1.0,
+                    min=0.0,
+                    max=1.0,
+                    step=0.01,
+                    tooltip="How much to denoise; below 1 keeps the input latent's structure.",
+                ),
                 *golden_inputs(),
             ],
             outputs=[io.Latent.Output(tooltip="The denoised latent.")],
@@ -144,18 +202,44 @@ class GoldenNoiseKSampler(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image,
-                denoise, npnet, token_policy, strength, resolution_mode) -> io.NodeOutput:
+    def execute(
+        cls,
+        model,
+        seed,
+        steps,
+        cfg,
+        sampler_name,
+        scheduler,
+        positive,
+        negative,
+        latent_image,
+        denoise,
+        npnet,
+        token_policy,
+        strength,
+        resolution_mode,
+    ) -> io.NodeOutput:
         # common_ksampler, with the golden noise in place of prepare_noise.
         latent = latent_image.copy()
         latent["samples"] = comfy_sample.fix_empty_latent_channels(model, latent_image["samples"])
         origin = Origin("KSampler (Golden Noise)", node_id(cls))
-        golden = GoldenNoise(SeedNoise(seed), npnet, positive,
-                             settings(token_policy, strength, resolution_mode), origin)
+        golden = GoldenNoise(
+            SeedNoise(seed), npnet, positive, settings(token_policy, strength, resolution_mode), origin
+        )
         noise = golden.generate_noise(latent)
         samples = comfy_sample.sample(
-            model, noise, steps, cfg, sampler_name, scheduler, positive, negative, latent["samples"],
-            denoise=denoise, noise_mask=latent.get("noise_mask"), seed=seed,
+            model,
+            noise,
+            steps,
+            cfg,
+            sampler_name,
+            scheduler,
+            positive,
+            negative,
+            latent["samples"],
+            denoise=denoise,
+            noise_mask=latent.get("noise_mask"),
+            seed=seed,
             callback=latent_preview.prepare_callback(model, steps),
             disable_pbar=not comfy_utils.PROGRESS_BAR_ENABLED,
         )
@@ -171,32 +255,49 @@ class GoldenNoiseToLatent(io.ComfyNode):
             display_name="Golden Noise to Latent",
             category=CATEGORY,
             description="For KSamplerAdvanced graphs: the latent noised with golden noise at the model's "
-                        "starting sigma. Feed it to KSamplerAdvanced with add_noise = disable and "
-                        "start_at_step = 0.",
+            "starting sigma. Feed it to KSamplerAdvanced with add_noise = disable and "
+            "start_at_step = 0.",
             inputs=[
-                io.Model.Input("model", tooltip="The model the KSamplerAdvanced uses (for its sigma and "
-                               "latent scaling)."),
-                io.Latent.Input("latent_image", tooltip="The latent to start from (usually Empty Latent "
-                                "Image, 1024x1024)."),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
-                             tooltip="The random seed of the noise that NPNet refines."),
-                io.Conditioning.Input("positive", tooltip="The positive prompt's conditioning; NPNet reads "
-                                      "its first entry's token states."),
+                io.Model.Input(
+                    "model", tooltip="The model the KSamplerAdvanced uses (for its sigma and latent scaling)."
+                ),
+                io.Latent.Input(
+                    "latent_image",
+                    tooltip="The latent to start from (usually Empty Latent Image, 1024x1024).",
+                ),
+                io.Int.Input(
+                    "seed",
+                    default=0,
+                    min=0,
+                    max=0xFFFFFFFFFFFFFFFF,
+                    control_after_generate=True,
+                    tooltip="The random seed of the noise that NPNet refines.",
+                ),
+                io.Conditioning.Input(
+                    "positive",
+                    tooltip="The positive prompt's conditioning; NPNet reads its first entry's token states.",
+                ),
                 *golden_inputs(),
             ],
-            outputs=[io.Latent.Output(tooltip="Noisy latent: connect to KSamplerAdvanced (add_noise = "
-                                      "disable, start_at_step = 0).")],
+            outputs=[
+                io.Latent.Output(
+                    tooltip="Noisy latent: connect to KSamplerAdvanced (add_noise = "
+                    "disable, start_at_step = 0)."
+                )
+            ],
             hidden=[io.Hidden.unique_id],
         )
 
     @classmethod
-    def execute(cls, model, latent_image, seed, positive, npnet, token_policy, strength,
-                resolution_mode) -> io.NodeOutput:
+    def execute(
+        cls, model, latent_image, seed, positive, npnet, token_policy, strength, resolution_mode
+    ) -> io.NodeOutput:
         latent = latent_image.copy()
         latent["samples"] = comfy_sample.fix_empty_latent_channels(model, latent_image["samples"])
         origin = Origin("Golden Noise to Latent (GoldenNoiseToLatent)", node_id(cls))
-        golden = GoldenNoise(SeedNoise(seed), npnet, positive,
-                             settings(token_policy, strength, resolution_mode), origin)
+        golden = GoldenNoise(
+            SeedNoise(seed), npnet, positive, settings(token_policy, strength, resolution_mode), origin
+        )
         latent["samples"] = start_latent(model, golden.generate_noise(latent), latent["samples"])
         return io.NodeOutput(latent)
 

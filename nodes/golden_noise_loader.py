@@ -63,12 +63,18 @@ def resolve(choice: str, node_id: str | None) -> Path:
     if choice not in LABEL_TO_VARIANT:
         path = folder_paths.get_full_path(FOLDER, choice)
         if path is None:
-            raise GoldenNoiseError("Golden Noise Loader", node_id, "weights",
-                                   f"{choice!r} is not in any npnet folder ({_folders()}).")
+            raise GoldenNoiseError(
+                "Golden Noise Loader",
+                node_id,
+                "weights",
+                f"{choice!r} is not in any npnet folder ({_folders()}).",
+            )
         return Path(path)
     variant = LABEL_TO_VARIANT[choice]
     folders = [Path(p) for p in folder_paths.get_folder_paths(FOLDER)]
-    dest = next((f for f in folders if any((f / name).is_file() for name in _local_names(variant))), folders[0])
+    dest = next(
+        (f for f in folders if any((f / name).is_file() for name in _local_names(variant))), folders[0]
+    )
     pbar = comfy_utils.ProgressBar(1, node_id=node_id)
 
     def progress(done: int, total: int | None) -> None:
@@ -79,7 +85,9 @@ def resolve(choice: str, node_id: str | None) -> Path:
         return Path(npnet.download(variant, dest_dir=dest, progress=progress))
     except Exception as error:  # offline, network, Hub: every cause needs the user, and says what to do
         raise GoldenNoiseError(
-            "Golden Noise Loader", node_id, "weights",
+            "Golden Noise Loader",
+            node_id,
+            "weights",
             f"no {choice} weights in the npnet folders ({_folders()}) and the download failed: {error}",
         ) from error
 

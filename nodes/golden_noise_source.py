@@ -49,8 +49,11 @@ def prompt_tokens(positive, weights: NPNetWeights, origin: Origin) -> torch.Tens
     width = tokens.shape[-1]
     if width != weights.embed_dim:
         fits = weights.variants_for_width(width)
-        advice = (f"load {' or '.join(fits)} in Golden Noise Loader" if fits
-                  else "NPNet has no released weights for that model family")
+        advice = (
+            f"load {' or '.join(fits)} in Golden Noise Loader"
+            if fits
+            else "NPNet has no released weights for that model family"
+        )
         raise origin.error(
             "positive",
             f"the conditioning is {width} wide, which looks like {describe_width(width)}, but the NPNET "
@@ -72,7 +75,9 @@ def blend(upstream: torch.Tensor, golden: torch.Tensor, strength: float) -> torc
         return golden
     dims = tuple(range(1, upstream.ndim))
     mix = (1.0 - strength) * upstream + strength * golden
-    target = (1.0 - strength) * upstream.std(dim=dims, keepdim=True) + strength * golden.std(dim=dims, keepdim=True)
+    target = (1.0 - strength) * upstream.std(dim=dims, keepdim=True) + strength * golden.std(
+        dim=dims, keepdim=True
+    )
     return mix * (target / mix.std(dim=dims, keepdim=True))
 
 
@@ -91,7 +96,9 @@ class GoldenNoise:
 
     def __init__(self, upstream, weights: NPNetWeights, positive, settings: GoldenSettings, origin: Origin):
         if settings.token_policy not in POLICIES or settings.resolution_mode not in RESOLUTION_MODES:
-            raise origin.error("token_policy/resolution_mode", f"accepted: {POLICIES} and {RESOLUTION_MODES}.")
+            raise origin.error(
+                "token_policy/resolution_mode", f"accepted: {POLICIES} and {RESOLUTION_MODES}."
+            )
         self.upstream = upstream
         self.seed = upstream.seed  # SDE and ancestral samplers draw their own noise from this seed
         self.weights = weights
@@ -107,18 +114,25 @@ class GoldenNoise:
         samples = input_latent["samples"]
         noise = self.upstream.generate_noise(input_latent)
         if getattr(noise, "is_nested", False) or noise.ndim != 4:
-            raise self.origin.error("noise", f"the latent has shape {tuple(samples.shape)}; Golden Noise works "
-                                    "on image latents [B, 4, H, W] (SDXL family, Hunyuan-DiT), not video.")
+            raise self.origin.error(
+                "noise",
+                f"the latent has shape {tuple(samples.shape)}; Golden Noise works "
+                "on image latents [B, 4, H, W] (SDXL family, Hunyuan-DiT), not video.",
+            )
         transfer = self.settings.resolution_mode == "perturbation_transfer"
         try:
             check_noise(noise, any_size=transfer)
         except ValueError as error:
             if noise.shape[1] != 4:
                 raise self.origin.error("noise", str(error)) from error
-            raise self.origin.error("resolution_mode", f"{error} Here: use a 1024x1024 latent, or set "
-                                    "resolution_mode to 'perturbation_transfer'.") from error
+            raise self.origin.error(
+                "resolution_mode",
+                f"{error} Here: use a 1024x1024 latent, or set resolution_mode to 'perturbation_transfer'.",
+            ) from error
         golden = self._run(noise)
-        return blend(noise.float(), golden.float(), self.settings.strength).to(device="cpu", dtype=samples.dtype)
+        return blend(noise.float(), golden.float(), self.settings.strength).to(
+            device="cpu", dtype=samples.dtype
+        )
 
     def _run(self, noise: torch.Tensor) -> torch.Tensor:
         model = self.weights.on_device()
@@ -130,8 +144,8 @@ class GoldenNoise:
         out = []
         for i in range(noise.shape[0]):
             model_management.throw_exception_if_processing_interrupted()
-            x = noise[i:i + 1].to(device=device, dtype=torch.float32)
-            e = prompt[i:i + 1] if prompt.shape[0] > 1 else prompt
+            x = noise[i : i + 1].to(device=device, dtype=torch.float32)
+            e = prompt[i : i + 1] if prompt.shape[0] > 1 else prompt
             try:
                 if self.settings.resolution_mode == "perturbation_transfer":
                     out.append(perturbation_transfer(model, x, e).cpu())

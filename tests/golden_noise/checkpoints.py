@@ -23,7 +23,9 @@ def write_checkpoint(path: Path, embed_dim: int, seed: int = 0) -> Path:
     return path
 
 
-def expected_golden(checkpoint: Path, seed: int, shape: tuple, tokens: torch.Tensor, batch_index=None) -> torch.Tensor:
+def expected_golden(
+    checkpoint: Path, seed: int, shape: tuple, tokens: torch.Tensor, batch_index=None
+) -> torch.Tensor:
     """What GoldenNoiseApply must produce: the core network applied to RandomNoise's noise for `seed`."""
     import comfy.sample
 

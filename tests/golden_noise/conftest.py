@@ -43,5 +43,6 @@ def server_checkpoints(comfy_server) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def inprocess_checkpoint(comfy_inprocess) -> Path:
     """An SDXL-family NPNet in the in-process ComfyUI's models/npnet."""
-    return write_checkpoint(Path(comfy_inprocess.folder_paths.models_dir) / "npnet" / "test-sdxl.safetensors",
-                            2048, seed=1)
+    return write_checkpoint(
+        Path(comfy_inprocess.folder_paths.models_dir) / "npnet" / "test-sdxl.safetensors", 2048, seed=1
+    )

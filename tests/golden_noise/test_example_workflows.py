@@ -14,8 +14,12 @@ WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 
 def test_the_issue_s_example_workflows_exist():
     names = {p.stem for p in WORKFLOWS}
-    assert {"golden_noise_sdxl_custom_sampler", "golden_noise_sdxl_ksampler", "golden_noise_hunyuan_dit",
-            "golden_noise_side_by_side"} <= names
+    assert {
+        "golden_noise_sdxl_custom_sampler",
+        "golden_noise_sdxl_ksampler",
+        "golden_noise_hunyuan_dit",
+        "golden_noise_side_by_side",
+    } <= names
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
@@ -50,11 +54,15 @@ def test_workflow_matches_the_running_server(path, comfy_server):
 
     for link_id, src, src_slot, dst, dst_slot, kind in workflow["links"]:
         src_info, dst_node = object_info[nodes[src]["type"]], nodes[dst]
-        assert src_info["output"][src_slot] == kind, f"link {link_id}: {nodes[src]['type']}[{src_slot}] is not {kind}"
+        assert src_info["output"][src_slot] == kind, (
+            f"link {link_id}: {nodes[src]['type']}[{src_slot}] is not {kind}"
+        )
         name = dst_node["inputs"][dst_slot]["name"]
         spec = declared_inputs(object_info[dst_node["type"]]).get(name)
         assert spec is not None, f"link {link_id}: {dst_node['type']} has no input {name!r}"
-        assert input_type(spec) == kind, f"link {link_id}: {dst_node['type']}.{name} takes {spec[0]}, not {kind}"
+        assert input_type(spec) == kind, (
+            f"link {link_id}: {dst_node['type']}.{name} takes {spec[0]}, not {kind}"
+        )
         assert dst_node["inputs"][dst_slot]["link"] == link_id
 
     for node in nodes.values():
@@ -63,12 +71,21 @@ def test_workflow_matches_the_running_server(path, comfy_server):
         specs = declared_inputs(info)
         order = info["input_order"]["required"] + info["input_order"].get("optional", [])
         widgets = [n for n in order if n not in linked and input_type(specs[n]) in WIDGET_TYPES]
-        unlinked_sockets = [n for n in order if n not in linked and input_type(specs[n]) not in WIDGET_TYPES
-                            and n in info["input"].get("required", {})]
+        unlinked_sockets = [
+            n
+            for n in order
+            if n not in linked
+            and input_type(specs[n]) not in WIDGET_TYPES
+            and n in info["input"].get("required", {})
+        ]
         assert not unlinked_sockets, f"{path.name}: {node['type']} has unconnected inputs {unlinked_sockets}"
         values = list(node["widgets_values"])
-        expected = sum(2 if len(specs[n]) > 1 and specs[n][1].get("control_after_generate") else 1 for n in widgets)
-        assert len(values) == expected, f"{path.name}: {node['type']} has {len(values)} widget values, wants {expected}"
+        expected = sum(
+            2 if len(specs[n]) > 1 and specs[n][1].get("control_after_generate") else 1 for n in widgets
+        )
+        assert len(values) == expected, (
+            f"{path.name}: {node['type']} has {len(values)} widget values, wants {expected}"
+        )
         for name in widgets:  # walk the values in widget order, checking combos against their options
             value = values.pop(0)
             if input_type(specs[name]) == "COMBO" and combo_options(specs[name]):

@@ -23,11 +23,12 @@ def test_to_latent_is_golden_noise_at_the_starting_sigma(gn_nodes, probes, inpro
     weights = gn_nodes.GoldenNoiseLoader.execute("test-sdxl.safetensors").args[0]
     latent = {"samples": torch.zeros(1, 4, 128, 128)}
 
-    out = gn_nodes.GoldenNoiseToLatent.execute(model=model, latent_image=latent, seed=SEED, positive=cond,
-                                               **golden_args(weights)).args[0]
+    out = gn_nodes.GoldenNoiseToLatent.execute(
+        model=model, latent_image=latent, seed=SEED, positive=cond, **golden_args(weights)
+    ).args[0]
 
     sampling = model.get_model_object("model_sampling")
-    scale = torch.sqrt(1.0 + sampling.sigma_max ** 2)
+    scale = torch.sqrt(1.0 + sampling.sigma_max**2)
     golden = model.get_model_object("process_latent_in")(out["samples"]) / scale
     expected = expected_golden(inprocess_checkpoint, SEED, (1, 4, 128, 128), cond[0][0])
     assert (golden - expected).abs().max().item() <= 1e-5
@@ -39,8 +40,9 @@ def test_to_latent_keeps_a_non_empty_latent_as_the_sampler_would(gn_nodes, probe
     cond = probes.probe_conditioning(5, "sdxl")
     weights = gn_nodes.GoldenNoiseLoader.execute("test-sdxl.safetensors").args[0]
     init = torch.randn(1, 4, 128, 128, generator=torch.Generator().manual_seed(1))
-    out = gn_nodes.GoldenNoiseToLatent.execute(model=model, latent_image={"samples": init}, seed=SEED,
-                                               positive=cond, **golden_args(weights)).args[0]
+    out = gn_nodes.GoldenNoiseToLatent.execute(
+        model=model, latent_image={"samples": init}, seed=SEED, positive=cond, **golden_args(weights)
+    ).args[0]
     process_in = model.get_model_object("process_latent_in")
     scale = torch.sqrt(1.0 + model.get_model_object("model_sampling").sigma_max ** 2)
     golden = (process_in(out["samples"]) - process_in(init)) / scale
@@ -58,17 +60,32 @@ def test_ksampler_advanced_from_to_latent_equals_the_golden_ksampler(gn_nodes, p
     empty = {"samples": torch.zeros(1, 4, 128, 128)}
 
     drop_in = gn_nodes.GoldenNoiseKSampler.execute(
-        model=model, seed=SEED, steps=3, cfg=7.0, sampler_name="euler", scheduler="karras", positive=cond,
-        negative=cond, latent_image=empty, denoise=1.0, **golden_args(weights)).args[0]["samples"]
-    start = gn_nodes.GoldenNoiseToLatent.execute(model=model, latent_image=empty, seed=SEED, positive=cond,
-                                                 **golden_args(weights)).args[0]
-    advanced = core_nodes.KSamplerAdvanced().sample(model, "disable", SEED, 3, 7.0, "euler", "karras", cond, cond,
-                                                    start, 0, 10000, "disable")[0]["samples"]
-    plain = core_nodes.KSampler().sample(model, SEED, 3, 7.0, "euler", "karras", cond, cond, empty)[0]["samples"]
+        model=model,
+        seed=SEED,
+        steps=3,
+        cfg=7.0,
+        sampler_name="euler",
+        scheduler="karras",
+        positive=cond,
+        negative=cond,
+        latent_image=empty,
+        denoise=1.0,
+        **golden_args(weights),
+    ).args[0]["samples"]
+    start = gn_nodes.GoldenNoiseToLatent.execute(
+        model=model, latent_image=empty, seed=SEED, positive=cond, **golden_args(weights)
+    ).args[0]
+    advanced = core_nodes.KSamplerAdvanced().sample(
+        model, "disable", SEED, 3, 7.0, "euler", "karras", cond, cond, start, 0, 10000, "disable"
+    )[0]["samples"]
+    plain = core_nodes.KSampler().sample(model, SEED, 3, 7.0, "euler", "karras", cond, cond, empty)[0][
+        "samples"
+    ]
 
     scale = torch.sqrt(1.0 + model.get_model_object("model_sampling").sigma_max ** 2)
     expected = model.get_model_object("process_latent_out")(
-        expected_golden(inprocess_checkpoint, SEED, (1, 4, 128, 128), cond[0][0]) * scale)
+        expected_golden(inprocess_checkpoint, SEED, (1, 4, 128, 128), cond[0][0]) * scale
+    )
     assert torch.allclose(drop_in, expected, rtol=1e-5, atol=1e-4)
     assert torch.allclose(advanced, drop_in, rtol=1e-5, atol=1e-4)
     assert not torch.allclose(plain, drop_in, atol=1e-1), "the drop-in sampled from plain noise"
@@ -79,7 +96,7 @@ def test_ksampler_drop_in_has_every_core_ksampler_input(gn_nodes):
 
     core = core_nodes.KSampler.INPUT_TYPES()["required"]
     ours = gn_nodes.GoldenNoiseKSampler.INPUT_TYPES()["required"]
-    assert list(ours)[:len(core)] == list(core)
+    assert list(ours)[: len(core)] == list(core)
     for name, (kind, *options) in core.items():
         if isinstance(kind, list):  # a V1 combo is its option list; V3 says COMBO with "options"
             assert ours[name][0] == "COMBO" and ours[name][1]["options"] == kind, name
@@ -94,22 +111,30 @@ def test_batch_index_draws_the_same_noise_per_index(gn_nodes, probes, inprocess_
 
     cond = probes.probe_conditioning(5, "sdxl")
     weights = gn_nodes.GoldenNoiseLoader.execute("test-sdxl.safetensors").args[0]
-    noise = gn_nodes.GoldenNoiseApply.execute(noise=Noise_RandomNoise(SEED), positive=cond,
-                                              **golden_args(weights)).args[0]
+    noise = gn_nodes.GoldenNoiseApply.execute(
+        noise=Noise_RandomNoise(SEED), positive=cond, **golden_args(weights)
+    ).args[0]
     batch = noise.generate_noise({"samples": torch.zeros(2, 4, 128, 128), "batch_index": [2, 0]})
     expected = expected_golden(inprocess_checkpoint, SEED, (2, 4, 128, 128), cond[0][0], batch_index=[2, 0])
     assert noise.seed == SEED and batch.device.type == "cpu"
     assert (batch - expected).abs().max().item() <= 1e-5
 
 
-def test_partial_strength_blend_keeps_the_noise_spread_and_the_latent_dtype(gn_nodes, probes, inprocess_checkpoint):
+def test_partial_strength_blend_keeps_the_noise_spread_and_the_latent_dtype(
+    gn_nodes, probes, inprocess_checkpoint
+):
     from comfy_extras.nodes_custom_sampler import Noise_RandomNoise
 
     cond = probes.probe_conditioning(5, "sdxl")
     weights = gn_nodes.GoldenNoiseLoader.execute("test-sdxl.safetensors").args[0]
     latent = {"samples": torch.zeros(1, 4, 128, 128, dtype=torch.float16)}
-    half = gn_nodes.GoldenNoiseApply.execute(noise=Noise_RandomNoise(SEED), positive=cond,
-                                             **golden_args(weights, strength=0.5)).args[0].generate_noise(latent)
+    half = (
+        gn_nodes.GoldenNoiseApply.execute(
+            noise=Noise_RandomNoise(SEED), positive=cond, **golden_args(weights, strength=0.5)
+        )
+        .args[0]
+        .generate_noise(latent)
+    )
     assert half.dtype == torch.float16 and half.device.type == "cpu"
     # The blend keeps the endpoints' spread: unit variance for real noise (this random test network's
     # output is wider than 1, so the target is interpolated).

@@ -38,8 +38,10 @@ def hub(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def online_server(tmp_path_factory, hub):
-    server = start_server(tmp_path_factory.mktemp("comfyui_online"),
-                          env={"HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_PROGRESS_BARS": "1"})
+    server = start_server(
+        tmp_path_factory.mktemp("comfyui_online"),
+        env={"HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_PROGRESS_BARS": "1"},
+    )
     try:
         yield server
     finally:
@@ -48,7 +50,9 @@ def online_server(tmp_path_factory, hub):
 
 def run_listening(server, graph: dict) -> tuple[dict, list[dict]]:
     """Run `graph` while listening on ComfyUI's websocket; return the history entry and the messages."""
-    ws = websocket.create_connection(f"ws://127.0.0.1:{server.port}/ws?clientId={server.client_id}", timeout=120)
+    ws = websocket.create_connection(
+        f"ws://127.0.0.1:{server.port}/ws?clientId={server.client_id}", timeout=120
+    )
     messages = []
     try:
         prompt_id = server.queue(graph)
@@ -59,7 +63,11 @@ def run_listening(server, graph: dict) -> tuple[dict, list[dict]]:
             message = json.loads(frame)
             messages.append(message)
             data = message.get("data", {})
-            if message["type"] == "executing" and data.get("node") is None and data.get("prompt_id") == prompt_id:
+            if (
+                message["type"] == "executing"
+                and data.get("node") is None
+                and data.get("prompt_id") == prompt_id
+            ):
                 break
     finally:
         ws.close()
@@ -67,7 +75,12 @@ def run_listening(server, graph: dict) -> tuple[dict, list[dict]]:
 
 
 def cached_nodes(entry: dict) -> set[str]:
-    return {n for kind, payload in entry["status"]["messages"] if kind == "execution_cached" for n in payload["nodes"]}
+    return {
+        n
+        for kind, payload in entry["status"]["messages"]
+        if kind == "execution_cached"
+        for n in payload["nodes"]
+    }
 
 
 def test_first_use_downloads_with_progress_then_the_cache_serves(online_server, hub):
@@ -78,7 +91,9 @@ def test_first_use_downloads_with_progress_then_the_cache_serves(online_server, 
     target = online_server.models_dir / "npnet" / "npnet-sdxl.safetensors"
     assert target.is_file()
     assert any(path.endswith("/weights/sdxl.safetensors") for _, path in hub.requests)
-    progress = [m["data"] for m in messages if m["type"] == "progress" and m["data"].get("node") == graphs.LOADER]
+    progress = [
+        m["data"] for m in messages if m["type"] == "progress" and m["data"].get("node") == graphs.LOADER
+    ]
     assert len(progress) >= 2, "no download progress reached ComfyUI's progress hook"
     assert progress[-1]["value"] == progress[-1]["max"] == hub.size
 
@@ -88,6 +103,8 @@ def test_first_use_downloads_with_progress_then_the_cache_serves(online_server, 
     requests_before = len(hub.requests)
     online_server.request("/free", {"free_memory": True})
     runs = [online_server.run(graph), online_server.run(graph)]
-    assert any(graphs.LOADER not in cached_nodes(e) for e in runs), "ComfyUI's cache answered; the loader never ran"
+    assert any(graphs.LOADER not in cached_nodes(e) for e in runs), (
+        "ComfyUI's cache answered; the loader never ran"
+    )
     assert len(hub.requests) == requests_before
     assert online_server.log().count("loading NPNet weights from") == 1

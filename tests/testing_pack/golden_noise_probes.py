@@ -94,12 +94,27 @@ class RecordingGuider:
         self.model_patcher = model_patcher
         self.name = name
 
-    def sample(self, noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None,
-               disable_pbar=False, seed=None):
+    def sample(
+        self,
+        noise,
+        latent_image,
+        sampler,
+        sigmas,
+        denoise_mask=None,
+        callback=None,
+        disable_pbar=False,
+        seed=None,
+    ):
         out = os.path.join(folder_paths.get_output_directory(), f"{self.name}.safetensors")
-        save_file({"noise": noise.contiguous(), "seed": torch.tensor([seed], dtype=torch.int64)}, out,
-                  metadata={"noise_dtype": str(noise.dtype), "noise_device": str(noise.device),
-                            "seed": json.dumps(seed)})
+        save_file(
+            {"noise": noise.contiguous(), "seed": torch.tensor([seed], dtype=torch.int64)},
+            out,
+            metadata={
+                "noise_dtype": str(noise.dtype),
+                "noise_device": str(noise.device),
+                "seed": json.dumps(seed),
+            },
+        )
         return latent_image.float()
 
 
