@@ -4,7 +4,8 @@
 // would be visible only in the queue's JSON. A read-only <pre> DOM widget (public `addDOMWidget`
 // API) keeps the table's monospace alignment; it is not serialized, so the node's widgets_values in
 // saved workflows stay exactly the Python inputs.
-import { app } from "../../scripts/app.js";
+// Served at /extensions/<pack>/js/, three levels below the site root.
+import { app } from "../../../scripts/app.js";
 
 const WIDGET = "report_view";
 
