@@ -8,7 +8,6 @@ like any other model.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,17 +33,21 @@ class GoldenNoiseError(ValueError):
         super().__init__(f"{where}, input '{input_name}': {cause}")
 
 
+def default_folder() -> Path:
+    """`models/npnet`: where first-use downloads go."""
+    return Path(folder_paths.models_dir) / FOLDER
+
+
 def register_folder() -> None:
-    """Declare `models/npnet` unless the user's config already did (extra_model_paths.yaml `npnet:`)."""
-    if FOLDER in folder_paths.folder_names_and_paths:
-        paths, extensions = folder_paths.folder_names_and_paths[FOLDER]
-        # An `npnet:` entry read before this pack loaded creates the folder with no extensions; keep
-        # its paths but list only weight files in the combo.
-        if not extensions:
-            folder_paths.folder_names_and_paths[FOLDER] = (paths, set(EXTENSIONS))
-        return
-    default = os.path.join(folder_paths.models_dir, FOLDER)
-    folder_paths.folder_names_and_paths[FOLDER] = ([default], set(EXTENSIONS))
+    """Declare the `npnet` model folder: `models/npnet`, plus any `npnet:` folders of extra_model_paths.yaml."""
+    default = str(default_folder())
+    paths, _ = folder_paths.folder_names_and_paths.get(FOLDER, ([], set()))
+    # An `npnet:` entry read before this pack loaded creates the folder type with only the user's paths
+    # and no extension filter; keep those paths, add the default one, list only weight files.
+    folder_paths.folder_names_and_paths[FOLDER] = (
+        [*paths, *([] if default in paths else [default])],
+        set(EXTENSIONS),
+    )
 
 
 def weight_choices() -> list[str]:
@@ -59,7 +62,7 @@ def _local_names(variant: str) -> list[str]:
 
 def resolve(choice: str, node_id: str | None) -> Path:
     """The file behind a combo choice; a released variant missing from every npnet folder is downloaded
-    into the first one (a copy in any folder, e.g. one from extra_model_paths.yaml, is used as is)."""
+    into models/npnet (a copy in any npnet folder, e.g. one from extra_model_paths.yaml, is used as is)."""
     if choice not in LABEL_TO_VARIANT:
         path = folder_paths.get_full_path(FOLDER, choice)
         if path is None:
@@ -73,7 +76,7 @@ def resolve(choice: str, node_id: str | None) -> Path:
     variant = LABEL_TO_VARIANT[choice]
     folders = [Path(p) for p in folder_paths.get_folder_paths(FOLDER)]
     dest = next(
-        (f for f in folders if any((f / name).is_file() for name in _local_names(variant))), folders[0]
+        (f for f in folders if any((f / name).is_file() for name in _local_names(variant))), default_folder()
     )
     pbar = comfy_utils.ProgressBar(1, node_id=node_id)
 
