@@ -384,7 +384,7 @@ def draw_thumbnail(graph: Graph, path: Path) -> None:
     )
     ax.axis("off")
     fig.tight_layout(pad=0.2)
-    fig.savefig(path, metadata={"Software": None})
+    fig.savefig(path, pil_kwargs={"quality": 90})
     plt.close(fig)
 
 
@@ -392,8 +392,9 @@ def main() -> None:
     OUT.mkdir(exist_ok=True)
     for graph in graphs():
         (OUT / f"{graph.name}.json").write_text(json.dumps(to_workflow(graph), indent=1) + "\n")
-        draw_thumbnail(graph, OUT / f"{graph.name}.png")
-        print(f"wrote {graph.name}.json and .png")
+        # The ComfyUI frontend asks for `<workflow>.jpg` as a custom node template's thumbnail.
+        draw_thumbnail(graph, OUT / f"{graph.name}.jpg")
+        print(f"wrote {graph.name}.json and .jpg")
 
 
 if __name__ == "__main__":
