@@ -7,8 +7,6 @@ the real huggingface_hub inside the real ComfyUI server process.
 from __future__ import annotations
 
 import json
-import threading
-from http.server import ThreadingHTTPServer
 
 import pytest
 import websocket
@@ -16,7 +14,7 @@ import websocket
 from tests.comfy_harness import start_server
 from tests.golden_noise import graphs
 from tests.golden_noise.checkpoints import write_checkpoint
-from tests.npnet.test_hub import FakeHub
+from tests.npnet.fake_hub import FakeHub
 
 pytestmark = pytest.mark.server
 OFFICIAL_REPO = "Klayand/GoldenNoiseModel"
@@ -27,8 +25,7 @@ def hub(tmp_path_factory):
     weights = write_checkpoint(tmp_path_factory.mktemp("hub") / "sdxl.safetensors", 2048, seed=4)
     fake = FakeHub()
     fake.add(OFFICIAL_REPO, "weights/sdxl.safetensors", weights.read_bytes())
-    http = ThreadingHTTPServer(("127.0.0.1", 0), fake.handler())
-    threading.Thread(target=http.serve_forever, daemon=True).start()
+    http = fake.serve()
     fake.url = f"http://127.0.0.1:{http.server_address[1]}"
     fake.size = weights.stat().st_size
     yield fake

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -15,97 +10,8 @@ from safetensors.torch import save_file
 
 import npnet
 from npnet.hub import variant_file
+from tests.npnet.fake_hub import FakeHub
 from tests.npnet.reference import official_checkpoint, text_embedding_flavour
-
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
-TREE = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/?]+)(?:/(?P<path>[^?]*))?")
-RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>[^?]+)")
-
-
-class FakeHub:
-    """Just enough of the Hub for huggingface_hub: repo tree listing, HEAD and ranged GET on resolve."""
-
-    def __init__(self) -> None:
-        self.repos: dict[str, dict[str, bytes]] = {}
-        self.requests: list[tuple[str, str]] = []
-        self.truncate: set[str] = set()  # "repo/path" served half, then the connection is dropped
-
-    def add(self, repo: str, path: str, data: bytes) -> None:
-        self.repos.setdefault(repo, {})[path] = data
-
-    def handler(self):
-        hub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def _send(self, status: int, headers: dict[str, str], body: bytes = b"") -> None:
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                if self.command != "HEAD" and body:
-                    self.wfile.write(body)
-
-            def _error(self, status: int, code: str) -> None:
-                body = json.dumps({"error": code}).encode()
-                headers = {"X-Error-Code": code, "X-Repo-Commit": COMMIT, "Content-Type": "application/json"}
-                self._send(status, {**headers, "Content-Length": str(len(body))}, body)
-
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                hub.requests.append((self.command, self.path))
-                if match := TREE.match(self.path):
-                    return self._tree(match)
-                if match := RESOLVE.match(self.path):
-                    return self._resolve(match)
-                self._error(404, "NotFound")
-
-            do_HEAD = do_GET  # noqa: N815
-
-            def _tree(self, match) -> None:
-                files = hub.repos.get(match["repo"])
-                if files is None:
-                    return self._error(404, "RepoNotFound")
-                entries = [
-                    {"type": "file", "path": path, "size": len(data), "oid": hashlib.sha1(data).hexdigest()}
-                    for path, data in files.items()
-                ]
-                body = json.dumps(entries).encode()
-                self._send(200, {"Content-Type": "application/json", "Content-Length": str(len(body))}, body)
-
-            def _resolve(self, match) -> None:
-                files = hub.repos.get(match["repo"])
-                if files is None:
-                    return self._error(404, "RepoNotFound")
-                data = files.get(match["path"])
-                if data is None:
-                    return self._error(404, "EntryNotFound")
-                headers = {
-                    "X-Repo-Commit": COMMIT,
-                    "ETag": f'"{hashlib.sha256(data).hexdigest()}"',
-                    "Accept-Ranges": "bytes",
-                    "Content-Type": "application/octet-stream",
-                }
-                broken = f"{match['repo']}/{match['path']}" in hub.truncate
-                range_header = self.headers.get("Range")
-                if self.command == "GET" and range_header:
-                    if broken:
-                        return self._error(500, "Interrupted")
-                    start = int(re.match(r"bytes=(\d+)-", range_header)[1])
-                    headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
-                    return self._send(
-                        206, {**headers, "Content-Length": str(len(data) - start)}, data[start:]
-                    )
-                headers["Content-Length"] = str(len(data))
-                if self.command == "GET" and broken:
-                    self._send(200, headers, data[: len(data) // 2])
-                    self.wfile.flush()
-                    self.close_connection = True
-                    return None
-                return self._send(200, headers, data)
-
-        return Handler
 
 
 @pytest.fixture(scope="module")
@@ -123,9 +29,7 @@ def checkpoint_bytes(tmp_path_factory, sdxl_state_dict) -> dict[str, bytes]:
 @pytest.fixture
 def hub(monkeypatch):
     fake = FakeHub()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), fake.handler())
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = fake.serve()
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")

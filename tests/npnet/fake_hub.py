@@ -1,0 +1,110 @@
+"""A local HTTP server that speaks enough of the Hugging Face Hub's protocol for the real
+`huggingface_hub` client: the repo tree listing, and HEAD and ranged GET on `resolve` URLs.
+
+It stands for huggingface.co, which the tests cannot reach; the client under test is the real one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+TREE = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/?]+)(?:/(?P<path>[^?]*))?")
+RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>[^?]+)")
+
+
+class FakeHub:
+    """Just enough of the Hub for huggingface_hub: repo tree listing, HEAD and ranged GET on resolve."""
+
+    def __init__(self) -> None:
+        self.repos: dict[str, dict[str, bytes]] = {}
+        self.requests: list[tuple[str, str]] = []
+        self.truncate: set[str] = set()  # "repo/path" served half, then the connection is dropped
+
+    def add(self, repo: str, path: str, data: bytes) -> None:
+        self.repos.setdefault(repo, {})[path] = data
+
+    def handler(self):
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def _send(self, status: int, headers: dict[str, str], body: bytes = b"") -> None:
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                if self.command != "HEAD" and body:
+                    self.wfile.write(body)
+
+            def _error(self, status: int, code: str) -> None:
+                body = json.dumps({"error": code}).encode()
+                headers = {"X-Error-Code": code, "X-Repo-Commit": COMMIT, "Content-Type": "application/json"}
+                self._send(status, {**headers, "Content-Length": str(len(body))}, body)
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                hub.requests.append((self.command, self.path))
+                if match := TREE.match(self.path):
+                    return self._tree(match)
+                if match := RESOLVE.match(self.path):
+                    return self._resolve(match)
+                self._error(404, "NotFound")
+
+            do_HEAD = do_GET  # noqa: N815
+
+            def _tree(self, match) -> None:
+                files = hub.repos.get(match["repo"])
+                if files is None:
+                    return self._error(404, "RepoNotFound")
+                entries = [
+                    {"type": "file", "path": path, "size": len(data), "oid": hashlib.sha1(data).hexdigest()}
+                    for path, data in files.items()
+                ]
+                body = json.dumps(entries).encode()
+                self._send(200, {"Content-Type": "application/json", "Content-Length": str(len(body))}, body)
+
+            def _resolve(self, match) -> None:
+                files = hub.repos.get(match["repo"])
+                if files is None:
+                    return self._error(404, "RepoNotFound")
+                data = files.get(match["path"])
+                if data is None:
+                    return self._error(404, "EntryNotFound")
+                headers = {
+                    "X-Repo-Commit": COMMIT,
+                    "ETag": f'"{hashlib.sha256(data).hexdigest()}"',
+                    "Accept-Ranges": "bytes",
+                    "Content-Type": "application/octet-stream",
+                }
+                broken = f"{match['repo']}/{match['path']}" in hub.truncate
+                range_header = self.headers.get("Range")
+                if self.command == "GET" and range_header:
+                    if broken:
+                        return self._error(500, "Interrupted")
+                    start = int(re.match(r"bytes=(\d+)-", range_header)[1])
+                    headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
+                    return self._send(
+                        206, {**headers, "Content-Length": str(len(data) - start)}, data[start:]
+                    )
+                headers["Content-Length"] = str(len(data))
+                if self.command == "GET" and broken:
+                    self._send(200, headers, data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return None
+                return self._send(200, headers, data)
+
+        return Handler
+
+
+    def serve(self) -> ThreadingHTTPServer:
+        """Start serving on a free loopback port in a daemon thread; the caller shuts it down."""
+        server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler())
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
