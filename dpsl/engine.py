@@ -34,7 +34,15 @@ import numpy as np
 import torch
 
 from .model import Scenario, ScenarioError
-from .public_belief import GaussianLaw, SmoothReportKernel, _log1mexp, report_law, smooth_log_masses
+from .public_belief import (
+    EXP_FLOOR,
+    GaussianLaw,
+    SmoothReportKernel,
+    _log1mexp,
+    _logaddexp,
+    report_law,
+    smooth_log_masses,
+)
 from .results import Result
 from .theory import cascade_threshold, rho
 
@@ -326,7 +334,7 @@ class _Chunk:
             torch.abs(z, out=v)
             kernel.log_small_side(v, ls_p, diff)
             kernel.sampling_masses(v, diff, t12, t2)
-            torch.exp(ls_p, out=sp)
+            torch.clamp(ls_p, min=EXP_FLOOR, out=sp).exp_()
             torch.lt(u, sp, out=x_small)
             torch.gt(z, 0.0, out=flip)
             torch.bitwise_xor(x_small, flip, out=x_wrong)
@@ -347,7 +355,7 @@ class _Chunk:
             torch.neg(sp, out=t12).log1p_()
             torch.where(x_small, ls_p, t12, out=t12)
             llr.add_(t12)
-            torch.exp(ls_m, out=t2).neg_().log1p_()
+            torch.clamp(ls_m, min=EXP_FLOOR, out=t2).exp_().neg_().log1p_()
             torch.where(m1, ls_m, t2, out=t2)
             llr.sub_(t2)
 
@@ -367,22 +375,23 @@ class _Chunk:
             u = u_all[-1]
             z = llr * scale - 1.0 / s.sigma
             v = z.abs()
-            ls_p_pub = torch.logaddexp(*report_law(v, law)[::2])
+            ls_p_pub = _logaddexp(*report_law(v, law)[::2])
             if draw_eps:
                 eps_n = low + width * u_all[0]
                 log_t12, log_t2, log_t3 = smooth_log_masses(v, eps_n, s.sigma, s.amplitude)
-                ls_agent = torch.logaddexp(log_t12, log_t3)
+                ls_agent = _logaddexp(log_t12, log_t3)
             else:
                 log_t12, log_t2, _ = report_law(v, law)
                 ls_agent = ls_p_pub
-            sp = torch.exp(ls_agent)
+            sp = torch.exp(ls_agent.clamp(min=EXP_FLOOR))
             x_small = u < sp
             flip = z > 0
             torch.bitwise_xor(x_small, flip, out=x_wrong)
-            a_small = (u < torch.exp(log_t12)) | (~x_small & (u < sp + torch.exp(log_t2)))
+            a_small = (u < torch.exp(log_t12.clamp(min=EXP_FLOOR))) | (
+                ~x_small & (u < sp + torch.exp(log_t2.clamp(min=EXP_FLOOR))))
             torch.bitwise_xor(a_small, flip, out=a_wrong)
             z_m = z + 2.0 / s.sigma
-            ls_m = torch.logaddexp(*report_law(z_m.abs(), law)[::2])
+            ls_m = _logaddexp(*report_law(z_m.abs(), law)[::2])
             small_m = (z_m > 0) ^ x_wrong
             inc = torch.where(x_small, ls_p_pub, _log1mexp(ls_p_pub)) - torch.where(small_m, ls_m, _log1mexp(ls_m))
             llr.add_(inc)

@@ -1,0 +1,162 @@
+"""Engine mechanics: seeds, chunking, progress/cancel, memory budget, outputs, and the law of (a_n, x_n)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from dpsl import (
+    RNG_BLOCK_RUNS,
+    Cancelled,
+    EpsilonUniform,
+    MemoryBudgetError,
+    Scenario,
+    ScenarioError,
+    simulate,
+)
+from dpsl.reference import simulate_numpy
+
+PER_RUN = ("llr_checkpoints", "llr_final", "first_correct_action", "first_correct_report", "wrong_actions",
+           "wrong_reports", "cascade_time", "cascade_side", "belief_stop_time")
+
+
+def _assert_same(r1, r2):
+    for name in PER_RUN:
+        a, b = getattr(r1, name), getattr(r2, name)
+        if a is None:
+            assert b is None
+        else:
+            assert np.array_equal(a, b), name
+
+
+SCENARIOS = {
+    "smooth": Scenario(mechanism="smooth", epsilon=1.0, agents=40, runs=2 * RNG_BLOCK_RUNS + 777, belief_threshold=3.0),
+    "smooth-legacy-sigma2": Scenario(mechanism="smooth", epsilon=0.5, sigma=2.0, amplitude="legacy", agents=40,
+                                     runs=RNG_BLOCK_RUNS + 5),
+    "none": Scenario(mechanism="none", epsilon=None, agents=30, runs=RNG_BLOCK_RUNS + 300),
+    "rr-gaussian": Scenario(mechanism="rr", epsilon=1.0, agents=30, runs=RNG_BLOCK_RUNS + 300),
+    "heterogeneous": Scenario(mechanism="smooth", epsilon=EpsilonUniform(0.0, 1.0), agents=8, runs=RNG_BLOCK_RUNS + 40,
+                              quadrature_nodes=16),
+    "binary": Scenario(signal="binary", p=0.7, mechanism="rr", epsilon=1.0, agents=60, runs=2 * RNG_BLOCK_RUNS + 9),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_chunked_and_unchunked_runs_are_identical(name):
+    scenario = SCENARIOS[name]
+    whole = simulate(scenario, chunk_runs=scenario.runs)
+    chunked = simulate(scenario, chunk_runs=1)  # rounded up to one RNG block per chunk
+    _assert_same(whole, chunked)
+
+
+def test_reproducible_per_seed_and_different_across_seeds():
+    s = Scenario(mechanism="smooth", epsilon=0.5, agents=50, runs=500, seed=7)
+    _assert_same(simulate(s), simulate(s))
+    other = simulate(s.with_(seed=8))
+    assert not np.array_equal(simulate(s).llr_final, other.llr_final)
+
+
+def test_a_longer_horizon_extends_the_same_paths():
+    # Each agent step consumes its own slab of each block's stream, so runs are prefixes of longer runs.
+    short = simulate(Scenario(epsilon=1.0, agents=20, runs=300, checkpoints=(10, 20)))
+    long = simulate(Scenario(epsilon=1.0, agents=70, runs=300, checkpoints=(10, 20, 70)))
+    assert np.array_equal(short.llr_checkpoints, long.llr_checkpoints[:, :2])
+
+
+def test_progress_reports_every_agent_step_once():
+    calls = []
+    s = Scenario(epsilon=1.0, agents=50, runs=RNG_BLOCK_RUNS + 10)
+    simulate(s, progress=lambda done, total: calls.append((done, total)), chunk_runs=1)
+    done = [d for d, _ in calls]
+    assert done == sorted(done) and len(set(done)) == len(done)
+    assert calls[-1] == (s.runs * s.agents, s.runs * s.agents)
+
+
+def test_cancel_stops_the_simulation():
+    polls = []
+
+    def should_cancel():
+        polls.append(1)
+        return len(polls) > 2
+
+    with pytest.raises(Cancelled):
+        simulate(Scenario(epsilon=1.0, agents=1000, runs=100), should_cancel=should_cancel)
+    assert len(polls) == 3
+
+
+def test_memory_budget_names_runs_x_agents():
+    s = Scenario(epsilon=1.0, agents=100_000, runs=100_000, keep_paths=True)
+    with pytest.raises(MemoryBudgetError, match=r"runs x agents = 100000 x 100001") as info:
+        simulate(s)
+    assert "keep_paths" in str(info.value) and isinstance(info.value, ScenarioError)
+    # Without the paths the same size fits: the summaries stream.
+    from dpsl.engine import check_memory
+
+    check_memory(s.with_(keep_paths=False), 2**31)
+
+
+def test_paths_agree_with_checkpoints_and_counters():
+    s = Scenario(epsilon=1.0, agents=60, runs=200, keep_paths=True, belief_threshold=4.0, checkpoints=(1, 7, 60))
+    r = simulate(s)
+    assert r.paths.shape == (200, 61)
+    assert np.all(r.paths[:, 0] == 0)
+    assert np.array_equal(r.paths[:, [1, 7, 60]], r.llr_checkpoints)
+    assert np.array_equal(r.paths[:, -1], r.llr_final)
+    # tau_B = inf{n : |l_n| >= B}, l_n = paths[:, n - 1].
+    crossed = np.abs(r.paths) >= 4.0
+    expected = np.where(crossed.any(axis=1), crossed.argmax(axis=1) + 1, s.agents + 2)
+    assert np.array_equal(r.belief_stop_time, expected)
+    assert np.all((r.first_correct_action >= 1) & (r.first_correct_action <= s.agents + 1))
+    assert np.all(r.wrong_actions <= s.agents) and np.all(r.wrong_reports <= s.agents)
+    # A run whose first correct action is at n made n - 1 wrong actions before it.
+    assert np.all(r.wrong_actions >= r.first_correct_action - 1)
+
+
+def test_first_action_is_wrong_with_probability_phi_minus_one_over_sigma():
+    # dpsl.md §6.6: P(a_1 wrong) = Phi(-1/sigma) = 0.1587 at sigma = 1.
+    r = simulate(Scenario(epsilon=1.0, agents=1, runs=40_000, checkpoints=(1,)))
+    p = np.mean(r.wrong_actions)
+    assert abs(p - 0.158655) <= 4 * math.sqrt(0.1587 * 0.8413 / 40_000)
+
+
+@pytest.mark.parametrize("eps, sigma, amplitude", [(1.0, 1.0, "half"), (0.5, 2.0, "legacy")])
+def test_engine_agrees_in_law_with_the_signal_level_simulation(eps, sigma, amplitude):
+    # The engine samples (a_n, x_n) from their joint law given l_n; the reference draws s_n and flips.
+    runs, agents, checkpoints = 20_000, 40, (5, 40)
+    ours = simulate(Scenario(epsilon=eps, sigma=sigma, amplitude=amplitude, agents=agents, runs=runs,
+                             checkpoints=checkpoints))
+    llr, wrong_a, wrong_x = simulate_numpy(sigma, eps, runs, agents, seed=3, amplitude=amplitude,
+                                           checkpoints=checkpoints)
+    pairs = [(ours.llr_checkpoints[:, i], llr[:, i]) for i in range(len(checkpoints))]
+    pairs += [(ours.wrong_actions, wrong_a), (ours.wrong_reports, wrong_x)]
+    for x, y in pairs:
+        se = math.sqrt(x.var(ddof=1) / x.size + y.var(ddof=1) / y.size)
+        assert abs(x.mean() - y.mean()) <= 4 * se
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"epsilon": 0.0}, "epsilon must be finite and > 0"),
+    ({"epsilon": -1.0, "mechanism": "rr"}, "epsilon must be finite and > 0"),
+    ({"epsilon": None}, "epsilon must be given"),
+    ({"signal": "binary", "p": 0.5, "mechanism": "none"}, "p must be in the open interval (0.5, 1)"),
+    ({"signal": "binary", "p": 1.0, "mechanism": "rr"}, "p must be in the open interval (0.5, 1)"),
+    ({"sigma": 0.0}, "sigma must be finite and > 0"),
+    ({"agents": 0}, "agents must be an integer >= 1"),
+    ({"runs": 0}, "runs must be an integer >= 1"),
+    ({"signal": "binary", "mechanism": "smooth"}, "mechanism must be one of none, rr for binary signals"),
+    ({"mechanism": "laplace"}, "mechanism must be one of none, rr, smooth for gaussian signals"),
+    ({"epsilon": 40.0}, "epsilon * sigma must be in (0, 35]"),
+    ({"checkpoints": (0, 5)}, "checkpoints must be integers in [1, agents=1000]"),
+    ({"amplitude": "full"}, "amplitude must be one of half, legacy"),
+])
+def test_invalid_parameters_name_the_parameter_and_its_range(kwargs, message):
+    with pytest.raises(ScenarioError) as info:
+        Scenario(**kwargs)
+    assert message in str(info.value)
+
+
+def test_epsilon_uniform_validates_its_bounds():
+    with pytest.raises(ScenarioError, match="epsilon high must be finite and > low"):
+        EpsilonUniform(1.0, 0.5)
