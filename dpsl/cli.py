@@ -60,7 +60,7 @@ def _scenario_flags(p: argparse.ArgumentParser) -> None:
 
 def _run_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("execution")
-    g.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
+    g.add_argument("--device", default="cpu", help="cpu (default), cuda[:N] or auto")
     g.add_argument("--chunk-runs", type=int, default=None, help="runs per chunk (never changes results)")
 
 

@@ -54,8 +54,11 @@ _DEFAULT_CHUNK_RUNS = {"cpu": 65536, "cuda": 2**21}
 # Agent steps whose uniforms are drawn in one call per block. Changing it changes CUDA streams
 # (Philox offsets advance per call), so it is fixed per device type.
 _STEPS_PER_TILE = {"cpu": 16, "cuda": 64}
-# Rough bytes of working memory per run in a chunk (state, buffers, one tile of uniforms).
-_WORK_BYTES_PER_RUN = 8 * 40
+
+
+def _work_bytes_per_run(dev: torch.device, draws: int) -> int:
+    """Working memory per run in a chunk: ~40 state and scratch vectors plus one tile of uniforms."""
+    return 8 * (40 + _STEPS_PER_TILE[dev.type] * draws)
 
 
 class Cancelled(Exception):
@@ -104,6 +107,8 @@ def check_memory(scenario: Scenario, budget: int) -> None:
 
 
 def _resolve_device(device) -> torch.device:
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device("cpu" if device is None else device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ScenarioError(f"device {device!r} was requested but CUDA is not available; use 'cpu'")
@@ -118,7 +123,8 @@ def _chunk_size(scenario: Scenario, dev: torch.device, chunk_runs: int | None, b
         if scenario.heterogeneous and scenario.mechanism == "smooth":
             chunk_runs = 4096  # the quadrature holds runs x nodes temporaries
         paths = (scenario.agents + 1) * 8 if scenario.keep_paths else 0
-        chunk_runs = min(chunk_runs, max(1, budget // 4 // (_WORK_BYTES_PER_RUN + paths)))
+        per_run = _work_bytes_per_run(dev, 2 if scenario.heterogeneous else 1) + paths
+        chunk_runs = min(chunk_runs, max(1, budget // 2 // per_run))
     elif chunk_runs < 1:
         raise ScenarioError(f"chunk_runs must be >= 1, got {chunk_runs}")
     blocks = max(1, math.ceil(chunk_runs / RNG_BLOCK_RUNS))
@@ -130,7 +136,7 @@ def simulate(scenario: Scenario, device=None, progress: ProgressFn | None = None
              memory_budget: int | None = None) -> Result:
     """Simulate `scenario.runs` independent runs of `scenario.agents` agents under theta = +1.
 
-    device: "cpu" (default), "cuda" or "cuda:N". progress(done, total) is called with agent steps
+    device: "cpu" (default), "cuda", "cuda:N" or "auto" (CUDA when available). progress(done, total) is called with agent steps
     done so far, every few steps; should_cancel() is polled as often and raises `Cancelled` when it
     returns True. chunk_runs: runs simulated at once (rounded up to a multiple of RNG_BLOCK_RUNS;
     default by device and memory budget); it never changes the result. memory_budget: bytes the
