@@ -179,7 +179,6 @@ class _Outputs:
         self.cascade_side = np.empty(runs, dtype=np.int8) if binary else None
         self.belief_stop_time = np.empty(runs, dtype=np.int64) if scenario.belief_threshold is not None else None
         self.paths = np.empty((runs, scenario.agents + 1)) if scenario.keep_paths else None
-        self.eps = np.empty(0)
 
     def to_result(self, device: str, elapsed: float) -> Result:
         return Result(
