@@ -169,7 +169,9 @@ def llr_growth(rep: Report) -> None:
     rep.lines += ["Asymptote (2/(εσ²)) log(K n) at n = 10^5: "
                   + ", ".join(f"ε={e}: {float(theory.llr_asymptote(1e5, e, 1.0)):.2f}" for e in (0.1, 0.5, 1, 2)), ""]
 
-    rep.section("§6.6 Same at σ = 3, N = 2000", "Cells: ours (reference).")
+    rep.section("§6.6 Same at σ = 3, N = 2000", "Cells: ours ± standard error (reference). The reference comes "
+                "from the old figure, whose paths are few: at σ = 3 the run-to-run spread of l_1000 is about 1.3, "
+                "so a mean over a handful of paths is uncertain by several tenths.")
     refs3 = [("U[0,1]", EpsilonUniform(0.0, 1.0), (1.56, 3.17, 3.77)), ("ε = 0.1", 0.1, (1.01, 4.40, 5.82)),
              ("ε = 0.5", 0.5, (1.93, 3.17, 3.47)), ("ε = 1", 1.0, (1.64, 2.43, 2.64)),
              ("non-private", None, (1.66, 2.40, 2.54))]
@@ -177,7 +179,8 @@ def llr_growth(rep: Report) -> None:
     for label, eps, refs in refs3:
         r = rep.sim(sigma=3.0, mechanism="none" if eps is None else "smooth", epsilon=eps, agents=2000,
                     runs=rep.runs(200), checkpoints=(100, 1000, 2000))
-        rows.append([label] + [f"{r.llr_mean[i]:.2f} ({refs[i]})" for i in range(3)])
+        se = r.summary()["llr_se"]
+        rows.append([label] + [f"{r.llr_mean[i]:.2f} ± {se[i]:.2f} ({refs[i]})" for i in range(3)])
     rep.table(["regime", "n = 100", "n = 1000", "n = 2000"], rows)
 
 
