@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
 import numpy as np
 import torch
@@ -48,9 +50,14 @@ from .theory import cascade_threshold, rho
 
 log = logging.getLogger(__name__)
 
-RNG_BLOCK_RUNS = 8192
+RNG_BLOCK_RUNS = 16384
 DEFAULT_MEMORY_BUDGET = 2 * 2**30
-_DEFAULT_CHUNK_RUNS = {"cpu": 65536, "cuda": 2**21}
+# On the CPU a chunk is one RNG block, below torch's intra-op parallel grain (32768 elements), so each
+# op runs on the calling thread; chunks run concurrently on a pool of torch.get_num_threads() Python
+# threads instead. Per-op OpenMP teams stall for a scheduler time slice at every barrier whenever
+# another process holds a core (100x slowdowns measured on a shared 2-core machine); independent
+# chunk threads only slow down in proportion.
+_DEFAULT_CHUNK_RUNS = {"cpu": RNG_BLOCK_RUNS, "cuda": 2**21}
 # Agent steps whose uniforms are drawn in one call per block. Changing it changes CUDA streams
 # (Philox offsets advance per call), so it is fixed per device type.
 _STEPS_PER_TILE = {"cpu": 16, "cuda": 64}
@@ -120,8 +127,6 @@ def _resolve_device(device) -> torch.device:
 def _chunk_size(scenario: Scenario, dev: torch.device, chunk_runs: int | None, budget: int) -> int:
     if chunk_runs is None:
         chunk_runs = _DEFAULT_CHUNK_RUNS[dev.type]
-        if scenario.heterogeneous and scenario.mechanism == "smooth":
-            chunk_runs = 4096  # the quadrature holds runs x nodes temporaries
         paths = (scenario.agents + 1) * 8 if scenario.keep_paths else 0
         per_run = _work_bytes_per_run(dev, 2 if scenario.heterogeneous else 1) + paths
         chunk_runs = min(chunk_runs, max(1, budget // 2 // per_run))
@@ -149,19 +154,69 @@ def simulate(scenario: Scenario, device=None, progress: ProgressFn | None = None
     chunk = _chunk_size(scenario, dev, chunk_runs, budget)
     out = _Outputs(scenario)
     total = scenario.runs * scenario.agents
+    spans = [(start, min(start + chunk, scenario.runs)) for start in range(0, scenario.runs, chunk)]
+    workers = min(len(spans), torch.get_num_threads()) if dev.type == "cpu" else 1
     started = time.perf_counter()
-    done = 0
-    for start in range(0, scenario.runs, chunk):
-        stop = min(start + chunk, scenario.runs)
-        sim = _Chunk(scenario, dev, start, stop)
-        done = sim.run(out, progress, should_cancel, done, total)
+    if workers == 1:
+        _run_sequential(scenario, dev, spans, out, progress, should_cancel, total)
+    else:
+        _run_threaded(scenario, dev, spans, out, progress, should_cancel, total, workers)
     elapsed = time.perf_counter() - started
     log.debug("simulated %d agent steps in %.3f s on %s (chunks of %d runs)", total, elapsed, dev, chunk)
     return out.to_result(str(dev), elapsed)
 
 
+def _run_sequential(scenario, dev, spans, out, progress, should_cancel, total) -> None:
+    done = 0
+
+    def tick(steps: int) -> None:
+        nonlocal done
+        done += steps
+        if progress is not None:
+            progress(done, total)
+        if should_cancel is not None and should_cancel():
+            raise Cancelled(f"cancelled after {done} of {total} agent steps")
+
+    for start, stop in spans:
+        _Chunk(scenario, dev, start, stop).run(out, tick)
+
+
+def _run_threaded(scenario, dev, spans, out, progress, should_cancel, total, workers) -> None:
+    """Chunks on worker threads; progress and should_cancel are only ever called on this thread."""
+    lock = threading.Lock()
+    stop = threading.Event()
+    done = [0]
+
+    def tick(steps: int) -> None:
+        with lock:
+            done[0] += steps
+        if stop.is_set():
+            raise Cancelled("cancelled")
+
+    def work(span):
+        if not stop.is_set():
+            _Chunk(scenario, dev, *span).run(out, tick)
+
+    reported = 0
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dpsl") as pool:
+        pending = {pool.submit(work, span) for span in spans}
+        try:
+            while pending:
+                finished, pending = wait(pending, timeout=0.05, return_when=FIRST_EXCEPTION)
+                for f in finished:
+                    f.result()  # re-raise a worker's error here
+                if progress is not None and done[0] != reported:
+                    reported = done[0]
+                    progress(reported, total)
+                if should_cancel is not None and should_cancel():
+                    raise Cancelled(f"cancelled after {done[0]} of {total} agent steps")
+        except BaseException:
+            stop.set()
+            raise
+
+
 class _Outputs:
-    """Host-side per-run outputs, filled chunk by chunk."""
+    """Host-side per-run outputs, filled chunk by chunk (disjoint slices; shared sums under a lock)."""
 
     def __init__(self, scenario: Scenario):
         runs, c = scenario.runs, len(scenario.resolved_checkpoints)
@@ -179,6 +234,7 @@ class _Outputs:
         self.cascade_side = np.empty(runs, dtype=np.int8) if binary else None
         self.belief_stop_time = np.empty(runs, dtype=np.int64) if scenario.belief_threshold is not None else None
         self.paths = np.empty((runs, scenario.agents + 1)) if scenario.keep_paths else None
+        self.lock = threading.Lock()
 
     def to_result(self, device: str, elapsed: float) -> Result:
         return Result(
@@ -219,7 +275,7 @@ class _Chunk:
                            and scenario.signal == "gaussian") else 1
         self.uniforms = torch.empty((self.tile, self.draws, self.n), dtype=torch.float64, device=dev)
         self.slabs = {hi - lo: torch.empty((self.tile, self.draws, hi - lo), dtype=torch.float64, device=dev)
-                      for _, lo, hi in self.blocks}
+                      for _, lo, hi in self.blocks} if len(self.blocks) > 1 else {}
         n, f64, i64 = self.n, torch.float64, torch.int64
         self.llr = torch.zeros(n, dtype=f64, device=dev)
         self.a_wrong = torch.empty(n, dtype=torch.bool, device=dev)
@@ -246,6 +302,9 @@ class _Chunk:
 
     def _draw_tile(self) -> None:
         # Each block fills its own contiguous slab, so its stream does not depend on the chunk layout.
+        if len(self.blocks) == 1:
+            self.uniforms.uniform_(generator=self.blocks[0][0])
+            return
         for gen, lo, hi in self.blocks:
             slab = self.slabs[hi - lo]
             slab.uniform_(generator=gen)
@@ -253,22 +312,17 @@ class _Chunk:
 
     # -- the loop -----------------------------------------------------------------------------------
 
-    def run(self, out: _Outputs, progress, should_cancel, done: int, total: int) -> int:
+    def run(self, out: _Outputs, tick: Callable[[int], None]) -> None:
+        """All agents, tile by tile; tick(steps done) after each tile may raise Cancelled."""
         agents = self.s.agents
         for tile_start in range(0, agents, self.tile):
-            if should_cancel is not None and should_cancel():
-                raise Cancelled(f"cancelled after {done} of {total} agent steps")
             self._draw_tile()
             steps = min(self.tile, agents - tile_start)
             for i in range(steps):
-                n = tile_start + i + 1
                 self.step(self.uniforms[i])
-                self._record(n)
-            done += steps * self.n
-            if progress is not None:
-                progress(done, total)
+                self._record(tile_start + i + 1)
+            tick(steps * self.n)
         self._flush(out)
-        return done
 
     def _record(self, n: int) -> None:
         """Per-run counters after agent n has acted and reported (l is now l_{n+1})."""
@@ -296,8 +350,9 @@ class _Chunk:
         out.first_correct_report[sl] = (self.lead_x + 1).cpu().numpy()
         out.wrong_actions[sl] = self.wrong_a.cpu().numpy()
         out.wrong_reports[sl] = self.wrong_x.cpu().numpy()
-        out.action_correct += self.ckpt_a.cpu().numpy()
-        out.report_correct += self.ckpt_x.cpu().numpy()
+        with out.lock:
+            out.action_correct += self.ckpt_a.cpu().numpy()
+            out.report_correct += self.ckpt_x.cpu().numpy()
         if self.s.belief_threshold is not None:
             # tau_B = inf{n : |l_n| >= B} with l_1 = 0 the belief before agent 1 (paper indexing).
             out.belief_stop_time[sl] = (self.lead_b + 2).cpu().numpy()

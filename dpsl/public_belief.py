@@ -30,6 +30,7 @@ for rho and the cascade threshold live in `theory`.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -123,13 +124,19 @@ def report_law(v: torch.Tensor, law: GaussianLaw) -> tuple[torch.Tensor, torch.T
         return log_t1 + math.log1p(-u), log_t1 + math.log(u), log_ndtr(v) + math.log(u)
     if law.mechanism != "smooth":
         raise ValueError(f"mechanism must be one of none, rr, smooth, got {law.mechanism!r}")
-    eps = torch.tensor(law.eps_nodes, dtype=v.dtype, device=v.device)
-    log_w = torch.log(torch.tensor(law.eps_weights, dtype=v.dtype, device=v.device))
+    eps, log_w = _node_tensors(law, v.device, v.dtype)
     _, log_t2, log_t3 = smooth_log_masses(v.unsqueeze(-1), eps, law.sigma, law.amplitude)  # ..., nodes
     log_t2 = _logsumexp(log_t2 + log_w, dim=-1)
     log_t3 = _logsumexp(log_t3 + log_w, dim=-1)
     # T2 < A T1 <= T1 / 2, so the difference never cancels.
     return log_t1 + _log1mexp(log_t2 - log_t1), log_t2, log_t3
+
+
+@functools.lru_cache(maxsize=32)
+def _node_tensors(law: GaussianLaw, device: torch.device, dtype: torch.dtype):
+    """Quadrature nodes and log weights on the device, made once (a host copy per step would sync a GPU)."""
+    eps = torch.tensor(law.eps_nodes, dtype=dtype, device=device)
+    return eps, torch.log(torch.tensor(law.eps_weights, dtype=dtype, device=device))
 
 
 def smooth_log_masses(v: torch.Tensor, eps: torch.Tensor, sigma: float, amplitude: str = "half"):
