@@ -18,6 +18,10 @@ One uniform per agent step
     quadrature average. The signal-level simulation (draw s_n, flip with A e^{-eps|s-t|}) lives in
     `reference.py`, and the tests check the two agree in law.
 
+Threads
+    On the CPU, chunks of one block each run concurrently on a small thread pool (see
+    _DEFAULT_CHUNK_RUNS); progress and should_cancel are called only on the caller's thread.
+
 Memory
     Per-run outputs and the LLR at the checkpoints are O(runs); the full LLR path (keep_paths) is
     O(runs x agents) and is checked against the memory budget before anything runs.
