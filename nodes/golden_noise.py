@@ -67,6 +67,18 @@ def golden_inputs() -> list:
     ]
 
 
+def seed_input():
+    """The seed widget, as on core KSampler (full 64-bit range, changed after each run)."""
+    return io.Int.Input(
+        "seed",
+        default=0,
+        min=0,
+        max=0xFFFFFFFFFFFFFFFF,
+        control_after_generate=True,
+        tooltip="The random seed of the noise that NPNet refines.",
+    )
+
+
 def node_id(cls) -> str | None:
     """This node's id in the running graph (None when a test calls `execute` directly)."""
     return cls.hidden.unique_id if cls.hidden is not None else None
@@ -153,14 +165,7 @@ class GoldenNoiseKSampler(io.ComfyNode):
             "KSampler, plus an NPNET and the Golden Noise widgets. Replace a KSampler with it.",
             inputs=[
                 io.Model.Input("model", tooltip="The model used for denoising the input latent."),
-                io.Int.Input(
-                    "seed",
-                    default=0,
-                    min=0,
-                    max=0xFFFFFFFFFFFFFFFF,
-                    control_after_generate=True,
-                    tooltip="The random seed of the noise that NPNet refines.",
-                ),
+                seed_input(),
                 io.Int.Input("steps", default=20, min=1, max=10000, tooltip="Denoising steps."),
                 io.Float.Input(
                     "cfg",
@@ -265,14 +270,7 @@ class GoldenNoiseToLatent(io.ComfyNode):
                     "latent_image",
                     tooltip="The latent to start from (usually Empty Latent Image, 1024x1024).",
                 ),
-                io.Int.Input(
-                    "seed",
-                    default=0,
-                    min=0,
-                    max=0xFFFFFFFFFFFFFFFF,
-                    control_after_generate=True,
-                    tooltip="The random seed of the noise that NPNet refines.",
-                ),
+                seed_input(),
                 io.Conditioning.Input(
                     "positive",
                     tooltip="The positive prompt's conditioning; NPNet reads its first entry's token states.",
