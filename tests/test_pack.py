@@ -86,6 +86,12 @@ def test_pyproject_carries_the_registry_fields():
     assert "test" in project["optional-dependencies"]
     for key in ("PublisherId", "DisplayName", "Icon", "requires-comfyui"):
         assert comfy[key], key
+    # The Registry shows the icon from the repository; it must exist there, square and <= 400 px.
+    from PIL import Image
+
+    icon = REPO_ROOT / comfy["Icon"].split("/main/", 1)[1]
+    width, height = Image.open(icon).size
+    assert width == height <= 400
     runtime = {"torch", "numpy", "safetensors", "huggingface_hub", "einops", "matplotlib"}
     assert set(project["dependencies"]) == runtime
     requirements = {
