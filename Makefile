@@ -24,20 +24,23 @@ $(COMFY_STAMP): $(DEPS_STAMP) dev/comfyui_setup.py
 	$(PY) dev/comfyui_setup.py install --dest $(STATE)
 	touch $@
 
-run: setup
+# With COMFYUI_DIR the user's own ComfyUI is used and the bundled one is not installed.
+BUNDLED := $(if $(COMFYUI_DIR),,$(COMFY_STAMP))
+
+run: $(DEPS_STAMP) $(BUNDLED)
 	$(PY) dev/comfyui_setup.py serve --port $(PORT) $(if $(COMFYUI_DIR),--comfyui-dir $(COMFYUI_DIR))
 
 lint: $(DEPS_STAMP)
 	$(VENV)/bin/ruff check .
 
-test: setup lint
+test: $(DEPS_STAMP) $(BUNDLED) lint
 	COMFYUI_DIR=$(abspath $(if $(COMFYUI_DIR),$(COMFYUI_DIR),$(STATE)/ComfyUI)) $(PY) -m pytest $(PYTEST_ARGS)
 
 reproduce: $(DEPS_STAMP)
 	$(PY) -m dpsl.reproduce --out reproduce-report.md
 
 gpu-check: setup
-	bash benchmarks/gpu_check.sh
+	PYTHON=$(PY) bash benchmarks/gpu_check.sh
 
 clean:
 	rm -rf $(VENV) $(STATE) test-artifacts
