@@ -14,7 +14,7 @@ import sys
 from . import theory
 from .engine import simulate
 from .model import AMPLITUDES, SIGNALS, EpsilonUniform, Scenario, ScenarioError
-from .results import _json_safe
+from .results import json_safe
 from .sweep import SWEEPABLE, sweep
 
 EXIT_INVALID = 2
@@ -123,7 +123,7 @@ def _sweep_values(param: str, text: str) -> list:
 
 
 def _theory_dict(scenario: Scenario) -> dict:
-    return _json_safe({"scenario": scenario.to_dict(), "theory": theory.summary(scenario)})
+    return json_safe({"scenario": scenario.to_dict(), "theory": theory.summary(scenario)})
 
 
 def _to_csv(rows: list[list]) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .model import EpsilonUniform, Scenario
-from .results import Result, SweepResult
+from .results import Result, SweepResult, json_safe
 
 # |z| above this is flagged in the table; 4 SE is what the simulator's own tests allow.
 Z_FLAG = 4.0
@@ -235,17 +235,7 @@ def to_json(rows: Sequence[MetricRow], title: str, result: Result | None = None,
         "result": result.to_dict() if result is not None else None,
         "sweeps": [sw.to_dict() for sw in sweeps],
     }
-    return json.dumps(_finite(doc), indent=1, allow_nan=False)
-
-
-def _finite(obj):
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
+    return json.dumps(json_safe(doc), indent=1, allow_nan=False)
 
 
 def write_report(directory: Path, stem: str, rows: Sequence[MetricRow], title: str,

@@ -114,7 +114,7 @@ class Result:
                 value = getattr(self, name)
                 if value is not None:
                     d[name] = value.tolist()
-        return _json_safe(d)
+        return json_safe(d)
 
     def csv_rows(self) -> list[list]:
         """One row per checkpoint: n, llr_mean, llr_se, the quantiles, correct rates."""
@@ -149,7 +149,7 @@ class SweepResult:
                 d[key] = [s.get(key) for s in summaries]
         d["theory"] = [s["theory"] for s in summaries]
         d["results"] = [r.to_dict(per_run) for r in self.results]
-        return _json_safe(d)
+        return json_safe(d)
 
     def csv_rows(self) -> list[list]:
         """One row per swept value with the scalar summaries and their theory counterparts."""
@@ -166,14 +166,14 @@ def _value_json(v):
     return v.to_dict() if hasattr(v, "to_dict") else v
 
 
-def _json_safe(obj):
+def json_safe(obj):
     """inf/nan -> None so that the output is strict JSON."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, np.generic):
-        return _json_safe(obj.item())
+        return json_safe(obj.item())
     return obj
