@@ -114,12 +114,7 @@ class ComfyServer:
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            stop_process(self.process, timeout=15)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -178,6 +173,16 @@ class ComfyServer:
 
     def interrupt(self) -> None:
         self.request("/interrupt", {})
+
+
+def stop_process(process: subprocess.Popen, timeout: float) -> None:
+    """Terminate, and kill if it has not exited after `timeout` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def execution_error(entry: dict) -> dict | None:

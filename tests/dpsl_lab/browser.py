@@ -20,6 +20,8 @@ from pathlib import Path
 
 import websocket
 
+from tests.comfy_harness import stop_process
+
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 
 
@@ -116,9 +118,4 @@ class Browser:
         try:
             self.ws.close()
         finally:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            stop_process(self.process, timeout=10)
