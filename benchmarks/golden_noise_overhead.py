@@ -28,6 +28,9 @@ from pathlib import Path
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+from tests.golden_noise.checkpoints import write_checkpoint  # noqa: E402  (the tests' own checkpoint writer)
+
 PACK = "golden_noise_bench"
 
 
@@ -52,19 +55,6 @@ def import_pack():
     sys.modules[PACK] = pack
     spec.loader.exec_module(pack)
     return importlib.import_module(f"{PACK}.nodes.golden_noise")
-
-
-def write_checkpoint(path: Path) -> None:
-    from golden_noise_bench.npnet.checkpoint import save_safetensors
-    from golden_noise_bench.npnet.model import NPNet
-
-    torch.manual_seed(0)
-    model = NPNet(2048)
-    with torch.no_grad():
-        model.alpha.fill_(0.7)
-        model.beta.fill_(0.4)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_safetensors(model.state_dict(), path)
 
 
 def timed(fn) -> tuple[float, object]:
@@ -92,7 +82,7 @@ def main() -> None:
     import comfy.model_management as mm
     from comfy_extras.nodes_custom_sampler import Noise_RandomNoise
 
-    write_checkpoint(base / "models" / "npnet" / "bench-sdxl.safetensors")
+    write_checkpoint(base / "models" / "npnet" / "bench-sdxl.safetensors", 2048)
     g = torch.Generator().manual_seed(0)
     cond = [[torch.randn(1, 77, 2048, generator=g), {"pooled_output": torch.randn(1, 1280, generator=g)}]]
     latent = {"samples": torch.zeros(opts.batch, 4, 128, 128)}

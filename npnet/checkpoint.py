@@ -10,9 +10,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from .config import METADATA_KEY, OFFICIAL, NPNetConfig
 from .model import NPNet
 from .variants import TOKENS, family_for_embed_dim
 
@@ -25,7 +26,8 @@ ACCEPTED_FORMATS = (
     "(Klayand/GoldenNoiseModel);\n"
     "  a flat .safetensors with 'unet_svd.*', 'unet_embedding.*', 'embeeding.*', 'alpha', 'beta' "
     "(LucipherDev/Golden-Noise-NPNets, and what npnet.download writes);\n"
-    "  a flat .safetensors with 'text_embedding.*' in place of 'embeeding.*' (asagi4/NPNet)."
+    "  a flat .safetensors with 'text_embedding.*' in place of 'embeeding.*' (asagi4/NPNet);\n"
+    "  a .safetensors written by npnet (npnet.save, python -m npnet.train) with its shape in the metadata."
 )
 _SHOWN = 8
 
@@ -35,8 +37,9 @@ def load(
 ) -> NPNet:
     """Build the NPNet stored at `source`, on `device` (default CPU), ready to call.
 
-    `source` is a path to any of the accepted formats (see ACCEPTED_FORMATS); the variant (SDXL family,
-    D = 2048, or Hunyuan-DiT, D = 1024) is read from the text branch's weight shape. `.pth` files are
+    `source` is a path to any of the accepted formats (see ACCEPTED_FORMATS). The network's shape comes
+    from the file's `npnet` metadata (files npnet writes, any shape), else from the weights, which must
+    then be a released shape: SDXL family (D = 2048) or Hunyuan-DiT (D = 1024), 4x128x128 latents. `.pth` files are
     read with `torch.load(weights_only=True)`, so a pickle carrying code is refused, never run.
     `dtype` must be None or torch.float32: NPNet computes in float32 (there is no half-precision SVD and
     the weights were trained in float32).
@@ -58,24 +61,34 @@ def load(
 def read_checked(
     source: str | os.PathLike, device: torch.device | str = "cpu"
 ) -> tuple[dict[str, torch.Tensor], NPNet]:
-    """The checkpoint's tensors, strictly checked, and a weightless (meta-device) NPNet of its variant."""
-    state_dict = read_state_dict(source, device)
+    """The checkpoint's tensors, strictly checked, and a weightless (meta-device) NPNet of its shape."""
+    state_dict, config = read_state_dict(source, device)
+    if config is None:
+        config = released_config(state_dict, source)
     with torch.device("meta"):
-        model = NPNet(text_embed_dim(state_dict, source))
+        model = NPNet(config)
     check_state_dict(state_dict, model, source)
     return state_dict, model
 
 
-def read_state_dict(source: str | os.PathLike, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
-    """Tensors of the checkpoint at `source` under the flat keys NPNet's own state_dict uses, in float32."""
+def read_state_dict(
+    source: str | os.PathLike, device: torch.device | str = "cpu"
+) -> tuple[dict[str, torch.Tensor], NPNetConfig | None]:
+    """Tensors of the checkpoint at `source` under NPNet's own flat keys, in float32, and the shape its
+    metadata records (None for files without one: the released checkpoints and their mirrors)."""
     path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(f"NPNet weights not found: {path}")
-    if path.suffix == ".safetensors":
+    config = None
+    if path.suffix.lower() == ".safetensors":
         try:
+            with safe_open(path, "pt") as file:
+                metadata = file.metadata() or {}
             raw = load_file(path, device=str(device))
-        except SafetensorError as error:
+        except (SafetensorError, OSError) as error:
             raise ValueError(f"{path} is not a readable .safetensors file ({error}).") from error
+        if METADATA_KEY in metadata:
+            config = NPNetConfig.from_json(metadata[METADATA_KEY], path)
     else:
         raw = _read_pickle(path)
     state_dict = {key: value.to(device=device) for key, value in _flatten(raw, path).items()}
@@ -83,7 +96,7 @@ def read_state_dict(source: str | os.PathLike, device: torch.device | str = "cpu
         if value.is_floating_point() and value.dtype != torch.float32:
             # Widening to float32 is exact; NPNet always computes in float32.
             state_dict[key] = value.float()
-    return state_dict
+    return state_dict, config
 
 
 def _read_pickle(path: Path) -> Mapping:
@@ -134,8 +147,8 @@ def _flatten(raw: object, path: Path) -> dict[str, torch.Tensor]:
     return flat
 
 
-def text_embed_dim(state_dict: Mapping[str, torch.Tensor], source: object) -> int:
-    """D, the prompt-token width the checkpoint was trained on, from the text branch's Linear(77 * D, 8)."""
+def released_config(state_dict: Mapping[str, torch.Tensor], source: object) -> NPNetConfig:
+    """The released shape a file without metadata holds, from the text branch's Linear(77 * D, 8)."""
     weight = state_dict.get(TEXT_WEIGHT)
     if weight is None:
         raise ValueError(
@@ -147,9 +160,7 @@ def text_embed_dim(state_dict: Mapping[str, torch.Tensor], source: object) -> in
             f"{source}: '{TEXT_WEIGHT}' has shape {list(weight.shape)}; NPNet's is [8, 77 * D] with D = 2048 "
             "(SDXL, DreamShaper XL) or 1024 (Hunyuan-DiT)."
         )
-    embed_dim = weight.shape[1] // TOKENS
-    family_for_embed_dim(embed_dim)
-    return embed_dim
+    return OFFICIAL[family_for_embed_dim(weight.shape[1] // TOKENS).name]
 
 
 def check_state_dict(state_dict: Mapping[str, torch.Tensor], model: NPNet, source: object) -> None:
@@ -175,9 +186,9 @@ def check_state_dict(state_dict: Mapping[str, torch.Tensor], model: NPNet, sourc
     if mis_shaped:
         problems.append(f"wrong shapes ({len(mis_shaped)}): {_some(mis_shaped)}")
     if problems:
-        family = model.family
         raise ValueError(
-            f"{source} does not match NPNet ({family} family, D={model.embed_dim}):\n  "
+            f"{source} does not match NPNet ({model.family or 'custom'} family, D={model.embed_dim}, "
+            f"{model.config.describe()}):\n  "
             + "\n  ".join(problems)
             + f"\nAccepted formats:\n  {ACCEPTED_FORMATS}"
         )
@@ -188,13 +199,24 @@ def _some(items: list[str]) -> str:
     return shown + (f", ... and {len(items) - _SHOWN} more" if len(items) > _SHOWN else "")
 
 
-def save_safetensors(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike) -> Path:
+def save(model: NPNet, path: str | os.PathLike) -> Path:
+    """Write `model`'s weights to `path` (.safetensors) with its shape in the metadata, so `load` rebuilds
+    it from the file alone. Key names are the official ones, so other NPNet loaders read released shapes."""
+    return save_safetensors(model.state_dict(), path, model.config)
+
+
+def save_safetensors(
+    state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike, config: NPNetConfig | None = None
+) -> Path:
     """Write `state_dict` to `path` atomically: a crash leaves at most a `*.partial` file, never `path`."""
     path = Path(path)
     partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
+    metadata = {"format": "pt"}
+    if config is not None:
+        metadata[METADATA_KEY] = config.to_json()
     try:
         save_file(
-            {key: value.contiguous() for key, value in state_dict.items()}, partial, metadata={"format": "pt"}
+            {key: value.detach().cpu().contiguous() for key, value in state_dict.items()}, partial, metadata=metadata
         )
         os.replace(partial, path)
     finally:

@@ -91,10 +91,11 @@ def download(
 
 def _local_file(spec: Variant, dest: Path) -> Path | None:
     target = dest / spec.local_name
-    for candidate in (target, dest / f"{spec.name}.safetensors"):
+    ours, lucipher, official_name = spec.local_names
+    for candidate in (dest / ours, dest / lucipher):
         if candidate.is_file():
             return candidate
-    official = dest / f"{spec.name}.pth"
+    official = dest / official_name
     if official.is_file():
         logger.info("converting %s to %s (once; later loads read the .safetensors)", official, target)
         _convert(spec, official, target)
@@ -168,7 +169,7 @@ def _convert(spec: Variant, source: Path, target: Path) -> None:
         raise ValueError(
             f"{source} holds weights for D={model.embed_dim}, but {spec.name!r} conditions on D={expected}."
         )
-    save_safetensors(state_dict, target)
+    save_safetensors(state_dict, target, model.config)
 
 
 def _reporter(progress: Progress) -> type:

@@ -1,4 +1,12 @@
-"""SVD branch: re-weights the singular spectrum of the 2x2-tiled noise, keeping its singular vectors."""
+"""SVD branch: re-weights the singular spectrum of the tiled noise, keeping its singular vectors.
+
+Sizes for any `NPNetConfig`: the C channels are tiled into a rows x cols grid (`NPNetConfig.grid`), giving
+one m x n matrix per sample (m = rows * H, n = cols * W) with k = min(m, n) singular values. Each of the k
+singular triplets becomes one token of width k: mlp1 maps a left singular vector (length m), mlp2 a right
+one (length n) and mlp3 the spectrum (length k) to that width; attention over the k tokens and mlp4 give a
+correction to the k singular values. For the released networks (C = 4, H = W = 128) m = n = k = 256, and
+these are exactly the official `SVDNoiseUnet` layers.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +15,11 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from .variants import LATENT_CHANNELS, LATENT_SIZE
+from .config import NPNetConfig
 
-# The four 128x128 channels tiled 2x2 give one 256x256 matrix per sample.
-MATRIX_SIZE = LATENT_SIZE * LATENT_CHANNELS // 2
 HEADS = 8
+HIDDEN = 64
+SPECTRUM_HIDDEN = 1024
 
 
 class Attention(nn.Module):
@@ -30,30 +38,39 @@ class Attention(nn.Module):
         return self.proj(out.transpose(1, 2).reshape(b, n, c))
 
 
-def _mlp(hidden: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(MATRIX_SIZE, hidden), nn.ReLU(), nn.Linear(hidden, MATRIX_SIZE))
+def _mlp(inputs: int, hidden: int, outputs: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, outputs))
+
+
+def heads_for(dim: int) -> int:
+    """8 attention heads (the released networks), fewer when the token width is not a multiple of 8."""
+    return next(h for h in (HEADS, 4, 2, 1) if dim % h == 0)
 
 
 class SVDBranch(nn.Module):
     """The official `SVDNoiseUnet` (the attention version, which the released inference code runs)."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: NPNetConfig) -> None:
         super().__init__()
-        d = MATRIX_SIZE
-        self.mlp1 = _mlp(64)
-        self.mlp2 = _mlp(64)
-        self.mlp3 = nn.Sequential(nn.Linear(d, d))
-        self.attention = Attention(d, HEADS)
+        self.rows, self.cols = config.grid
+        m, n = self.rows * config.height, self.cols * config.width
+        k = min(m, n)
+        self.mlp1 = _mlp(m, HIDDEN, k)
+        self.mlp2 = _mlp(n, HIDDEN, k)
+        self.mlp3 = nn.Sequential(nn.Linear(k, k))
+        self.attention = Attention(k, heads_for(k))
         # Never used in forward, but its weights and running statistics are in every checkpoint.
-        self.bn = nn.BatchNorm2d(d)
-        self.mlp4 = _mlp(1024)
+        self.bn = nn.BatchNorm2d(k)
+        self.mlp4 = _mlp(k, SPECTRUM_HIDDEN, k)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, 4, 128, 128] float32 -> [B, 4, 128, 128]."""
-        m = rearrange(x, "b (a c) h w -> b (a h) (c w)", a=2, c=2)  # B, 256, 256
-        u, s, vh = torch.linalg.svd(m)
+        """[B, C, H, W] float32 -> [B, C, H, W]."""
+        m = rearrange(x, "b (a c) h w -> b (a h) (c w)", a=self.rows, c=self.cols)  # B, m, n
+        # The SVD always runs in float32, also under autocast: there is no half-precision kernel.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            u, s, vh = torch.linalg.svd(m.float(), full_matrices=False)  # [B, m, k], [B, k], [B, k, n]
         # Row i of U^T and of Vh is the i-th left / right singular vector: one token each.
         tokens = self.mlp1(u.transpose(1, 2)) + self.mlp2(vh) + self.mlp3(s).unsqueeze(1)
-        s_new = self.mlp4(self.attention(tokens).mean(dim=1)) + s
+        s_new = self.mlp4(self.attention(tokens).mean(dim=1)).float() + s
         out = (u * s_new.unsqueeze(1)) @ vh  # U diag(S') Vh without building the diagonal matrix
-        return rearrange(out, "b (a h) (c w) -> b (a c) h w", a=2, c=2)
+        return rearrange(out, "b (a h) (c w) -> b (a c) h w", a=self.rows, c=self.cols)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 TOKENS = 77
-"""Prompt tokens the text branch reads: its Linear takes exactly 77 * D inputs."""
+"""Prompt tokens the released networks read: their text Linear takes exactly 77 * D inputs."""
 
 LATENT_CHANNELS = 4
 LATENT_SIZE = 128
-"""The only latent size the released weights accept: 128x128 latents, i.e. 1024x1024 pixels."""
+"""The released weights' latent: 4 x 128 x 128, i.e. 1024x1024 pixels."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ class Variant:
     """One released checkpoint: which family it conditions on and where its files are published."""
 
     name: str
+    label: str
+    """How hosts show it (the ComfyUI loader's combo, the webui's dropdown)."""
     family: str
     base_model: str
     mirror_files: tuple[tuple[str, str], ...]
@@ -42,18 +44,25 @@ class Variant:
         """File name `download` stores the weights under (asagi4's mirror uses the same name)."""
         return f"npnet-{self.name}.safetensors"
 
+    @property
+    def local_names(self) -> tuple[str, ...]:
+        """Files in a folder that `download` uses without a request: ours, LucipherDev's, the official .pth."""
+        return (self.local_name, f"{self.name}.safetensors", f"{self.name}.pth")
+
 
 OFFICIAL_REPO = "Klayand/GoldenNoiseModel"
 
 VARIANTS = {
     "sdxl": Variant(
         "sdxl",
+        "SDXL",
         "sdxl",
         "SDXL base 1.0 (also used for SDXL-Lightning, LCM-SDXL, PCM)",
         (("LucipherDev/Golden-Noise-NPNets", "sdxl.safetensors"), ("asagi4/NPNet", "npnet-sdxl.safetensors")),
     ),
     "dreamshaper": Variant(
         "dreamshaper",
+        "DreamShaper-XL",
         "sdxl",
         "DreamShaper XL v2 turbo",
         (
@@ -63,6 +72,7 @@ VARIANTS = {
     ),
     "dit": Variant(
         "dit",
+        "Hunyuan-DiT",
         "dit",
         "Hunyuan-DiT v1.2",
         (("LucipherDev/Golden-Noise-NPNets", "dit.safetensors"), ("asagi4/NPNet", "npnet-dit.safetensors")),

@@ -7,19 +7,18 @@ from pathlib import Path
 import torch
 
 import npnet
-from npnet.checkpoint import save_safetensors
-from npnet.model import NPNet
 
 
 def write_checkpoint(path: Path, embed_dim: int, seed: int = 0) -> Path:
     """A random NPNet with the released architecture (sizes are fixed by it: ~120 MB), every branch live."""
     torch.manual_seed(seed)
-    model = NPNet(embed_dim)
+    family = next(name for name, config in npnet.OFFICIAL.items() if config.embed_dim == embed_dim)
+    model = npnet.NPNet(npnet.OFFICIAL[family])
     with torch.no_grad():
         model.alpha.fill_(0.7)  # the released init (0, 0) would switch the text and Swin branches off
         model.beta.fill_(0.4)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_safetensors(model.state_dict(), path)
+    npnet.save(model, path)
     return path
 
 
@@ -30,4 +29,4 @@ def expected_golden(
     import comfy.sample
 
     noise = comfy.sample.prepare_noise(torch.zeros(shape), seed, batch_index)
-    return npnet.load(checkpoint)(noise, tokens[:, :77])
+    return npnet.golden_noise(npnet.load(checkpoint), noise, tokens)

@@ -1,10 +1,12 @@
-"""The whole network against the independent reference, its determinism and its input checks."""
+"""The whole network against the independent reference, its determinism, and `npnet.golden_noise`'s
+input checks (the one validated entry point hosts call)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+import npnet
 from tests.npnet.reference import make_inputs
 
 
@@ -41,15 +43,15 @@ def test_batch_of_four_equals_four_single_calls(sdxl_model):
 def test_computes_in_float32_and_returns_input_dtype(sdxl_model, dtype):
     noise, embeds = make_inputs(1, seed=7)
     low = noise.to(dtype)
-    got = sdxl_model(low, embeds.to(dtype))
+    got = npnet.golden_noise(sdxl_model, low, embeds.to(dtype))
     assert got.dtype == dtype and got.device == noise.device
-    expected = sdxl_model(low.float(), embeds.to(dtype).float())
+    expected = npnet.golden_noise(sdxl_model, low.float(), embeds.to(dtype).float())
     assert torch.equal(got, expected.to(dtype))
 
 
 def test_call_builds_no_autograd_graph(sdxl_model):
     noise, embeds = make_inputs(1, seed=8)
-    out = sdxl_model(noise.requires_grad_(), embeds)
+    out = npnet.golden_noise(sdxl_model, noise.requires_grad_(), embeds)
     assert not out.requires_grad and out.grad_fn is None
     assert not any(p.requires_grad for p in sdxl_model.parameters())
 
@@ -70,14 +72,13 @@ def test_variant_and_family(sdxl_model):
         ((2, 4, 128, 128), (3, 77, 2048), "batch mismatch: 3 prompt embeddings for 2 noise samples"),
         ((1, 4, 128, 128), (0, 77, 2048), "conditioning is empty"),
         ((1, 4, 128, 128), (1, 0, 2048), "conditioning is empty"),
-        ((1, 4, 128, 128), (1, 154, 2048), "npnet.fit_tokens"),
         ((1, 4, 128, 128), (77, 2048), "[B, L, D]"),
         ((4, 128, 128), (1, 77, 2048), "shape [B, 4, 128, 128]"),
     ],
 )
 def test_bad_inputs_are_clear_value_errors(sdxl_model, noise_shape, embeds_shape, message):
     with pytest.raises(ValueError) as error:
-        sdxl_model(torch.randn(noise_shape), torch.randn(embeds_shape))
+        npnet.golden_noise(sdxl_model, torch.randn(noise_shape), torch.randn(embeds_shape))
     assert message in str(error.value)
 
 
@@ -86,10 +87,57 @@ def test_non_finite_noise_is_rejected(sdxl_model, bad):
     noise, embeds = make_inputs(1)
     noise[0, 1, 2, 3] = bad
     with pytest.raises(ValueError, match="NaN or Inf"):
-        sdxl_model(noise, embeds)
+        npnet.golden_noise(sdxl_model, noise, embeds)
 
 
 def test_missing_conditioning_is_rejected(sdxl_model):
     noise, _ = make_inputs(1)
     with pytest.raises(ValueError, match="conditioning is empty"):
-        sdxl_model(noise, None)
+        npnet.golden_noise(sdxl_model, noise, None)
+
+
+def test_long_prompts_are_fitted_by_the_entry_point(sdxl_model):
+    # The bare network reads exactly 77 tokens; golden_noise fits longer prompts by the token policy
+    # (it used to refuse them and point at npnet.fit_tokens).
+    noise, embeds = make_inputs(1, seed=9)
+    long = torch.cat([embeds, torch.randn(1, 77, 2048)], dim=1)
+    assert torch.equal(npnet.golden_noise(sdxl_model, noise, long), npnet.golden_noise(sdxl_model, noise, embeds))
+    averaged = npnet.golden_noise(sdxl_model, noise, long, token_policy="chunk_average")
+    expected = npnet.golden_noise(sdxl_model, noise, long.unflatten(1, (2, 77)).mean(dim=1))
+    assert torch.equal(averaged, expected)
+
+
+@pytest.mark.parametrize("strength", [float("nan"), float("inf"), -0.5, 1.5])
+def test_strength_outside_zero_one_names_strength(sdxl_model, strength):
+    noise, embeds = make_inputs(1, seed=10)
+    with pytest.raises(npnet.InputError, match="strength must be") as error:
+        npnet.golden_noise(sdxl_model, noise, embeds, strength=strength)
+    assert error.value.input == "strength"
+
+
+def test_weights_that_produce_nan_are_an_error_not_a_result(sdxl_model):
+    noise, embeds = make_inputs(1, seed=11)
+    broken = npnet.NPNet(sdxl_model.config)
+    broken.load_state_dict(sdxl_model.state_dict())
+    broken.init_non_persistent_buffers(torch.device("cpu"))
+    with torch.no_grad():
+        broken.beta.fill_(float("nan"))
+    with pytest.raises(npnet.InputError, match="NaN or Inf") as error:
+        npnet.golden_noise(broken, noise, embeds)
+    assert error.value.input == "npnet"
+
+
+def test_progress_and_cancel_between_samples(sdxl_model):
+    noise, embeds = make_inputs(3, seed=12)
+    seen = []
+    npnet.golden_noise(sdxl_model, noise, embeds, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+    calls = []
+
+    def cancel_after_one() -> bool:
+        calls.append(1)
+        return len(calls) > 1
+
+    with pytest.raises(npnet.Cancelled):
+        npnet.golden_noise(sdxl_model, noise, embeds, should_cancel=cancel_after_one)
+    assert len(calls) == 2

@@ -1,4 +1,5 @@
-"""Perturbation transfer for latents other than 128x128: valid noise statistics, no blocks."""
+"""Perturbation transfer (golden_noise's resolution_mode) for latents other than 128x128: valid noise
+statistics, no blocks."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ from safetensors.torch import save_file
 
 import npnet
 from tests.npnet.reference import make_inputs
+
+
+def transfer(model, noise, embeds):
+    return npnet.golden_noise(model, noise, embeds, resolution_mode="perturbation_transfer")
 
 
 def _neighbour_correlation(x: torch.Tensor) -> float:
@@ -33,7 +38,7 @@ def identity_model(tmp_path_factory, sdxl_state_dict):
 @pytest.mark.parametrize("size", [(96, 96), (128, 192), (168, 96)])
 def test_output_is_unit_noise_at_the_native_size(sdxl_model, size):
     noise, embeds = make_inputs(2, seed=21, size=size)
-    out = npnet.perturbation_transfer(sdxl_model, noise, embeds[:1])
+    out = transfer(sdxl_model, noise, embeds[:1])
     assert out.shape == noise.shape and out.dtype == noise.dtype
     per_sample = out.flatten(1)
     assert per_sample.std(dim=1).sub(1).abs().max().item() < 1e-4
@@ -47,7 +52,7 @@ def test_output_is_unit_noise_at_the_native_size(sdxl_model, size):
 
 def test_unperturbed_noise_is_kept_without_blocks(identity_model):
     noise, embeds = make_inputs(1, seed=22, size=(96, 144))
-    out = npnet.perturbation_transfer(identity_model, noise, embeds)
+    out = transfer(identity_model, noise, embeds)
     assert (out - noise / noise.std()).abs().max().item() < 1e-3
     assert abs(out.mean().item()) < 0.02 and abs(out.std().item() - 1) < 1e-4
     assert abs(_neighbour_correlation(out)) < 0.02
@@ -60,19 +65,19 @@ def test_unperturbed_noise_is_kept_without_blocks(identity_model):
 
 def test_native_128_is_the_exact_network_output(sdxl_model):
     noise, embeds = make_inputs(1, seed=23)
-    assert torch.equal(npnet.perturbation_transfer(sdxl_model, noise, embeds), sdxl_model(noise, embeds))
+    assert torch.equal(transfer(sdxl_model, noise, embeds), sdxl_model(noise, embeds))
 
 
 def test_half_precision_noise_keeps_its_dtype(sdxl_model):
     noise, embeds = make_inputs(1, seed=24, size=(96, 96))
-    out = npnet.perturbation_transfer(sdxl_model, noise.half(), embeds)
+    out = transfer(sdxl_model, noise.half(), embeds)
     assert out.dtype == torch.float16 and torch.isfinite(out).all()
 
 
 def test_bad_inputs_still_rejected(sdxl_model):
     noise, embeds = make_inputs(1, size=(96, 96))
     with pytest.raises(ValueError, match="16-channel"):
-        npnet.perturbation_transfer(sdxl_model, torch.randn(1, 16, 96, 96), embeds)
+        transfer(sdxl_model, torch.randn(1, 16, 96, 96), embeds)
     noise[0, 0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="NaN or Inf"):
-        npnet.perturbation_transfer(sdxl_model, noise, embeds)
+        transfer(sdxl_model, noise, embeds)

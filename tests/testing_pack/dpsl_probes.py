@@ -1,3 +1,0 @@
-"""Test-only nodes for the DP sequential learning lab tests."""
-
-NODES: list[type] = []
