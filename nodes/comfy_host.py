@@ -1,19 +1,16 @@
 """The one place that imports ComfyUI.
 
 Every other module of `nodes/` takes the host's API from here, so a change in ComfyUI's API touches
-this file alone. Three hosts are possible:
-
-- ``"v3"``: ComfyUI >= 0.3.48, with the schema API `comfy_api.latest`;
-- ``"v1"``: an older ComfyUI; `io`/`ui` then come from `v1_schema`, a small stand-in that turns the
-  same V3-style node classes into classic V1 nodes (`INPUT_TYPES`, `RETURN_TYPES`, `FUNCTION`);
-- ``None``: no ComfyUI at all (plain Python, Forge, tests of the cores); nothing is registered.
+this file alone. Only what the supported cores share is used (0.3.75, the oldest the suite runs on, and
+the newer ones the pack was also run on). Outside ComfyUI (plain Python, the webui, the cores' tests)
+`HOST_API` is None and nothing is registered.
 """
 
 from __future__ import annotations
 
-import logging
-
-log = logging.getLogger(__name__)
+import inspect
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 # One top-level menu for the whole pack; families add their own sub-menu.
 MENU = "golden_noise"
@@ -22,8 +19,13 @@ try:
     import comfy.model_management as model_management
     import comfy.utils as comfy_utils
     import folder_paths
+    from comfy_api.latest import ComfyExtension, io, ui
 except ImportError:  # not running inside ComfyUI
     model_management = comfy_utils = folder_paths = None
+    io = ui = ComfyExtension = None
+    HOST_API = None
+else:
+    HOST_API = "v3"
 
 # Sampling internals for the Golden Noise nodes (KSampler drop-in, latent route, NPNet offloading).
 # Separate guard: a core that moved one of these still registers the other nodes.
@@ -32,28 +34,45 @@ try:
     import comfy.sample as comfy_sample
     import comfy.samplers as comfy_samplers
     import latent_preview
+    from comfy_extras.nodes_custom_sampler import Noise_RandomNoise
 except ImportError:
-    model_patcher = comfy_sample = comfy_samplers = latent_preview = None
+    model_patcher = comfy_sample = comfy_samplers = latent_preview = Noise_RandomNoise = None
 
-if folder_paths is None:
-    HOST_API = None
-    io = ui = ComfyExtension = None
-else:
+Progress = Callable[[int, int], None]
+
+
+@contextmanager
+def progress_and_cancel(total: int, node_id: str | None = None) -> Iterator[tuple[Progress, Callable[[], bool]]]:
+    """(progress, should_cancel) for a core's long loop, wired to ComfyUI's progress bar and Cancel.
+
+    The cores poll `should_cancel` and stop with their own `Cancelled`; ComfyUI must see its own
+    interrupt exception to report the prompt as interrupted (not failed), so whatever the core raised
+    while Cancel was pressed becomes that exception.
+    """
+    bar = comfy_utils.ProgressBar(total, node_id=node_id)
+
+    def progress(done: int, total: int) -> None:
+        bar.update_absolute(done, total)
+
     try:
-        from comfy_api.latest import ComfyExtension, io, ui
-
-        HOST_API = "v3"
-    except ImportError:
-        from . import v1_schema as _v1
-
-        io, ui, ComfyExtension = _v1.io, _v1.ui, None
-        HOST_API = "v1"
+        yield progress, model_management.processing_interrupted
+    except Exception:
+        model_management.throw_exception_if_processing_interrupted()
+        raise
 
 
-def prompt_server():
-    """ComfyUI's running server (for text shown on a node), or None outside a server."""
-    try:
-        from server import PromptServer
-    except ImportError:
-        return None
-    return getattr(PromptServer, "instance", None)
+_RATIO_KEYS = ("downscale_ratio_spacial", "downscale_ratio_temporal")
+
+
+def fix_empty_latent(model, latent: dict) -> dict:
+    """A copy of `latent` whose samples fit the model, as core's `common_ksampler` prepares it.
+
+    Newer cores keep `downscale_ratio_spacial` / `downscale_ratio_temporal` in the latent dict and pass
+    them to `fix_empty_latent_channels`, which then takes them as extra arguments; 0.3.75 takes
+    (model, samples) only. The keys stay in the copy, as core keeps them.
+    """
+    extra = len(inspect.signature(comfy_sample.fix_empty_latent_channels).parameters) - 2
+    out = dict(latent)
+    args = [latent.get(key) for key in _RATIO_KEYS[: max(extra, 0)]]
+    out["samples"] = comfy_sample.fix_empty_latent_channels(model, latent["samples"], *args)
+    return out

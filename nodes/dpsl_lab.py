@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..dpsl import Cancelled, EpsilonUniform, Scenario, charts, report, simulate, sweep
+from ..dpsl import EpsilonUniform, Scenario, charts, report, simulate, sweep
 from ..dpsl.model import AMPLITUDES, MAX_QUADRATURE_NODES, SIGNALS
-from .comfy_host import MENU, comfy_utils, folder_paths, io, model_management, ui
+from .comfy_host import MENU, folder_paths, io, model_management, progress_and_cancel, ui
 
 log = logging.getLogger(__name__)
 
@@ -51,23 +51,10 @@ def host_device() -> torch.device:
     return torch.device("cpu")
 
 
-def run_with_host_controls(work, total_hint: int = 1000):
-    """Run `work(progress, should_cancel)` under ComfyUI's progress bar and Cancel button.
-
-    The core polls `should_cancel` between agent steps and raises `Cancelled`; ComfyUI must see its
-    own InterruptProcessingException to report the prompt as interrupted (not failed), so the flag is
-    re-raised through `throw_exception_if_processing_interrupted`.
-    """
-    bar = comfy_utils.ProgressBar(total_hint)
-
-    def progress(done: int, total: int) -> None:
-        bar.update_absolute(done, total)
-
-    try:
-        return work(progress, model_management.processing_interrupted)
-    except Cancelled:
-        model_management.throw_exception_if_processing_interrupted()
-        raise
+def run_with_host_controls(work):
+    """Run `work(progress, should_cancel)` under ComfyUI's progress bar and Cancel button."""
+    with progress_and_cancel(1000) as (progress, cancel):
+        return work(progress, cancel)
 
 
 def parse_grid(text: str, name: str) -> list[float]:

@@ -1,8 +1,8 @@
-"""Collects the node families and hands them to the host in the form its API expects."""
+"""Collects the node families and hands them to ComfyUI's V3 extension API."""
 
 from __future__ import annotations
 
-from .comfy_host import HOST_API, ComfyExtension
+from .comfy_host import ComfyExtension
 
 
 def node_classes() -> list[type]:
@@ -13,17 +13,15 @@ def node_classes() -> list[type]:
     return [cls for family in families for cls in family]
 
 
-if HOST_API == "v3":
+class GoldenNoiseExtension(ComfyExtension):
+    async def get_node_list(self) -> list[type]:
+        return node_classes()
 
-    class GoldenNoiseExtension(ComfyExtension):
-        async def get_node_list(self) -> list[type]:
-            return node_classes()
 
-    async def comfy_entrypoint() -> GoldenNoiseExtension:
-        return GoldenNoiseExtension()
+async def comfy_entrypoint() -> GoldenNoiseExtension:
+    """Called once by every supported core when it loads the pack (newer cores also call `on_load`,
+    which 0.3.75 lacks, so set-up happens here)."""
+    from .npnet_weights import register_folder
 
-elif HOST_API == "v1":
-    NODE_CLASS_MAPPINGS = {cls.GET_SCHEMA().node_id: cls for cls in node_classes()}
-    NODE_DISPLAY_NAME_MAPPINGS = {
-        cls.GET_SCHEMA().node_id: cls.GET_SCHEMA().display_name for cls in node_classes()
-    }
+    register_folder()
+    return GoldenNoiseExtension()

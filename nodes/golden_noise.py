@@ -1,35 +1,29 @@
 """Golden Noise nodes (NPNet): loader, NOISE wrapper, KSampler drop-in, latent route.
 
-Each node turns its inputs into the small objects of `golden_noise_source` / `golden_noise_loader` and
-returns ComfyUI types; the network itself is `npnet`. Node ids are a public contract (saved workflows
+Each node turns its inputs into the small objects of `noise_objects` / `npnet_weights` and returns
+ComfyUI types; the network itself is `npnet`. Node ids are a public contract (saved workflows
 refer to them): never rename one.
 """
 
 from __future__ import annotations
 
+from ..npnet import POLICIES, RESOLUTION_MODES
 from .comfy_host import (
     MENU,
+    Noise_RandomNoise,
     comfy_sample,
     comfy_samplers,
     comfy_utils,
+    fix_empty_latent,
     io,
     latent_preview,
 )
-from .golden_noise_loader import NPNetWeights, load_weights, register_folder, weight_choices
-from .golden_noise_source import (
-    POLICIES,
-    RESOLUTION_MODES,
-    GoldenNoise,
-    GoldenSettings,
-    Origin,
-    SeedNoise,
-    start_latent,
-)
+from .noise_objects import GoldenNoise, GoldenSettings, Origin, start_latent
+from .npnet_weights import NPNetWeights, load_weights, weight_choices
 
 # Imported only inside ComfyUI (extension.node_classes), so `io` is the host's schema API here.
 CATEGORY = f"{MENU}/noise"
 NPNET = io.Custom("NPNET")
-register_folder()
 
 
 def golden_inputs() -> list:
@@ -225,11 +219,10 @@ class GoldenNoiseKSampler(io.ComfyNode):
         resolution_mode,
     ) -> io.NodeOutput:
         # common_ksampler, with the golden noise in place of prepare_noise.
-        latent = latent_image.copy()
-        latent["samples"] = comfy_sample.fix_empty_latent_channels(model, latent_image["samples"])
+        latent = fix_empty_latent(model, latent_image)
         origin = Origin("KSampler (Golden Noise)", node_id(cls))
         golden = GoldenNoise(
-            SeedNoise(seed), npnet, positive, settings(token_policy, strength, resolution_mode), origin
+            Noise_RandomNoise(seed), npnet, positive, settings(token_policy, strength, resolution_mode), origin
         )
         noise = golden.generate_noise(latent)
         samples = comfy_sample.sample(
@@ -290,11 +283,10 @@ class GoldenNoiseToLatent(io.ComfyNode):
     def execute(
         cls, model, latent_image, seed, positive, npnet, token_policy, strength, resolution_mode
     ) -> io.NodeOutput:
-        latent = latent_image.copy()
-        latent["samples"] = comfy_sample.fix_empty_latent_channels(model, latent_image["samples"])
+        latent = fix_empty_latent(model, latent_image)
         origin = Origin("Golden Noise to Latent (GoldenNoiseToLatent)", node_id(cls))
         golden = GoldenNoise(
-            SeedNoise(seed), npnet, positive, settings(token_policy, strength, resolution_mode), origin
+            Noise_RandomNoise(seed), npnet, positive, settings(token_policy, strength, resolution_mode), origin
         )
         latent["samples"] = start_latent(model, golden.generate_noise(latent), latent["samples"])
         return io.NodeOutput(latent)

@@ -1,36 +1,30 @@
-"""Where NPNet weights come from in ComfyUI: the `npnet` model folder, a first-use download, a cache.
+"""NPNet weights in ComfyUI: the `npnet` model folder, a first-use download, and the loaded networks.
 
 The loaded network travels on NPNET wires as an `NPNetWeights`: the network wrapped in ComfyUI's
-ModelPatcher, so model management moves it to the GPU when a node needs it and can offload or free it
-like any other model.
+ModelPatcher, so model management moves it to the GPU when a node needs it and can offload it like any
+other model. ComfyUI owns its lifetime: the executor's output cache holds it between runs, and our own
+cache only refers to it weakly, so when the host drops it ("free model and node cache") it is freed.
 """
 
 from __future__ import annotations
 
 import logging
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import npnet
-from ..npnet.variants import FAMILIES, VARIANTS
+from ..npnet.variants import VARIANTS
 from .comfy_host import comfy_utils, folder_paths, model_management, model_patcher
+from .errors import GoldenNoiseError
 
 log = logging.getLogger(__name__)
 
 FOLDER = "npnet"
 EXTENSIONS = {".pth", ".safetensors"}
 
-# What the loader's combo shows for each released checkpoint (key: npnet variant name).
-VARIANT_LABELS = {"sdxl": "SDXL", "dreamshaper": "DreamShaper-XL", "dit": "Hunyuan-DiT"}
-LABEL_TO_VARIANT = {label: name for name, label in VARIANT_LABELS.items()}
-
-
-class GoldenNoiseError(ValueError):
-    """A problem the person in front of the graph can fix; the message names the node and its input."""
-
-    def __init__(self, node: str, node_id: str | None, input_name: str, cause: str):
-        where = f"{node} (node {node_id})" if node_id is not None else node
-        super().__init__(f"{where}, input '{input_name}': {cause}")
+# What the loader's combo shows for each released checkpoint.
+LABEL_TO_VARIANT = {variant.label: name for name, variant in VARIANTS.items()}
 
 
 def default_folder() -> Path:
@@ -52,12 +46,7 @@ def register_folder() -> None:
 
 def weight_choices() -> list[str]:
     """The loader's combo: the released variants first, then every file in the npnet folders."""
-    return list(VARIANT_LABELS.values()) + folder_paths.get_filename_list(FOLDER)
-
-
-def _local_names(variant: str) -> list[str]:
-    """File names `npnet.download` uses without a request: ours, LucipherDev's, the official `.pth`."""
-    return [VARIANTS[variant].local_name, f"{variant}.safetensors", f"{variant}.pth"]
+    return list(LABEL_TO_VARIANT) + folder_paths.get_filename_list(FOLDER)
 
 
 def resolve(choice: str, node_id: str | None) -> Path:
@@ -76,7 +65,7 @@ def resolve(choice: str, node_id: str | None) -> Path:
     variant = LABEL_TO_VARIANT[choice]
     folders = [Path(p) for p in folder_paths.get_folder_paths(FOLDER)]
     dest = next(
-        (f for f in folders if any((f / name).is_file() for name in _local_names(variant))), default_folder()
+        (f for f in folders if any((f / name).is_file() for name in VARIANTS[variant].local_names)), default_folder()
     )
     pbar = comfy_utils.ProgressBar(1, node_id=node_id)
 
@@ -108,16 +97,16 @@ class NPNetWeights:
     patcher: object  # comfy.model_patcher.ModelPatcher around the npnet.NPNet
 
     @property
-    def family(self) -> str:
+    def model(self) -> npnet.NPNet:
+        return self.patcher.model
+
+    @property
+    def family(self) -> str | None:
         return self.patcher.model.family
 
     @property
     def embed_dim(self) -> int:
         return self.patcher.model.embed_dim
-
-    def variants_for_width(self, width: int) -> list[str]:
-        """Loader choices whose network reads `width`-wide prompt tokens."""
-        return [VARIANT_LABELS[v.name] for v in VARIANTS.values() if FAMILIES[v.family].embed_dim == width]
 
     def on_device(self) -> npnet.NPNet:
         """The network on ComfyUI's torch device, loaded through model management (may evict others)."""
@@ -126,10 +115,16 @@ class NPNetWeights:
 
 
 class NPNetCache:
-    """Networks kept across queue runs, keyed on (file, mtime, device): a replaced file is reloaded."""
+    """The networks ComfyUI still holds, keyed on (file, mtime, device): one network per file and device
+    while anything uses it, a replaced file reloaded. Weak: it never keeps a network alive by itself."""
 
     def __init__(self) -> None:
-        self._entries: dict[tuple[str, int, str], NPNetWeights] = {}
+        self._entries: weakref.WeakValueDictionary[tuple[str, int, str], NPNetWeights] = (
+            weakref.WeakValueDictionary()
+        )
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def get(self, name: str, path: Path) -> NPNetWeights:
         device = model_management.get_torch_device()
@@ -137,15 +132,14 @@ class NPNetCache:
         cached = self._entries.get(key)
         if cached is not None:
             return cached
-        # An older version of the same file is stale: drop it so its memory can be freed.
-        self._entries = {k: v for k, v in self._entries.items() if k[0] != key[0]}
         log.info("loading NPNet weights from %s", path)
         offload = model_management.unet_offload_device()
         # Loaded on the offload device; model management moves it to `device` when a node uses it.
         model = npnet.load(path, device=offload)
         patcher = model_patcher.ModelPatcher(model, load_device=device, offload_device=offload)
-        self._entries[key] = NPNetWeights(name, path, patcher)
-        return self._entries[key]
+        weights = NPNetWeights(name, path, patcher)
+        self._entries[key] = weights
+        return weights
 
 
 CACHE = NPNetCache()

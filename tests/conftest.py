@@ -5,6 +5,7 @@ Tests of the host-free cores (tests/npnet, tests/dpsl) use neither and run witho
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import sys
 import types
@@ -73,5 +74,7 @@ def comfy_inprocess(tmp_path_factory) -> types.SimpleNamespace:
     pack = importlib.util.module_from_spec(spec)
     sys.modules[name] = pack
     spec.loader.exec_module(pack)
+    # What the host does when it loads the pack: the entry point sets the pack up (model folder).
+    asyncio.run(pack.comfy_entrypoint())
     return types.SimpleNamespace(pack=pack, folder_paths=folder_paths, base_dir=base)
 

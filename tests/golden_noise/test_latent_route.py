@@ -6,6 +6,8 @@ whose network predicts zero noise; no checkpoint is needed for the arithmetic ch
 
 from __future__ import annotations
 
+import importlib
+
 import torch
 
 from tests.golden_noise.checkpoints import expected_golden
@@ -150,3 +152,22 @@ def test_loader_keeps_one_network_per_file_and_device(gn_nodes, inprocess_checkp
     assert again is first
     assert first.family == "sdxl" and first.embed_dim == 2048
     assert first.patcher.model is first.on_device()  # loaded through ComfyUI's model management
+
+
+def test_the_host_owns_the_loaded_network(gn_nodes, inprocess_checkpoint, comfy_inprocess):
+    # Nothing of ours keeps a network alive: once ComfyUI drops the loader's output (its cache reset on
+    # "free memory") and model management unloads it, the network is freed.
+    import gc
+    import weakref
+
+    import comfy.model_management
+
+    weights_module = importlib.import_module(comfy_inprocess.pack.__name__ + ".nodes.npnet_weights")
+    loaded = gn_nodes.GoldenNoiseLoader.execute("test-sdxl.safetensors").args[0]
+    loaded.on_device()
+    network = weakref.ref(loaded.patcher.model)
+    del loaded
+    comfy.model_management.unload_all_models()
+    gc.collect()
+    assert network() is None, "the NPNet outlived every reference ComfyUI held"
+    assert len(weights_module.CACHE) == 0

@@ -11,7 +11,7 @@ from tests.golden_noise.checkpoints import write_checkpoint
 
 @pytest.fixture
 def loader(comfy_inprocess, gn_nodes):
-    module = importlib.import_module(comfy_inprocess.pack.__name__ + ".nodes.golden_noise_loader")
+    module = importlib.import_module(comfy_inprocess.pack.__name__ + ".nodes.npnet_weights")
     saved = comfy_inprocess.folder_paths.folder_names_and_paths["npnet"]
     yield module
     comfy_inprocess.folder_paths.folder_names_and_paths["npnet"] = saved

@@ -5,10 +5,9 @@ from comfy_api.latest import ComfyExtension
 
 
 def _node_classes() -> list[type]:
-    from . import dpsl_probes, golden_noise_probes
+    from . import golden_noise_probes
 
-    families = [golden_noise_probes.NODES, dpsl_probes.NODES]
-    return [cls for family in families for cls in family]
+    return list(golden_noise_probes.NODES)
 
 
 class GoldenNoiseTestingExtension(ComfyExtension):
