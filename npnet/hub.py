@@ -146,6 +146,11 @@ def _fetch(
     token: str | None,
     progress: Progress | None,
 ) -> None:
+    _fetch_into(repo, filename, target, endpoint, token, progress, lambda path: _convert(spec, path, target))
+
+
+def _fetch_into(repo, filename, target: Path, endpoint, token, progress, place: Callable[[Path], None]) -> None:
+    """Download repo/filename into a staging folder beside `target` and `place(downloaded_path)` it."""
     staging = Path(tempfile.mkdtemp(prefix=".npnet-download-", dir=target.parent))
     try:
         path = hf_hub_download(
@@ -156,9 +161,38 @@ def _fetch(
             token=token,
             tqdm_class=_reporter(progress) if progress is not None else None,
         )
-        _convert(spec, Path(path), target)
+        place(Path(path))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+IMAGENET_SWIN = ("timm/swin_tiny_patch4_window7_224.ms_in1k", "model.safetensors")
+"""timm's ImageNet Swin-T on the Hub; its key names are the ones our Swin uses."""
+
+
+def download_imagenet_swin(dest_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> Path:
+    """Path of timm's ImageNet Swin-T weights in `dest_dir` (default `default_dir()`), downloaded once.
+
+    Used by `python -m npnet.train --init imagenet`, as the authors initialise NPNet's Swin branch.
+    Same rules as `download`: no request when the file is there, HF_ENDPOINT / HF_TOKEN /
+    HF_HUB_OFFLINE read at call time, an atomic move so an interrupted download leaves nothing used.
+    """
+    repo, filename = IMAGENET_SWIN
+    dest = Path(dest_dir).expanduser() if dest_dir is not None else default_dir()
+    target = dest / "swin_tiny_patch4_window7_224.ms_in1k.safetensors"
+    if target.is_file():
+        return target
+    endpoint = (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+    manual = f"Download {endpoint}/{repo}/resolve/main/{filename} and save it as {target}."
+    if _offline():
+        raise DownloadError(f"the ImageNet Swin-T weights are not in {dest} and downloads are off. {manual}")
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        _fetch_into(repo, filename, target, endpoint, os.environ.get("HF_TOKEN") or None, progress,
+                    lambda path: shutil.move(str(path), target))
+    except Exception as error:  # noqa: BLE001 - any failure needs the user; the message says what to do
+        raise DownloadError(f"could not download {repo}/{filename}: {type(error).__name__}: {error}. {manual}") from error
+    return target
 
 
 def _convert(spec: Variant, source: Path, target: Path) -> None:

@@ -1,0 +1,178 @@
+"""The noise prompt dataset (NPD): the format collection writes and `npnet.train` reads.
+
+A dataset is a folder of shard files `*.safetensors`, each holding N samples:
+- `noise`  [N, C, H, W]: the initial Gaussian noise x_T (unit variance), float16 or float32;
+- `golden` [N, C, H, W]: its target x'_T, same dtype;
+- `embeds` [N, T, D]: the positive prompt's token states as the host's text encoder produced them;
+- `gain`   [N] float32, optional: reward(image from x'_T) - reward(image from x_T).
+The metadata key `npd` holds a JSON object with at least {"version": 1} and, when known, the base model,
+sampler settings, reward model and prompts. Shards are read memory-mapped, one sample at a time, so a
+dataset larger than RAM trains.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from .config import OFFICIAL, NPNetConfig
+
+VERSION = 1
+METADATA_KEY = "npd"
+TENSORS = ("noise", "golden", "embeds")
+FLOAT_DTYPES = (torch.float16, torch.float32)
+_CHECK_ROWS = 256  # rows read at a time when checking finiteness: bounded memory for any shard size
+
+
+class DatasetError(ValueError):
+    """The dataset cannot be trained on; the message names the folder, shard and tensor."""
+
+
+def write_shard(
+    path: str | os.PathLike,
+    noise: torch.Tensor,
+    golden: torch.Tensor,
+    embeds: torch.Tensor,
+    gain: torch.Tensor | None = None,
+    metadata: Mapping | None = None,
+) -> Path:
+    """Write one NPD shard atomically (a crash leaves no file a reader would take for a shard)."""
+    path = Path(path)
+    tensors = {"noise": noise, "golden": golden, "embeds": embeds}
+    if gain is not None:
+        tensors["gain"] = gain.float()
+    info = {"version": VERSION, **(metadata or {})}
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
+    try:
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in tensors.items()},
+            partial,
+            metadata={METADATA_KEY: json.dumps(info)},
+        )
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+@dataclass(frozen=True)
+class Shard:
+    path: Path
+    rows: int
+    metadata: dict
+
+
+class NoisePromptDataset(torch.utils.data.Dataset):
+    """The samples of an NPD folder whose gain exceeds `min_gain` (all samples of shards without gains).
+
+    Opening checks every shard: the three tensors present, one shape for all shards, float16/float32,
+    finite values, a `gain` of N values if present. `__getitem__` returns float32 (noise, golden, embeds).
+    """
+
+    def __init__(self, folder: str | os.PathLike, min_gain: float | None = None) -> None:
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise DatasetError(f"the dataset folder {self.folder} does not exist.")
+        paths = sorted(p for p in self.folder.glob("*.safetensors") if not p.name.startswith("."))
+        if not paths:
+            raise DatasetError(f"{self.folder} holds no NPD shards (*.safetensors).")
+        self.shards: list[Shard] = []
+        self.index: list[tuple[int, int]] = []
+        shapes = None
+        for number, path in enumerate(paths):
+            shard, shard_shapes, keep = _check_shard(path, min_gain)
+            if shapes is None:
+                shapes, first = shard_shapes, path
+            elif shard_shapes != shapes:
+                raise DatasetError(
+                    f"{path.name} holds {_describe(shard_shapes)}, but {first.name} holds {_describe(shapes)}: "
+                    "all shards of a dataset must come from one model at one size."
+                )
+            self.shards.append(shard)
+            self.index.extend((number, row) for row in keep)
+        (c, h, w), (tokens, embed_dim) = shapes
+        self.config = _config_for(c, h, w, tokens, embed_dim, self.shards[0].metadata.get("family"))
+        self._files: dict[int, object] = {}
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        number, row = self.index[i]
+        f = self._files.get(number)
+        if f is None:  # opened lazily, per process: DataLoader workers each get their own handles
+            f = self._files[number] = safe_open(self.shards[number].path, "pt")
+        return tuple(f.get_slice(name)[row].float() for name in TENSORS)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_files": {}}
+
+
+def _config_for(c: int, h: int, w: int, tokens: int, embed_dim: int, family: object) -> NPNetConfig:
+    """The network shape the data asks for; a released family when the metadata or the shape says so."""
+    if family in OFFICIAL and OFFICIAL[family].embed_dim == embed_dim:
+        return NPNetConfig(c, h, w, tokens, embed_dim, family=family)
+    for official in OFFICIAL.values():
+        if (official.latent_shape, official.tokens, official.embed_dim) == ((c, h, w), tokens, embed_dim):
+            return official
+    return NPNetConfig(c, h, w, tokens, embed_dim, family=None)
+
+
+def _describe(shapes) -> str:
+    (c, h, w), (t, d) = shapes
+    return f"{c}x{h}x{w} latents with {t}x{d} prompt tokens"
+
+
+def _check_shard(path: Path, min_gain: float | None):
+    name = path.name
+    try:
+        f = safe_open(path, "pt")
+    except (SafetensorError, OSError) as error:
+        raise DatasetError(f"{name} is not a readable .safetensors file ({error}).") from None
+    keys = set(f.keys())
+    missing = [t for t in TENSORS if t not in keys]
+    if missing:
+        raise DatasetError(f"{name} lacks the tensor(s) {missing}; an NPD shard holds {list(TENSORS)} (+ gain).")
+    try:
+        metadata = json.loads((f.metadata() or {}).get(METADATA_KEY, "{}"))
+    except ValueError:
+        raise DatasetError(f"{name}: its '{METADATA_KEY}' metadata is not JSON.") from None
+    if not isinstance(metadata, dict):
+        raise DatasetError(f"{name}: its '{METADATA_KEY}' metadata must be a JSON object.")
+    slices = {t: f.get_slice(t) for t in keys & {*TENSORS, "gain"}}
+    shapes = {t: tuple(s.get_shape()) for t, s in slices.items()}
+    noise = shapes["noise"]
+    if len(noise) != 4 or 0 in noise:
+        raise DatasetError(f"{name}: 'noise' has shape {list(noise)}; expected [N, C, H, W] with N >= 1.")
+    if shapes["golden"] != noise:
+        raise DatasetError(f"{name}: 'golden' has shape {list(shapes['golden'])}, 'noise' {list(noise)}; they must match.")
+    embeds = shapes["embeds"]
+    if len(embeds) != 3 or embeds[0] != noise[0] or 0 in embeds:
+        raise DatasetError(f"{name}: 'embeds' has shape {list(embeds)}; expected [{noise[0]}, T, D] (one prompt per sample).")
+    for t in TENSORS:
+        dtype = f.get_slice(t)[:1].dtype
+        if dtype not in FLOAT_DTYPES:
+            raise DatasetError(f"{name}: '{t}' is {dtype}; NPD tensors are float16 or float32.")
+    rows = noise[0]
+    for t in TENSORS:
+        for start in range(0, rows, _CHECK_ROWS):
+            if not torch.isfinite(slices[t][start : start + _CHECK_ROWS]).all():
+                raise DatasetError(f"{name}: '{t}' contains NaN or Inf values (rows {start}..).")
+    keep = range(rows)
+    if "gain" in slices:
+        if shapes["gain"] != (rows,):
+            raise DatasetError(f"{name}: 'gain' has shape {list(shapes['gain'])}; expected [{rows}].")
+        gain = slices["gain"][:].float()
+        if torch.isnan(gain).any():
+            raise DatasetError(f"{name}: 'gain' contains NaN values.")
+        if min_gain is not None:
+            keep = torch.nonzero(gain > min_gain).flatten().tolist()
+    return Shard(path, rows, metadata), (tuple(noise[1:]), tuple(embeds[1:])), list(keep)
