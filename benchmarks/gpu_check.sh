@@ -15,5 +15,6 @@ status=0
   timeout 60 "$PY" benchmarks/npnet_load.py --device cuda || status=1
   timeout 60 "$PY" benchmarks/dpsl_throughput.py --device cuda || status=1
   timeout 60 "$PY" benchmarks/golden_noise_overhead.py --device cuda || status=1
+  timeout 90 "$PY" benchmarks/npnet_train.py --device cuda --steps 10 --batch 16 --skip-ddp || status=1
 } 2>&1 | tee "$LOG"
 exit $((status | PIPESTATUS[0]))
