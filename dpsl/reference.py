@@ -45,11 +45,11 @@ def simulate_loop(sigma: float, eps: float, runs: int, agents: int, seed: int = 
     rng = random.Random(seed)
     a_amp = smooth_amplitude(eps, amplitude)
     index = {n: i for i, n in enumerate(checkpoints)}
-    llr = np.zeros((runs, len(index)))
+    llr_at = np.zeros((runs, len(index)))
     wrong_a = np.zeros(runs, dtype=np.int64)
     wrong_x = np.zeros(runs, dtype=np.int64)
     for run in range(runs):
-        llr = 0.0
+        llr = 0.0  # this run's public LLR (the array of all runs is llr_at)
         for n in range(1, agents + 1):
             t = -sigma * sigma * llr / 2
             s = rng.gauss(1.0, sigma)
@@ -64,8 +64,8 @@ def simulate_loop(sigma: float, eps: float, runs: int, agents: int, seed: int = 
             wrong_a[run] += a < 0
             wrong_x[run] += x < 0
             if n in index:
-                llr[run, index[n]] = llr
-    return llr, wrong_a, wrong_x
+                llr_at[run, index[n]] = llr
+    return llr_at, wrong_a, wrong_x
 
 
 def simulate_numpy(sigma: float, eps: float, runs: int, agents: int, seed: int = 0, amplitude: str = "half",
