@@ -91,11 +91,9 @@ def check_noise(noise: object, config: NPNetConfig, *, any_size: bool = False) -
         )
 
 
-def check_prompt_embeds(prompt_embeds: object, config: NPNetConfig, *, exact_tokens: bool = False) -> None:
-    """InputError unless `prompt_embeds` is a finite, non-empty [B, L, D] float tensor of the network's D.
-
-    With `exact_tokens`, L must be the network's T (what the bare network reads); else any L >= 1.
-    """
+def check_prompt_embeds(prompt_embeds: object, config: NPNetConfig) -> None:
+    """InputError unless `prompt_embeds` is a finite, non-empty [B, L, D] float tensor of the network's D
+    (any L >= 1: `fit_checked` fits it to the network's T)."""
     if prompt_embeds is None:
         raise InputError(
             "prompt_embeds", "the conditioning is empty: NPNet needs the positive prompt's token embeddings."
@@ -115,7 +113,7 @@ def check_prompt_embeds(prompt_embeds: object, config: NPNetConfig, *, exact_tok
             "prompt_embeds",
             f"the conditioning is empty (prompt_embeds shape {tuple(prompt_embeds.shape)}): encode a prompt first.",
         )
-    length, width = prompt_embeds.shape[1:]
+    width = prompt_embeds.shape[2]
     if width != config.embed_dim:
         if config.family is not None:
             fits = variants_for_width(width)
@@ -127,12 +125,6 @@ def check_prompt_embeds(prompt_embeds: object, config: NPNetConfig, *, exact_tok
         raise InputError(
             "prompt_embeds",
             f"prompt_embeds are {width} wide, which looks like {describe_width(width)}; {needs}{advice}",
-        )
-    if exact_tokens and length != config.tokens:
-        raise InputError(
-            "prompt_embeds",
-            f"prompt_embeds have {length} tokens; NPNet reads exactly {config.tokens}. "
-            "Use npnet.fit_tokens to take the first chunk or to average the chunks.",
         )
     if not prompt_embeds.is_floating_point():
         raise InputError("prompt_embeds", f"prompt_embeds must be floating point, got {prompt_embeds.dtype}.")
