@@ -132,7 +132,7 @@ def _chunk_size(scenario: Scenario, dev: torch.device, chunk_runs: int | None, b
     if chunk_runs is None:
         chunk_runs = _DEFAULT_CHUNK_RUNS[dev.type]
         paths = (scenario.agents + 1) * 8 if scenario.keep_paths else 0
-        per_run = _work_bytes_per_run(dev, 2 if scenario.heterogeneous else 1) + paths
+        per_run = _work_bytes_per_run(dev, _draws(scenario)) + paths
         chunk_runs = min(chunk_runs, max(1, budget // 2 // per_run))
     elif chunk_runs < 1:
         raise ScenarioError(f"chunk_runs must be >= 1, got {chunk_runs}")
@@ -262,12 +262,16 @@ class _Outputs:
 
 
 class _Chunk:
-    """Runs [start, stop) on one device: state tensors, the per-step kernel and the bookkeeping."""
+    """Runs [start, start + runs) on one device: the generic driver around one model's kernel.
+
+    The driver owns the randomness, the counters every model shares and the outputs; the kernel
+    (`_kernel_for`) turns the public LLR and one slab of uniforms into each run's wrong action, wrong
+    report and next LLR.
+    """
 
     def __init__(self, scenario: Scenario, dev: torch.device, start: int, stop: int):
         self.s = scenario
-        self.dev = dev
-        self.start, self.n = start, stop - start
+        self.start, self.runs = start, stop - start
         self.tile = _STEPS_PER_TILE[dev.type]
         self.blocks = []
         for b in range(start // RNG_BLOCK_RUNS, math.ceil(stop / RNG_BLOCK_RUNS)):
@@ -275,34 +279,31 @@ class _Chunk:
             gen = torch.Generator(device=dev)
             gen.manual_seed(block_seed(scenario.seed, b))
             self.blocks.append((gen, lo - start, hi - start))
-        self.draws = 2 if (scenario.heterogeneous and scenario.mechanism == "smooth"
-                           and scenario.signal == "gaussian") else 1
-        self.uniforms = torch.empty((self.tile, self.draws, self.n), dtype=torch.float64, device=dev)
-        self.slabs = {hi - lo: torch.empty((self.tile, self.draws, hi - lo), dtype=torch.float64, device=dev)
+        runs, f64, i64 = self.runs, torch.float64, torch.int64
+        draws = _draws(scenario)
+        self.uniforms = torch.empty((self.tile, draws, runs), dtype=f64, device=dev)
+        self.slabs = {hi - lo: torch.empty((self.tile, draws, hi - lo), dtype=f64, device=dev)
                       for _, lo, hi in self.blocks} if len(self.blocks) > 1 else {}
-        n, f64, i64 = self.n, torch.float64, torch.int64
-        self.llr = torch.zeros(n, dtype=f64, device=dev)
-        self.a_wrong = torch.empty(n, dtype=torch.bool, device=dev)
-        self.x_wrong = torch.empty(n, dtype=torch.bool, device=dev)
-        self.wrong_a = torch.zeros(n, dtype=i64, device=dev)
-        self.wrong_x = torch.zeros(n, dtype=i64, device=dev)
+        self.llr = torch.zeros(runs, dtype=f64, device=dev)
+        self.a_wrong = torch.empty(runs, dtype=torch.bool, device=dev)
+        self.x_wrong = torch.empty(runs, dtype=torch.bool, device=dev)
+        self.wrong_a = torch.zeros(runs, dtype=i64, device=dev)
+        self.wrong_x = torch.zeros(runs, dtype=i64, device=dev)
         # Leading-wrong counters: tau = count + 1, and count = agents means "not within the horizon".
-        self.all_wrong_a = torch.ones(n, dtype=torch.bool, device=dev)
-        self.all_wrong_x = torch.ones(n, dtype=torch.bool, device=dev)
-        self.lead_a = torch.zeros(n, dtype=i64, device=dev)
-        self.lead_x = torch.zeros(n, dtype=i64, device=dev)
+        self.all_wrong_a = torch.ones(runs, dtype=torch.bool, device=dev)
+        self.all_wrong_x = torch.ones(runs, dtype=torch.bool, device=dev)
+        self.lead_a = torch.zeros(runs, dtype=i64, device=dev)
+        self.lead_x = torch.zeros(runs, dtype=i64, device=dev)
         self.ckpt_index = {c: i for i, c in enumerate(scenario.resolved_checkpoints)}
-        self.ckpt_l = torch.empty((len(self.ckpt_index), n), dtype=f64, device=dev)
+        self.ckpt_l = torch.empty((len(self.ckpt_index), runs), dtype=f64, device=dev)
         self.ckpt_a = torch.zeros(len(self.ckpt_index), dtype=i64, device=dev)
         self.ckpt_x = torch.zeros(len(self.ckpt_index), dtype=i64, device=dev)
-        self.paths = torch.zeros((scenario.agents + 1, n), dtype=f64, device=dev) if scenario.keep_paths else None
+        self.paths = torch.zeros((scenario.agents + 1, runs), dtype=f64, device=dev) if scenario.keep_paths else None
         if scenario.belief_threshold is not None:
-            self.below = torch.ones(n, dtype=torch.bool, device=dev)
-            self.lead_b = torch.zeros(n, dtype=i64, device=dev)
-            self.absl = torch.empty(n, dtype=f64, device=dev)
-        self.step = self._make_step()
-
-    # -- randomness ---------------------------------------------------------------------------------
+            self.below = torch.ones(runs, dtype=torch.bool, device=dev)
+            self.lead_b = torch.zeros(runs, dtype=i64, device=dev)
+            self.absl = torch.empty(runs, dtype=f64, device=dev)
+        self.kernel = _kernel_for(scenario)(scenario, dev, self.llr, self.a_wrong, self.x_wrong)
 
     def _draw_tile(self) -> None:
         # Each block fills its own contiguous slab, so its stream does not depend on the chunk layout.
@@ -314,8 +315,6 @@ class _Chunk:
             slab.uniform_(generator=gen)
             self.uniforms[:, :, lo:hi].copy_(slab)
 
-    # -- the loop -----------------------------------------------------------------------------------
-
     def run(self, out: _Outputs, tick: Callable[[int], None]) -> None:
         """All agents, tile by tile; tick(steps done) after each tile may raise Cancelled."""
         agents = self.s.agents
@@ -323,13 +322,13 @@ class _Chunk:
             self._draw_tile()
             steps = min(self.tile, agents - tile_start)
             for i in range(steps):
-                self.step(self.uniforms[i])
+                self.kernel.step(self.uniforms[i])
                 self._record(tile_start + i + 1)
-            tick(steps * self.n)
+            tick(steps * self.runs)
         self._flush(out)
 
-    def _record(self, n: int) -> None:
-        """Per-run counters after agent n has acted and reported (l is now l_{n+1})."""
+    def _record(self, agent: int) -> None:
+        """Per-run counters after `agent` has acted and reported (llr is now l_{agent+1})."""
         self.wrong_a.add_(self.a_wrong)
         self.wrong_x.add_(self.x_wrong)
         self.lead_a.add_(self.all_wrong_a.logical_and_(self.a_wrong))
@@ -338,16 +337,16 @@ class _Chunk:
             torch.abs(self.llr, out=self.absl)
             self.below.logical_and_(self.absl < self.s.belief_threshold)
             self.lead_b.add_(self.below)
-        i = self.ckpt_index.get(n)
+        i = self.ckpt_index.get(agent)
         if i is not None:
             self.ckpt_l[i].copy_(self.llr)
-            self.ckpt_a[i] += self.n - self.a_wrong.sum()
-            self.ckpt_x[i] += self.n - self.x_wrong.sum()
+            self.ckpt_a[i] += self.runs - self.a_wrong.sum()
+            self.ckpt_x[i] += self.runs - self.x_wrong.sum()
         if self.paths is not None:
-            self.paths[n].copy_(self.llr)
+            self.paths[agent].copy_(self.llr)
 
     def _flush(self, out: _Outputs) -> None:
-        sl = slice(self.start, self.start + self.n)
+        sl = slice(self.start, self.start + self.runs)
         out.llr_checkpoints[sl] = self.ckpt_l.T.cpu().numpy()
         out.llr_final[sl] = self.llr.cpu().numpy()
         out.first_correct_action[sl] = (self.lead_a + 1).cpu().numpy()
@@ -362,135 +361,169 @@ class _Chunk:
             out.belief_stop_time[sl] = (self.lead_b + 2).cpu().numpy()
         if self.paths is not None:
             out.paths[sl] = self.paths.T.cpu().numpy()
-        if self.s.signal == "binary":
-            side = torch.where(self.j.abs() >= self.k, torch.sign(self.j), torch.zeros_like(self.j))
-            out.cascade_side[sl] = side.to(torch.int8).cpu().numpy()
-            casc = torch.where(side != 0, self.pre_cascade, torch.full_like(self.pre_cascade, self.s.agents + 1))
-            out.cascade_time[sl] = casc.cpu().numpy()
+        self.kernel.flush(out, sl)
 
-    # -- models -------------------------------------------------------------------------------------
 
-    def _make_step(self):
-        s = self.s
-        if s.signal == "binary":
-            return self._binary_setup()
-        if s.mechanism == "smooth" and not s.heterogeneous:
-            return self._smooth_setup()
-        return self._reference_setup()
+# -- one kernel per model ----------------------------------------------------------------------------
 
-    def _smooth_setup(self):
-        """Homogeneous smooth RR through the allocation-free kernel (the benchmarked path)."""
-        s, n, dev = self.s, self.n, self.dev
-        kernel = SmoothReportKernel(n, s.sigma, float(s.epsilon), s.amplitude, dev)
 
-        def buf(dtype=torch.float64):
-            return torch.empty(n, dtype=dtype, device=dev)
+def _draws(scenario: Scenario) -> int:
+    """Uniforms per agent step: heterogeneous smooth Gaussian budgets also draw the agent's eps_n."""
+    return 2 if _QuadratureKernel.draws_eps(scenario) else 1
 
-        z, v, ls_p, ls_m, diff, t12, t2, sp = (buf() for _ in range(8))
-        x_small, flip, m1 = (buf(torch.bool) for _ in range(3))
-        scale, two_over_sigma = -0.5 * s.sigma, 2.0 / s.sigma
+
+def _kernel_for(scenario: Scenario) -> type[_Kernel]:
+    if scenario.signal == "binary":
+        return _BinaryKernel
+    if scenario.mechanism == "smooth" and not scenario.heterogeneous:
+        return _SmoothKernel
+    return _QuadratureKernel
+
+
+class _Kernel:
+    """One model's agent step on a chunk's runs.
+
+    step(u) reads the public LLR l_n, draws agent n's intended action and report from the slab of
+    uniforms u (shape draws x runs), writes a_wrong and x_wrong, and updates llr in place to l_{n+1}.
+    flush(out, sl) writes the outputs only this model has.
+    """
+
+    def __init__(self, s: Scenario, dev: torch.device, llr, a_wrong, x_wrong):
+        self.s, self.dev = s, dev
+        self.llr, self.a_wrong, self.x_wrong = llr, a_wrong, x_wrong
+
+    def step(self, u: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def flush(self, out: _Outputs, sl: slice) -> None:
+        pass
+
+
+class _SmoothKernel(_Kernel):
+    """Homogeneous smooth RR through the allocation-free report law (the benchmarked path)."""
+
+    def __init__(self, s, dev, llr, a_wrong, x_wrong):
+        super().__init__(s, dev, llr, a_wrong, x_wrong)
+        runs = llr.numel()
+        self.law = SmoothReportKernel(runs, s.sigma, float(s.epsilon), s.amplitude, dev)
+        self.z, self.v, self.ls_p, self.ls_m, self.diff, self.t12, self.t2, self.sp = (
+            torch.empty(runs, dtype=torch.float64, device=dev) for _ in range(8))
+        self.x_small, self.flip, self.m1 = (torch.empty(runs, dtype=torch.bool, device=dev) for _ in range(3))
+        self.scale, self.two_over_sigma = -0.5 * s.sigma, 2.0 / s.sigma
+
+    def step(self, u_all):
+        u, s, law = u_all[0], self.s, self.law
+        z, v, ls_p, ls_m, diff, t12, t2, sp = self.z, self.v, self.ls_p, self.ls_m, self.diff, self.t12, self.t2, self.sp
+        x_small, flip, m1 = self.x_small, self.flip, self.m1
         llr, a_wrong, x_wrong = self.llr, self.a_wrong, self.x_wrong
+        # theta = +1: z = (t - 1)/sigma; the small side is the wrong report iff z <= 0.
+        torch.mul(llr, self.scale, out=z).sub_(1.0 / s.sigma)
+        torch.abs(z, out=v)
+        law.log_small_side(v, ls_p, diff)
+        law.sampling_masses(v, diff, t12, t2)
+        torch.clamp(ls_p, min=EXP_FLOOR, out=sp).exp_()
+        torch.lt(u, sp, out=x_small)
+        torch.gt(z, 0.0, out=flip)
+        torch.bitwise_xor(x_small, flip, out=x_wrong)
+        # a on the small side: U in [0, T1 - T2) or U in [S, S + T2).
+        t2.add_(sp)
+        torch.lt(u, t2, out=m1)
+        m1.logical_and_(x_small.logical_not_())
+        x_small.logical_not_()
+        torch.lt(u, t12, out=a_wrong)
+        a_wrong.logical_or_(m1).bitwise_xor_(flip)
+        # theta = -1: z moves by 2/sigma.
+        z.add_(self.two_over_sigma)
+        torch.abs(z, out=v)
+        law.log_small_side(v, ls_m, diff)
+        torch.gt(z, 0.0, out=m1)
+        m1.bitwise_xor_(x_wrong)  # the report is on theta=-1's small side
+        # l += log P(x|+1) - log P(x|-1)
+        torch.neg(sp, out=t12).log1p_()
+        torch.where(x_small, ls_p, t12, out=t12)
+        llr.add_(t12)
+        torch.clamp(ls_m, min=EXP_FLOOR, out=t2).exp_().neg_().log1p_()
+        torch.where(m1, ls_m, t2, out=t2)
+        llr.sub_(t2)
 
-        def step(u_all):
-            u = u_all[0]
-            # theta = +1: z = (t - 1)/sigma; the small side is the wrong report iff z <= 0.
-            torch.mul(llr, scale, out=z).sub_(1.0 / s.sigma)
-            torch.abs(z, out=v)
-            kernel.log_small_side(v, ls_p, diff)
-            kernel.sampling_masses(v, diff, t12, t2)
-            torch.clamp(ls_p, min=EXP_FLOOR, out=sp).exp_()
-            torch.lt(u, sp, out=x_small)
-            torch.gt(z, 0.0, out=flip)
-            torch.bitwise_xor(x_small, flip, out=x_wrong)
-            # a on the small side: U in [0, T1 - T2) or U in [S, S + T2).
-            t2.add_(sp)
-            torch.lt(u, t2, out=m1)
-            m1.logical_and_(x_small.logical_not_())
-            x_small.logical_not_()
-            torch.lt(u, t12, out=a_wrong)
-            a_wrong.logical_or_(m1).bitwise_xor_(flip)
-            # theta = -1: z moves by 2/sigma.
-            z.add_(two_over_sigma)
-            torch.abs(z, out=v)
-            kernel.log_small_side(v, ls_m, diff)
-            torch.gt(z, 0.0, out=m1)
-            m1.bitwise_xor_(x_wrong)  # the report is on theta=-1's small side
-            # l += log P(x|+1) - log P(x|-1)
-            torch.neg(sp, out=t12).log1p_()
-            torch.where(x_small, ls_p, t12, out=t12)
-            llr.add_(t12)
-            torch.clamp(ls_m, min=EXP_FLOOR, out=t2).exp_().neg_().log1p_()
-            torch.where(m1, ls_m, t2, out=t2)
-            llr.sub_(t2)
 
-        return step
+class _QuadratureKernel(_Kernel):
+    """Every other Gaussian scenario, through the reference closed form (log_ndtr, quadrature)."""
 
-    def _reference_setup(self):
-        """Every other Gaussian scenario, through the reference closed form (log_ndtr, quadrature)."""
-        s = self.s
-        law = GaussianLaw.from_scenario(s)
-        scale = -0.5 * s.sigma
-        llr, a_wrong, x_wrong = self.llr, self.a_wrong, self.x_wrong
-        draw_eps = self.draws == 2
-        if draw_eps:
-            low, width = s.epsilon.low, s.epsilon.high - s.epsilon.low
+    @staticmethod
+    def draws_eps(s: Scenario) -> bool:
+        """Heterogeneous smooth budgets draw eps_n per agent; other mechanisms only need its mean law."""
+        return s.signal == "gaussian" and s.mechanism == "smooth" and s.heterogeneous
 
-        def step(u_all):
-            u = u_all[-1]
-            z = llr * scale - 1.0 / s.sigma
-            v = z.abs()
-            ls_p_pub = _logaddexp(*report_law(v, law)[::2])
-            if draw_eps:
-                eps_n = low + width * u_all[0]
-                log_t12, log_t2, log_t3 = smooth_log_masses(v, eps_n, s.sigma, s.amplitude)
-                ls_agent = _logaddexp(log_t12, log_t3)
-            else:
-                log_t12, log_t2, _ = report_law(v, law)
-                ls_agent = ls_p_pub
-            sp = torch.exp(ls_agent.clamp(min=EXP_FLOOR))
-            x_small = u < sp
-            flip = z > 0
-            torch.bitwise_xor(x_small, flip, out=x_wrong)
-            a_small = (u < torch.exp(log_t12.clamp(min=EXP_FLOOR))) | (
-                ~x_small & (u < sp + torch.exp(log_t2.clamp(min=EXP_FLOOR))))
-            torch.bitwise_xor(a_small, flip, out=a_wrong)
-            z_m = z + 2.0 / s.sigma
-            ls_m = _logaddexp(*report_law(z_m.abs(), law)[::2])
-            small_m = (z_m > 0) ^ x_wrong
-            inc = torch.where(x_small, ls_p_pub, _log1mexp(ls_p_pub)) - torch.where(small_m, ls_m, _log1mexp(ls_m))
-            llr.add_(inc)
+    def __init__(self, s, dev, llr, a_wrong, x_wrong):
+        super().__init__(s, dev, llr, a_wrong, x_wrong)
+        self.law = GaussianLaw.from_scenario(s)
+        self.scale = -0.5 * s.sigma
+        self.draw_eps = self.draws_eps(s)
+        if self.draw_eps:
+            self.eps_low, self.eps_width = s.epsilon.low, s.epsilon.high - s.epsilon.low
 
-        return step
+    def step(self, u_all):
+        s, law, llr = self.s, self.law, self.llr
+        u = u_all[-1]
+        z = llr * self.scale - 1.0 / s.sigma
+        v = z.abs()
+        ls_p_pub = _logaddexp(*report_law(v, law)[::2])
+        if self.draw_eps:
+            eps_n = self.eps_low + self.eps_width * u_all[0]
+            log_t12, log_t2, log_t3 = smooth_log_masses(v, eps_n, s.sigma, s.amplitude)
+            ls_agent = _logaddexp(log_t12, log_t3)
+        else:
+            log_t12, log_t2, _ = report_law(v, law)
+            ls_agent = ls_p_pub
+        sp = torch.exp(ls_agent.clamp(min=EXP_FLOOR))
+        x_small = u < sp
+        flip = z > 0
+        torch.bitwise_xor(x_small, flip, out=self.x_wrong)
+        a_small = (u < torch.exp(log_t12.clamp(min=EXP_FLOOR))) | (
+            ~x_small & (u < sp + torch.exp(log_t2.clamp(min=EXP_FLOOR))))
+        torch.bitwise_xor(a_small, flip, out=self.a_wrong)
+        z_m = z + 2.0 / s.sigma
+        ls_m = _logaddexp(*report_law(z_m.abs(), law)[::2])
+        small_m = (z_m > 0) ^ self.x_wrong
+        inc = torch.where(x_small, ls_p_pub, _log1mexp(ls_p_pub)) - torch.where(small_m, ls_m, _log1mexp(ls_m))
+        llr.add_(inc)
 
-    def _binary_setup(self):
-        """Binary signals: report walk j with step +-1 before the cascade at |j| = k (dpsl.md §3.3)."""
-        s = self.s
+
+class _BinaryKernel(_Kernel):
+    """Binary signals: report walk j with step +-1 before the cascade at |j| = k (dpsl.md §3.3)."""
+
+    def __init__(self, s, dev, llr, a_wrong, x_wrong):
+        super().__init__(s, dev, llr, a_wrong, x_wrong)
         law = GaussianLaw.from_scenario(s) if s.private else None
         u_flip = 0.0 if law is None else law.mean_flip_probability
         p = s.p
-        r = rho(None, p, u_flip)
-        self.k = cascade_threshold(None, p, u_flip)
-        self.w = -math.log(r)
+        self.k = float(cascade_threshold(None, p, u_flip))
+        self.w = -math.log(rho(None, p, u_flip))
         # The four (signal, report) cells under theta = +1, as cumulative bounds of one uniform.
-        c1 = p * (1 - u_flip)  # s = +1, x = +1
-        c2 = p  # s = +1, x = -1 up to here
-        c3 = p + (1 - p) * u_flip  # s = -1, x = +1
-        self.j = torch.zeros(self.n, dtype=torch.float64, device=self.dev)
-        self.pre_cascade = torch.zeros(self.n, dtype=torch.int64, device=self.dev)
-        j, llr, a_wrong, x_wrong = self.j, self.llr, self.a_wrong, self.x_wrong
-        k, w = float(self.k), self.w
+        self.c1 = p * (1 - u_flip)  # s = +1, x = +1
+        self.c2 = p  # s = +1, x = -1 up to here
+        self.c3 = p + (1 - p) * u_flip  # s = -1, x = +1
+        runs = llr.numel()
+        self.j = torch.zeros(runs, dtype=torch.float64, device=dev)
+        self.pre_cascade = torch.zeros(runs, dtype=torch.int64, device=dev)
 
-        def step(u_all):
-            u = u_all[0]
-            herding = j.abs() >= k
-            free = ~herding
-            self.pre_cascade.add_(free)
-            wrong_herd = herding & (j < 0)
-            # Before a cascade the action follows the signal (ties included); in it, the herd.
-            torch.where(free, u >= c2, wrong_herd, out=a_wrong)
-            x_pos = (u < c1) | ((u >= c2) & (u < c3))
-            torch.where(free, ~x_pos, wrong_herd, out=x_wrong)
-            j.add_(torch.where(free, torch.where(x_pos, 1.0, -1.0), 0.0))
-            torch.mul(j, w, out=llr)
+    def step(self, u_all):
+        u, j = u_all[0], self.j
+        herding = j.abs() >= self.k
+        free = ~herding
+        self.pre_cascade.add_(free)
+        wrong_herd = herding & (j < 0)
+        # Before a cascade the action follows the signal (ties included); in it, the herd.
+        torch.where(free, u >= self.c2, wrong_herd, out=self.a_wrong)
+        x_pos = (u < self.c1) | ((u >= self.c2) & (u < self.c3))
+        torch.where(free, ~x_pos, wrong_herd, out=self.x_wrong)
+        j.add_(torch.where(free, torch.where(x_pos, 1.0, -1.0), 0.0))
+        torch.mul(j, self.w, out=self.llr)
 
-        return step
+    def flush(self, out, sl):
+        j = self.j
+        side = torch.where(j.abs() >= self.k, torch.sign(j), torch.zeros_like(j))
+        out.cascade_side[sl] = side.to(torch.int8).cpu().numpy()
+        casc = torch.where(side != 0, self.pre_cascade, torch.full_like(self.pre_cascade, self.s.agents + 1))
+        out.cascade_time[sl] = casc.cpu().numpy()
