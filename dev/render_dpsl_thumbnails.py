@@ -3,7 +3,7 @@
     .venv/bin/python dev/render_dpsl_thumbnails.py            # rewrite everything
     .venv/bin/python dev/render_dpsl_thumbnails.py --check    # fail if a committed file is stale
 
-For each example in EXAMPLES (one per figure of dpsl.md §6) this writes
+For each example in EXAMPLES (one per figure of docs/dpsl-model.md §6) this writes
   example_workflows/dpsl_<name>.json         the UI-format (schema 0.4) workflow the template browser loads,
   tests/dpsl_lab/api_workflows/dpsl_<name>.json  the API-format copy the tests queue,
   example_workflows/dpsl_<name>.jpg          the thumbnail: the chart the workflow produces, as served by
@@ -66,14 +66,14 @@ def report(prefix: str, **links) -> dict:
 
 # Sizes keep each example to a few seconds on 2 CPU cores; the help pages say how to scale them up.
 EXAMPLES: dict[str, dict] = {
-    # dpsl.md §6.1: binary correct-cascade probability vs eps, p in {0.55, 0.7, 0.9}
+    # docs/dpsl-model.md §6.1: binary correct-cascade probability vs eps, p in {0.55, 0.7, 0.9}
     "binary_cascade": {
         "1": scenario(signal="binary", mechanism="rr", p=0.7, runs=2000),
         "2": sweep("1", "0.25, 0.5, 0.75, 1, 1.25, 1.5, 2, 3, 4", series="p", values="0.55, 0.7, 0.9"),
         "3": chart("cascade_probability", sweep="2"),
         "4": report("dpsl/binary_cascade", sweep="2"),
     },
-    # dpsl.md §6.4 (MOR Fig. 7): five regimes of the public LLR
+    # docs/dpsl-model.md §6.4 (MOR Fig. 7): five regimes of the public LLR
     "llr_regimes": {
         "1": scenario(epsilon_mode="uniform", epsilon_low=0.0, epsilon_high=1.0, runs=50),
         "2": scenario(epsilon=0.1, runs=50),
@@ -87,19 +87,19 @@ EXAMPLES: dict[str, dict] = {
         "10": simulate("5", keep_paths=True),
         "11": chart("llr_paths", result="6", result_2="7", result_3="8", result_4="9", result_5="10"),
     },
-    # dpsl.md §6.4 (v5 Fig. 3): the smooth randomized response, no simulation
+    # docs/dpsl-model.md §6.4 (v5 Fig. 3): the smooth randomized response, no simulation
     "smooth_rr": {
         "1": scenario(epsilon=1.0),
         "2": chart("smooth_rr_illustration", scenario="1"),
     },
-    # dpsl.md §6.4 (MOR Fig. 6a): expected belief-threshold stopping time vs eps, B = 10
+    # docs/dpsl-model.md §6.4 (MOR Fig. 6a): expected belief-threshold stopping time vs eps, B = 10
     "stopping_time": {
         "1": scenario(belief_threshold=10.0, agents=3000, runs=100),
         "2": sweep("1", "0.3, 0.5, 0.75, 1, 1.5, 2"),
         "3": chart("stopping_time_vs_eps", sweep="2"),
         "4": report("dpsl/stopping_time", sweep="2"),
     },
-    # dpsl.md §6.6: first correct time and mistakes (actions and reports apart) vs eps
+    # docs/dpsl-model.md §6.6: first correct time and mistakes (actions and reports apart) vs eps
     "first_correct": {
         "1": scenario(runs=500),
         "2": sweep("1", "0.25, 0.5, 0.75, 1, 1.5, 2, 2.5"),

@@ -30,16 +30,8 @@ from matplotlib.patches import Patch
 from PIL import Image
 
 from . import theory
-from .model import Scenario
-from .report import (
-    epsilon_label,
-    fit_tail_exponent,
-    mechanism_label,
-    signal_label,
-    size_label,
-    survival_curve,
-)
-from .results import Result, SweepResult
+from .model import Scenario, epsilon_label, mechanism_label, signal_label, size_label
+from .results import Result, SweepResult, fit_tail_exponent, format_number, survival_curve
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable under protanopia, deuteranopia and
 # tritanopia. Black is first so that the reference (non-private) curve is the neutral colour.
@@ -164,15 +156,6 @@ def _draw(style: ChartStyle, ncols: int, draw) -> Chart:
         return _render(fig, style)
 
 
-def fmt(x: float, digits: int = 3) -> str:
-    """A short, stable number for titles and legends (no trailing zeros, 'inf' for non-private)."""
-    if x is None:
-        return "—"
-    if math.isinf(x):
-        return "∞"
-    return f"{x:.{digits}g}"
-
-
 # -- 1. public LLR paths ---------------------------------------------------------------------------
 
 
@@ -190,7 +173,7 @@ class LLRRegime:
 
 def llr_paths_chart(regimes: Sequence[LLRRegime], *, title: str, band_label: str = "10–90% of runs",
                     style: ChartStyle = ChartStyle()) -> Chart:
-    """Public log-likelihood ratio l_n against n, one colour per regime (dpsl.md §6.4, §6.6)."""
+    """Public log-likelihood ratio l_n against n, one colour per regime (docs/dpsl-model.md §6.4, §6.6)."""
 
     def draw(fig, axes, colours):
         ax = axes[0]
@@ -257,7 +240,7 @@ def _k_colour(k: int, colours: dict[str, str]) -> str:
 
 def cascade_probability_chart(curves: Sequence[CascadeCurve], *, title: str,
                               style: ChartStyle = ChartStyle()) -> Chart:
-    """The binary sawtooth (dpsl.md §6.1): colour = cascade threshold k, line style = p."""
+    """The binary sawtooth (docs/dpsl-model.md §6.1): colour = cascade threshold k, line style = p."""
 
     def draw(fig, axes, colours):
         ax = axes[0]
@@ -273,7 +256,7 @@ def cascade_probability_chart(curves: Sequence[CascadeCurve], *, title: str,
                 ks_seen.add(kk)
                 ax.plot(eps[a:b], prob[a:b], color=_k_colour(kk, colours), linestyle=ls, linewidth=2.2)
             ax.axhline(curve.non_private, color=colours["black"], linestyle=ls, linewidth=1.0)
-            ax.annotate(f"non-private, p={fmt(curve.p)}", (eps[-1], curve.non_private), xytext=(-4, 3),
+            ax.annotate(f"non-private, p={format_number(curve.p, 3)}", (eps[-1], curve.non_private), xytext=(-4, 3),
                         textcoords="offset points", ha="right", va="bottom", fontsize="small")
             for e_k in sorted(curve.breakpoints.values()):
                 if eps[0] <= e_k <= eps[-1]:
@@ -292,7 +275,7 @@ def cascade_probability_chart(curves: Sequence[CascadeCurve], *, title: str,
             k_handles.append(Line2D([], [], color=_k_colour(k_top, colours), linewidth=3, label=f"k ≥ {k_top}"))
         p_handles = [Line2D([], [], color=colours["black"], linestyle=LINESTYLES[i % len(LINESTYLES)],
                             marker=MARKERS[i % len(MARKERS)] if c.mc_eps is not None else None,
-                            label=f"p = {fmt(c.p)}") for i, c in enumerate(curves)]
+                            label=f"p = {format_number(c.p, 3)}") for i, c in enumerate(curves)]
         extra = [Line2D([], [], color="#8C8C8C", linestyle="--", linewidth=0.8, label=r"breakpoints $\varepsilon_k$")]
         if any(c.mc_eps is not None for c in curves):
             extra.append(Line2D([], [], color=colours["black"], marker="o", linestyle="none",
@@ -325,7 +308,7 @@ class SurvivalSeries:
 
 
 def survival_chart(series: Sequence[SurvivalSeries], *, title: str, style: ChartStyle = ChartStyle()) -> Chart:
-    """P(tau > n) on log-log axes with the fitted tail exponent of each series (dpsl.md §5 T3, §6.6)."""
+    """P(tau > n) on log-log axes with the fitted tail exponent of each series (docs/dpsl-model.md §5 T3, §6.6)."""
 
     def draw(fig, axes, colours):
         ax = axes[0]
@@ -380,7 +363,7 @@ def _eps_series(ax, series: Sequence[EpsSeries], colours, offset: int = 0) -> No
                     label=s.label + (" (± 2 SE)" if se is not None else ""))
         if s.non_private is not None and math.isfinite(s.non_private):
             ax.axhline(s.non_private, color=colour, linestyle=":", linewidth=1.0,
-                       label=f"{s.label}, non-private: {fmt(s.non_private)}")
+                       label=f"{s.label}, non-private: {format_number(s.non_private, 3)}")
 
 
 def mistakes_chart(first_correct: Sequence[EpsSeries], wrong: Sequence[EpsSeries], *, title: str,
@@ -388,7 +371,7 @@ def mistakes_chart(first_correct: Sequence[EpsSeries], wrong: Sequence[EpsSeries
     """(a) mean first-correct time, (b) mean wrong actions and wrong reports, both against eps.
 
     Actions (a_n) and reports (x_n) are drawn apart: only the actions have finite means for
-    eps < 2/sigma^2 (dpsl.md §4.3, §7.3); the wrong reports grow like log N at every eps.
+    eps < 2/sigma^2 (docs/dpsl-model.md §4 item 3, §7 item 2); the wrong reports grow like log N at every eps.
     """
 
     def draw(fig, axes, colours):
@@ -398,7 +381,7 @@ def mistakes_chart(first_correct: Sequence[EpsSeries], wrong: Sequence[EpsSeries
         for ax in axes:
             if finiteness_eps is not None:
                 ax.axvline(finiteness_eps, color="#8C8C8C", linestyle="--", linewidth=1.0,
-                           label=rf"$\varepsilon = 2/\sigma^2$ = {fmt(finiteness_eps)}")
+                           label=rf"$\varepsilon = 2/\sigma^2$ = {format_number(finiteness_eps, 3)}")
             ax.set_xlabel(r"privacy budget $\varepsilon$ (linear scale)")
             ax.legend(loc="upper center")
         ax_t.set_ylabel(r"mean first-correct time E[$\tau$] (agents)")
@@ -417,7 +400,7 @@ def mistakes_chart(first_correct: Sequence[EpsSeries], wrong: Sequence[EpsSeries
 def stopping_time_chart(mc: EpsSeries, *, title: str, asymptote_eps: np.ndarray | None = None,
                         asymptote: np.ndarray | None = None, capped_fraction: np.ndarray | None = None,
                         style: ChartStyle = ChartStyle()) -> Chart:
-    """E[tau_B] against eps, Monte Carlo against the asymptote exp(eps sigma^2 B / 2) / K (dpsl.md §6.4)."""
+    """E[tau_B] against eps, Monte Carlo against the asymptote exp(eps sigma^2 B / 2) / K (docs/dpsl-model.md §6.4)."""
 
     def draw(fig, axes, colours):
         ax = axes[0]
@@ -430,7 +413,7 @@ def stopping_time_chart(mc: EpsSeries, *, title: str, asymptote_eps: np.ndarray 
             ax.plot([], [], " ", label=f"runs not stopped by the horizon count as the horizon "
                                        f"(up to {worst:.1%} of runs)")
         i_min = int(np.nanargmin(mc.mean))
-        ax.annotate(rf"minimum near $\varepsilon$ = {fmt(float(mc.eps[i_min]), 2)}",
+        ax.annotate(rf"minimum near $\varepsilon$ = {format_number(float(mc.eps[i_min]), 2)}",
                     (mc.eps[i_min], mc.mean[i_min]), xytext=(0, -28), textcoords="offset points",
                     ha="center", arrowprops={"arrowstyle": "->", "color": colours["black"]})
         ax.set_yscale("log")
@@ -458,12 +441,12 @@ class SmoothRRIllustration:
     s: np.ndarray = field(default_factory=lambda: np.linspace(-7.0, 5.0, 1201))
 
     def flip_probability(self) -> np.ndarray:
-        # u(s) = A exp(-eps |s - t|) (dpsl.md §2.2)
+        # u(s) = A exp(-eps |s - t|) (docs/dpsl-model.md §2.2)
         return self.amplitude * np.exp(-self.eps * np.abs(self.s - self.threshold))
 
 
 def smooth_rr_chart(ill: SmoothRRIllustration, *, title: str, style: ChartStyle = ChartStyle()) -> Chart:
-    """Three panels of dpsl.md §6.4: signal densities and threshold; flip curve; density x flip."""
+    """Three panels of docs/dpsl-model.md §6.4: signal densities and threshold; flip curve; density x flip."""
 
     def draw(fig, axes, colours):
         s, t = ill.s, ill.threshold
@@ -476,14 +459,14 @@ def smooth_rr_chart(ill: SmoothRRIllustration, *, title: str, style: ChartStyle 
             ax.plot(s, f_plus, color=plus, label=r"$f_+$: N(+1, $\sigma^2$), state $\theta=+1$")
             ax.plot(s, f_minus, color=minus, linestyle="--", label=r"$f_-$: N(−1, $\sigma^2$), state $\theta=-1$")
         for ax in axes:
-            ax.axvline(t, color=colours["black"], linestyle=(0, (5, 3)), linewidth=1.2, label=f"threshold t = {fmt(t)}")
+            ax.axvline(t, color=colours["black"], linestyle=(0, (5, 3)), linewidth=1.2, label=f"threshold t = {format_number(t, 3)}")
             ax.set_xlabel("private signal s")
         a.fill_between(s[right], 0, np.maximum(f_plus, f_minus)[right], color=colours["sky_blue"], alpha=0.25,
                        label=r"$s \geq t$: intended action $a=+1$")
         a.set_ylabel("density")
         a.set_title("(a) signal densities and threshold")
         b.plot(s, u, color=colours["green"], linewidth=2.4,
-               label=rf"flip prob. $u(s) = {fmt(ill.amplitude)}\,e^{{-{fmt(ill.eps)}|s-t|}}$")
+               label=rf"flip prob. $u(s) = {format_number(ill.amplitude, 3)}\,e^{{-{format_number(ill.eps, 3)}|s-t|}}$")
         b.set_ylabel("density / probability")
         b.set_title("(b) smooth randomized response")
         c.plot(s[right], (f_plus * u)[right], color=plus, linewidth=2.4, label=r"$f_+(s)\,u(s)$, $s \geq t$")
@@ -504,14 +487,6 @@ def smooth_rr_chart(ill: SmoothRRIllustration, *, title: str, style: ChartStyle 
 # The functions above draw numbers; the ones below pick those numbers out of `dpsl` results and the
 # closed forms of `dpsl.theory`, so that a host (the ComfyUI nodes, a script) calls one function.
 
-CHART_KINDS = (
-    "llr_paths",
-    "cascade_probability",
-    "first_correct_survival",
-    "mistakes_vs_eps",
-    "stopping_time_vs_eps",
-    "smooth_rr_illustration",
-)
 MAX_SAMPLE_PATHS = 5
 
 
@@ -572,89 +547,121 @@ def _sweep_title(sw: SweepResult, what: str) -> str:
             f"({len(eps)} values)\n{size_label(s)}")
 
 
+def _llr_paths_from(results: list[Result], sweeps: Sequence[SweepResult], scenario: Scenario | None,
+                    style: ChartStyle, threshold: float) -> Chart:
+    if not results:
+        raise ChartInputError("chart kind 'llr_paths' needs a DPSLSimulate result: connect one to 'result'")
+    s = results[0].scenario
+    mechs = sorted({mechanism_label(r.scenario) for r in results})
+    title = (f"Public log-likelihood ratio: {signal_label(s)}, {', '.join(mechs)}\n"
+             f"N = {s.agents} agents, R = {s.runs} runs, seed {s.seed}")
+    return llr_paths_chart([_regime(r) for r in results], title=title, band_label=_band_label(results),
+                           style=style)
+
+
+def _cascade_probability_from(results: list[Result], sweeps: Sequence[SweepResult], scenario: Scenario | None,
+                              style: ChartStyle, threshold: float) -> Chart:
+    _require_sweeps("cascade_probability", sweeps, "binary")
+    curves = [_cascade_curve(sw) for sw in sweeps]
+    s = sweeps[0].results[0].scenario
+    ps = ", ".join(f"{c.p:g}" for c in curves)
+    title = (f"Binary signals, randomized response before the cascade: P(correct cascade) vs ε, "
+             f"p ∈ {{{ps}}}\nlines: closed form $1/(1+\\rho^k)$; points: Monte Carlo, {size_label(s)}")
+    return cascade_probability_chart(curves, title=title, style=style)
+
+
+def _first_correct_survival_from(results: list[Result], sweeps: Sequence[SweepResult], scenario: Scenario | None,
+                                 style: ChartStyle, threshold: float) -> Chart:
+    series: list[SurvivalSeries] = []
+    for r in results:
+        s = r.scenario
+        theory_a = theory_x = None
+        if s.signal == "gaussian" and s.mechanism == "smooth" and not s.heterogeneous:
+            theory_a = theory.tail_exponent_action(float(s.epsilon), s.sigma)
+            theory_x = theory.tail_exponent_report(float(s.epsilon), s.sigma)
+        series.append(SurvivalSeries(f"{epsilon_label(s)}, actions τ_a", r.first_correct_action, s.agents,
+                                     theory_a))
+        if len(results) == 1:
+            series.append(SurvivalSeries(f"{epsilon_label(s)}, reports τ_x", r.first_correct_report,
+                                         s.agents, theory_x))
+    for sw in sweeps:
+        for r in sw.results:
+            s = r.scenario
+            th = theory.tail_exponent_action(float(s.epsilon), s.sigma) if s.mechanism == "smooth" else None
+            series.append(SurvivalSeries(f"{epsilon_label(s)}, actions τ_a", r.first_correct_action,
+                                         s.agents, th))
+    if not series:
+        raise ChartInputError("chart kind 'first_correct_survival' needs a result or a sweep")
+    s = (results[0] if results else sweeps[0].results[0]).scenario
+    title = (f"Survival of the first-correct time: {signal_label(s)}, {mechanism_label(s)}\n"
+             f"{size_label(s)} (horizon N)")
+    return survival_chart(series, title=title, style=style)
+
+
+def _mistakes_vs_eps_from(results: list[Result], sweeps: Sequence[SweepResult], scenario: Scenario | None,
+                          style: ChartStyle, threshold: float) -> Chart:
+    _require_sweeps("mistakes_vs_eps", sweeps, "gaussian")
+    sw = sweeps[0]
+    reference = next((r for r in results if not r.scenario.private), None)
+    first = [_series(sw, "first_correct_action", "actions τ_a", reference),
+             _series(sw, "first_correct_report", "reports τ_x", reference)]
+    wrong = [_series(sw, "wrong_actions", "wrong actions W_a", reference),
+             _series(sw, "wrong_reports", "wrong reports W_x", reference)]
+    s = sw.results[0].scenario
+    return mistakes_chart(first, wrong, title=_sweep_title(sw, "First correct time and mistakes"),
+                          finiteness_eps=2 / s.sigma**2 if s.signal == "gaussian" else None, style=style)
+
+
+def _stopping_time_vs_eps_from(results: list[Result], sweeps: Sequence[SweepResult], scenario: Scenario | None,
+                               style: ChartStyle, threshold: float) -> Chart:
+    _require_sweeps("stopping_time_vs_eps", sweeps, "gaussian")
+    sw = sweeps[0]
+    s = sw.results[0].scenario
+    if s.belief_threshold is None:
+        raise ChartInputError("chart kind 'stopping_time_vs_eps' needs a belief_threshold B > 0 on the scenario")
+    mc = _series(sw, "belief_stop_time", "Monte Carlo mean")
+    grid = np.linspace(float(mc.eps.min()), float(mc.eps.max()), 200)
+    asym = np.array([theory.belief_stop_time_asymptote(s.belief_threshold, e, s.sigma, s.amplitude)
+                     for e in grid]) if s.mechanism == "smooth" else None
+    capped = np.array([r.summary().get("belief_stop_time_censored", 0.0) for r in sw.results])
+    title = _sweep_title(sw, f"Belief-threshold stopping time τ_B, B = {s.belief_threshold:g}")
+    return stopping_time_chart(mc, title=title, asymptote_eps=grid if asym is not None else None,
+                               asymptote=asym, capped_fraction=capped, style=style)
+
+
+def _smooth_rr_illustration_from(results: list[Result], sweeps: Sequence[SweepResult], scenario: Scenario | None,
+                                 style: ChartStyle, threshold: float) -> Chart:
+    s = scenario or (results[0].scenario if results else (sweeps[0].results[0].scenario if sweeps else None))
+    if s is None:
+        raise ChartInputError("chart kind 'smooth_rr_illustration' needs a scenario, result or sweep")
+    eps = float(s.epsilon) if isinstance(s.epsilon, (int, float)) else 1.0
+    amplitude = 0.5 if s.amplitude == "half" else 1 / (1 + math.exp(eps))
+    ill = SmoothRRIllustration(sigma=s.sigma, eps=eps, amplitude=amplitude, threshold=threshold)
+    title = (f"Smooth randomized response: flip probability A·exp(−ε|s − t|), σ = {s.sigma:g}, "
+             f"ε = {eps:g}, A = {amplitude:.3g}, t = {threshold:g}")
+    return smooth_rr_chart(ill, title=title, style=style)
+
+
+# One builder per chart kind: the kind names the figure, the builder checks its inputs and titles it.
+_BUILDERS = {
+    "llr_paths": _llr_paths_from,
+    "cascade_probability": _cascade_probability_from,
+    "first_correct_survival": _first_correct_survival_from,
+    "mistakes_vs_eps": _mistakes_vs_eps_from,
+    "stopping_time_vs_eps": _stopping_time_vs_eps_from,
+    "smooth_rr_illustration": _smooth_rr_illustration_from,
+}
+CHART_KINDS = tuple(_BUILDERS)
+
+
 def chart_from(kind: str, results: Sequence[Result] = (), sweeps: Sequence[SweepResult] = (),
                scenario: Scenario | None = None, style: ChartStyle = ChartStyle(),
                threshold: float = -3.0) -> Chart:
     """Render chart `kind` from simulation results (one per regime) and/or sweeps (one per series)."""
-    results = [r for r in results if r is not None]
-    if kind == "llr_paths":
-        if not results:
-            raise ChartInputError("chart kind 'llr_paths' needs a DPSLSimulate result: connect one to 'result'")
-        s = results[0].scenario
-        mechs = sorted({mechanism_label(r.scenario) for r in results})
-        title = (f"Public log-likelihood ratio: {signal_label(s)}, {', '.join(mechs)}\n"
-                 f"N = {s.agents} agents, R = {s.runs} runs, seed {s.seed}")
-        return llr_paths_chart([_regime(r) for r in results], title=title, band_label=_band_label(results),
-                               style=style)
-    if kind == "cascade_probability":
-        _require_sweeps(kind, sweeps, "binary")
-        curves = [_cascade_curve(sw) for sw in sweeps]
-        s = sweeps[0].results[0].scenario
-        ps = ", ".join(f"{c.p:g}" for c in curves)
-        title = (f"Binary signals, randomized response before the cascade: P(correct cascade) vs ε, "
-                 f"p ∈ {{{ps}}}\nlines: closed form $1/(1+\\rho^k)$; points: Monte Carlo, {size_label(s)}")
-        return cascade_probability_chart(curves, title=title, style=style)
-    if kind == "first_correct_survival":
-        series: list[SurvivalSeries] = []
-        for r in results:
-            s = r.scenario
-            theory_a = theory_x = None
-            if s.signal == "gaussian" and s.mechanism == "smooth" and not s.heterogeneous:
-                theory_a = theory.tail_exponent_action(float(s.epsilon), s.sigma)
-                theory_x = theory.tail_exponent_report(float(s.epsilon), s.sigma)
-            series.append(SurvivalSeries(f"{epsilon_label(s)}, actions τ_a", r.first_correct_action, s.agents,
-                                         theory_a))
-            if len(results) == 1:
-                series.append(SurvivalSeries(f"{epsilon_label(s)}, reports τ_x", r.first_correct_report,
-                                             s.agents, theory_x))
-        for sw in sweeps:
-            for r in sw.results:
-                s = r.scenario
-                th = theory.tail_exponent_action(float(s.epsilon), s.sigma) if s.mechanism == "smooth" else None
-                series.append(SurvivalSeries(f"{epsilon_label(s)}, actions τ_a", r.first_correct_action,
-                                             s.agents, th))
-        if not series:
-            raise ChartInputError("chart kind 'first_correct_survival' needs a result or a sweep")
-        s = (results[0] if results else sweeps[0].results[0]).scenario
-        title = (f"Survival of the first-correct time: {signal_label(s)}, {mechanism_label(s)}\n"
-                 f"{size_label(s)} (horizon N)")
-        return survival_chart(series, title=title, style=style)
-    if kind == "mistakes_vs_eps":
-        _require_sweeps(kind, sweeps, "gaussian")
-        sw = sweeps[0]
-        reference = next((r for r in results if not r.scenario.private), None)
-        first = [_series(sw, "first_correct_action", "actions τ_a", reference),
-                 _series(sw, "first_correct_report", "reports τ_x", reference)]
-        wrong = [_series(sw, "wrong_actions", "wrong actions W_a", reference),
-                 _series(sw, "wrong_reports", "wrong reports W_x", reference)]
-        s = sw.results[0].scenario
-        return mistakes_chart(first, wrong, title=_sweep_title(sw, "First correct time and mistakes"),
-                              finiteness_eps=2 / s.sigma**2 if s.signal == "gaussian" else None, style=style)
-    if kind == "stopping_time_vs_eps":
-        _require_sweeps(kind, sweeps, "gaussian")
-        sw = sweeps[0]
-        s = sw.results[0].scenario
-        if s.belief_threshold is None:
-            raise ChartInputError("chart kind 'stopping_time_vs_eps' needs a belief_threshold B > 0 on the scenario")
-        mc = _series(sw, "belief_stop_time", "Monte Carlo mean")
-        grid = np.linspace(float(mc.eps.min()), float(mc.eps.max()), 200)
-        asym = np.array([theory.belief_stop_time_asymptote(s.belief_threshold, e, s.sigma, s.amplitude)
-                         for e in grid]) if s.mechanism == "smooth" else None
-        capped = np.array([r.summary().get("belief_stop_time_censored", 0.0) for r in sw.results])
-        title = _sweep_title(sw, f"Belief-threshold stopping time τ_B, B = {s.belief_threshold:g}")
-        return stopping_time_chart(mc, title=title, asymptote_eps=grid if asym is not None else None,
-                                   asymptote=asym, capped_fraction=capped, style=style)
-    if kind == "smooth_rr_illustration":
-        s = scenario or (results[0].scenario if results else (sweeps[0].results[0].scenario if sweeps else None))
-        if s is None:
-            raise ChartInputError("chart kind 'smooth_rr_illustration' needs a scenario, result or sweep")
-        eps = float(s.epsilon) if isinstance(s.epsilon, (int, float)) else 1.0
-        amplitude = 0.5 if s.amplitude == "half" else 1 / (1 + math.exp(eps))
-        ill = SmoothRRIllustration(sigma=s.sigma, eps=eps, amplitude=amplitude, threshold=threshold)
-        title = (f"Smooth randomized response: flip probability A·exp(−ε|s − t|), σ = {s.sigma:g}, "
-                 f"ε = {eps:g}, A = {amplitude:.3g}, t = {threshold:g}")
-        return smooth_rr_chart(ill, title=title, style=style)
-    raise ChartInputError(f"kind must be one of {', '.join(CHART_KINDS)}, got {kind!r}")
+    builder = _BUILDERS.get(kind)
+    if builder is None:
+        raise ChartInputError(f"kind must be one of {', '.join(CHART_KINDS)}, got {kind!r}")
+    return builder([r for r in results if r is not None], sweeps, scenario, style, threshold)
 
 
 def _cascade_curve(sw: SweepResult) -> CascadeCurve:

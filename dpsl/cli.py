@@ -15,23 +15,19 @@ from . import theory
 from .engine import simulate
 from .model import AMPLITUDES, SIGNALS, EpsilonUniform, Scenario, ScenarioError
 from .results import json_safe
-from .sweep import SWEEPABLE, sweep
+from .sweep import SWEEPABLE, parse_values, sweep
 
 EXIT_INVALID = 2
 
 
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def _float_list(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+def _list_of(convert, flag: str):
+    """An argparse type: a value list through the one parser (`sweep.parse_values`)."""
+    def parse(text: str) -> tuple:
+        try:
+            return tuple(parse_values(text, flag, convert))
+        except ScenarioError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    return parse
 
 
 def _scenario_flags(p: argparse.ArgumentParser) -> None:
@@ -50,9 +46,9 @@ def _scenario_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--runs", type=int, default=1000, help="independent runs R >= 1 (default 1000)")
     g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     g.add_argument("--belief-threshold", type=float, default=None, help="B > 0 of the stopping time |l_n| >= B")
-    g.add_argument("--checkpoints", type=_int_list, default=None,
+    g.add_argument("--checkpoints", type=_list_of(int, "--checkpoints"), default=None,
                    help="comma-separated n in [1, agents] for the LLR summaries (default 1-2-5 per decade)")
-    g.add_argument("--quantiles", type=_float_list, default=(0.1, 0.5, 0.9),
+    g.add_argument("--quantiles", type=_list_of(float, "--quantiles"), default=(0.1, 0.5, 0.9),
                    help="comma-separated quantiles in [0, 1] (default 0.1,0.5,0.9)")
     g.add_argument("--quadrature-nodes", type=int, default=64,
                    help="Gauss-Legendre nodes for heterogeneous budgets (default 64)")
@@ -108,18 +104,8 @@ def scenario_from_args(args: argparse.Namespace, **overrides) -> Scenario:
 
 
 def _sweep_values(param: str, text: str) -> list:
-    items = [v.strip() for v in text.split(",") if v.strip()]
-    if param in ("agents", "runs"):
-        convert = int
-    elif param in ("amplitude", "mechanism"):
-        convert = str
-    else:
-        convert = float
-    try:
-        return [convert(v) for v in items]
-    except ValueError:
-        raise ScenarioError(f"values must be a comma-separated list of {convert.__name__} for {param}, "
-                            f"got {text!r}") from None
+    convert = int if param in ("agents", "runs") else (str if param in ("amplitude", "mechanism") else float)
+    return parse_values(text, f"values of {param}", convert)
 
 
 def _theory_dict(scenario: Scenario) -> dict:

@@ -491,7 +491,7 @@ class _QuadratureKernel(_Kernel):
 
 
 class _BinaryKernel(_Kernel):
-    """Binary signals: report walk j with step +-1 before the cascade at |j| = k (dpsl.md §3.3)."""
+    """Binary signals: report walk j with step +-1 before the cascade at |j| = k (docs/dpsl-model.md §3.3)."""
 
     def __init__(self, s, dev, llr, a_wrong, x_wrong):
         super().__init__(s, dev, llr, a_wrong, x_wrong)

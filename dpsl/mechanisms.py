@@ -1,4 +1,4 @@
-"""The agents' privacy mechanisms: how an intended action a_n becomes the reported action x_n (dpsl.md §2).
+"""The agents' privacy mechanisms: how an intended action a_n becomes the reported action x_n (docs/dpsl-model.md §2).
 
 These are the agent-side rules. What the public infers from a report is in `public_belief`.
 Functions accept Python floats or torch tensors (elementwise).

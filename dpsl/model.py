@@ -1,4 +1,4 @@
-"""The scenario a simulation runs: signal model, privacy mechanism, budgets, sizes (dpsl.md §1-§2).
+"""The scenario a simulation runs: signal model, privacy mechanism, budgets, sizes (docs/dpsl-model.md §1-§2).
 
 A `Scenario` is a frozen, validated description. Every check names the parameter and the range it
 accepts, because these messages reach people through the CLI and the ComfyUI nodes unchanged.
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
 
 SIGNALS = ("gaussian", "binary")
 MECHANISMS = {"gaussian": ("none", "rr", "smooth"), "binary": ("none", "rr")}
@@ -26,7 +28,7 @@ class ScenarioError(ValueError):
 
 @dataclass(frozen=True)
 class EpsilonUniform:
-    """Heterogeneous privacy budgets: each agent draws eps_n ~ Uniform[low, high] (dpsl.md §2.3).
+    """Heterogeneous privacy budgets: each agent draws eps_n ~ Uniform[low, high] (docs/dpsl-model.md §2.3).
 
     The public does not see eps_n and averages the report law over this distribution.
     """
@@ -47,14 +49,24 @@ class EpsilonUniform:
 Epsilon = float | EpsilonUniform | None
 
 
-def _default_checkpoints(agents: int) -> tuple[int, ...]:
-    """1, 2, 5, 10, 20, 50, ... up to and including `agents`: enough points for a log-x chart."""
+def decade_checkpoints(agents: int) -> tuple[int, ...]:
+    """1, 2, 5, 10, 20, 50, ... up to and including `agents`: the default, round numbers for tables."""
     points = {agents}
     decade = 1
     while decade <= agents:
         points.update(m * decade for m in (1, 2, 5) if m * decade <= agents)
         decade *= 10
     return tuple(sorted(points))
+
+
+CHART_CHECKPOINTS = 60
+
+
+def chart_checkpoints(agents: int) -> tuple[int, ...]:
+    """About 90 points, geometric (early growth on log axes) plus evenly spaced (linear axes): for charts."""
+    geo = np.geomspace(1, agents, CHART_CHECKPOINTS)
+    even = np.linspace(0, agents, CHART_CHECKPOINTS // 2 + 1)[1:]
+    return tuple(sorted({int(round(n)) for n in np.r_[geo, even] if n >= 1}))
 
 
 @dataclass(frozen=True)
@@ -94,7 +106,7 @@ class Scenario:
 
     def __post_init__(self):
         self._validate()
-        points = _default_checkpoints(self.agents) if self.checkpoints is None else tuple(self.checkpoints)
+        points = decade_checkpoints(self.agents) if self.checkpoints is None else tuple(self.checkpoints)
         object.__setattr__(self, "_resolved", tuple(sorted(set(int(n) for n in points))))
 
     # -- validation ---------------------------------------------------------------------------------
@@ -186,3 +198,31 @@ class Scenario:
         d["checkpoints"] = list(self.resolved_checkpoints)
         d["quantiles"] = list(self.quantiles)
         return d
+
+
+# -- describing scenarios to readers (titles, legends, report rows) ------------------------------------------------------------------------
+
+
+def epsilon_label(s: Scenario) -> str:
+    if not s.private:
+        return "non-private"
+    if isinstance(s.epsilon, EpsilonUniform):
+        return f"ε ~ U[{s.epsilon.low:g}, {s.epsilon.high:g}]"
+    prefix = "constant RR, " if (s.signal == "gaussian" and s.mechanism == "rr") else ""
+    return f"{prefix}ε = {s.epsilon:g}"
+
+
+def signal_label(s: Scenario) -> str:
+    return f"Gaussian signals σ = {s.sigma:g}" if s.signal == "gaussian" else f"binary signals p = {s.p:g}"
+
+
+def mechanism_label(s: Scenario) -> str:
+    if s.mechanism == "none":
+        return "non-private"
+    if s.mechanism == "rr":
+        return "randomized response" + (" before the cascade" if s.signal == "binary" else " (constant)")
+    return "smooth RR, A = " + ("1/2" if s.amplitude == "half" else "1/(1+e^ε)")
+
+
+def size_label(s: Scenario) -> str:
+    return f"N = {s.agents} agents, R = {s.runs} runs, seed {s.seed}"

@@ -1,9 +1,9 @@
-"""What the public infers from a report: the exact closed-form LLR recursion (dpsl.md §3).
+"""What the public infers from a report: the exact closed-form LLR recursion (docs/dpsl-model.md §3).
 
 Gaussian signals. Fix the true state theta and write z = (t - theta)/sigma for the distance of the
 decision threshold t = -sigma^2 l / 2 from theta, v = |z|. Most signals fall on theta's side of the
 threshold, so the report pointing the other way is the "small side" (x = -1 when z <= 0, x = +1 when
-z > 0). Its probability S(v) splits into three masses (dpsl.md §3.2 with d = t - theta):
+z > 0). Its probability S(v) splits into three masses (docs/dpsl-model.md §3.2 with d = t - theta):
 
     T1 = Phi(-v)                                   the agent's action lands on the small side,
     T2 = A exp( r v + r^2/2) Phi(-v - r)           ... and is flipped away from it,
@@ -24,7 +24,7 @@ beyond, where the linear-space formula overflows at |l| ~ 30. Two evaluations of
   evaluated into preallocated buffers (allocation, not arithmetic, dominated a naive CPU version).
   The tests hold it to the reference to 1e-12.
 
-Binary signals (dpsl.md §3.3): before a cascade each report moves l by +-w = log(1/rho); the helpers
+Binary signals (docs/dpsl-model.md §3.3): before a cascade each report moves l by +-w = log(1/rho); the helpers
 for rho and the cascade threshold live in `theory`.
 """
 

@@ -1,7 +1,7 @@
 """Signal-level simulators of the Gaussian smooth-RR model, written the obvious way.
 
 They draw each signal s_n ~ N(1, sigma^2), take the Bayes action, flip it with probability
-A exp(-eps |s_n - t_n|) and update the public LLR with dpsl.md §3.2 term by term. They share no
+A exp(-eps |s_n - t_n|) and update the public LLR with docs/dpsl-model.md §3.2 term by term. They share no
 code with the engine, so the tests use them to check the engine in law, and the benchmark times
 them as baselines:
 

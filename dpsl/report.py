@@ -13,15 +13,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-
-from .model import EpsilonUniform, Scenario
-from .results import Result, SweepResult, json_safe
+from .model import Scenario, epsilon_label, mechanism_label, signal_label, size_label
+from .results import Result, SweepResult, fit_tail_exponent, format_number, json_safe, survival_curve
 
 # |z| above this is flagged in the table; 4 SE is what the simulator's own tests allow.
 Z_FLAG = 4.0
@@ -44,63 +41,7 @@ class MetricRow:
         return (self.simulated - self.closed_form) / self.se
 
 
-# -- survival and tails (also drawn by charts) -------------------------------------------------------
-
-
-def survival_curve(times: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
-    """n = 1..horizon and the empirical P(tau > n); runs past the horizon count as survivors."""
-    times = np.asarray(times, dtype=np.int64)
-    n = np.arange(1, horizon + 1)
-    counts = np.bincount(np.clip(times, 1, horizon + 1), minlength=horizon + 2)
-    survivors = len(times) - np.cumsum(counts[1:horizon + 1])
-    return n, survivors / max(len(times), 1)
-
-
-def fit_tail_exponent(n: np.ndarray, survival: np.ndarray, runs: int, min_survivors: int = 10
-                      ) -> tuple[float, float, float] | None:
-    """Least-squares slope of log P(tau > n) against log n over the tail.
-
-    The tail starts at n = 2 (n = 1 is the one-signal step, not the tail) and ends where fewer than
-    `min_survivors` runs remain, past which the curve is Monte Carlo noise. Returns (exponent,
-    intercept, n_max) with P ~ exp(intercept) n^-exponent, or None when the tail has under three points.
-    """
-    keep = (n >= 2) & (survival * runs >= min_survivors)
-    if keep.sum() < 3:
-        return None
-    x, y = np.log(n[keep]), np.log(survival[keep])
-    slope, intercept = np.polyfit(x, y, 1)
-    return float(-slope), float(intercept), float(n[keep][-1])
-
-
-# -- describing scenarios ------------------------------------------------------------------------
-
-
-def epsilon_label(s: Scenario) -> str:
-    if not s.private:
-        return "non-private"
-    if isinstance(s.epsilon, EpsilonUniform):
-        return f"ε ~ U[{s.epsilon.low:g}, {s.epsilon.high:g}]"
-    prefix = "constant RR, " if (s.signal == "gaussian" and s.mechanism == "rr") else ""
-    return f"{prefix}ε = {s.epsilon:g}"
-
-
-def signal_label(s: Scenario) -> str:
-    return f"Gaussian signals σ = {s.sigma:g}" if s.signal == "gaussian" else f"binary signals p = {s.p:g}"
-
-
-def mechanism_label(s: Scenario) -> str:
-    if s.mechanism == "none":
-        return "non-private"
-    if s.mechanism == "rr":
-        return "randomized response" + (" before the cascade" if s.signal == "binary" else " (constant)")
-    return "smooth RR, A = " + ("1/2" if s.amplitude == "half" else "1/(1+e^ε)")
-
-
-def size_label(s: Scenario) -> str:
-    return f"N = {s.agents} agents, R = {s.runs} runs, seed {s.seed}"
-
-
-def _setting(s: Scenario, swept: str | None = None) -> str:
+def _setting(s: Scenario) -> str:
     parts = [f"p={s.p:g}" if s.signal == "binary" else f"σ={s.sigma:g}"]
     parts.append(epsilon_label(s).replace(" ", "").replace("constantRR,", "RR "))
     return ", ".join(parts)
@@ -172,14 +113,6 @@ def report_title(result: Result | None = None, sweeps: Sequence[SweepResult] = (
 # -- writers -------------------------------------------------------------------------------------
 
 
-def _num(x: float | None, digits: int = 4) -> str:
-    if x is None:
-        return "—"
-    if isinstance(x, float) and not math.isfinite(x):
-        return "∞"
-    return f"{x:.{digits}g}"
-
-
 def format_table(rows: Sequence[MetricRow], title: str) -> str:
     """A monospace table, one line per simulated setting, one column group per metric.
 
@@ -194,10 +127,10 @@ def format_table(rows: Sequence[MetricRow], title: str) -> str:
         group = [r for r in rows if r.label == label]
         if any(r.simulated is not None for r in group):
             columns.append((label, label, lambda r: "" if r is None or r.simulated is None else
-                            _num(r.simulated) + (f" ± {_num(r.se, 2)}" if r.se else "")))
+                            format_number(r.simulated) + (f" ± {format_number(r.se, 2)}" if r.se else "")))
         if any(r.relation for r in group):
             head = "closed form" if any(r.simulated is not None for r in group) else label
-            columns.append((head, label, lambda r: f"{r.relation} {_num(r.closed_form)}" if r and r.relation else ""))
+            columns.append((head, label, lambda r: f"{r.relation} {format_number(r.closed_form)}" if r and r.relation else ""))
         if any(r.relation == "=" and r.simulated is not None for r in group):
             columns.append(("z", label, lambda r: "" if r is None or r.z is None else
                             f"{r.z:+.2f}" + ("!" if abs(r.z) > Z_FLAG else "")))

@@ -1,9 +1,9 @@
-"""Paper-size experiments of dpsl.md §6, written as a Markdown report: our numbers next to the references.
+"""Paper-size experiments of docs/dpsl-model.md §6, written as a Markdown report: our numbers next to the references.
 
     python -m dpsl.reproduce --out report.md [--device cpu|cuda] [--scale 1.0]
 
 `--scale` multiplies every run count (0.01 gives a smoke test in seconds). Reference numbers are
-copied from dpsl.md; the Monte Carlo references are themselves estimates from the sizes stated
+copied from docs/dpsl-model.md; the Monte Carlo references are themselves estimates from the sizes stated
 there, so agreement means "within a few standard errors of both".
 """
 
@@ -19,20 +19,11 @@ import numpy as np
 from . import theory
 from .engine import simulate
 from .model import EpsilonUniform, Scenario
-
-
-def _fmt(x, digits=4):
-    if isinstance(x, str):
-        return x
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "—"
-    if isinstance(x, (int, np.integer)):
-        return str(int(x))
-    return f"{x:.{digits}g}"
+from .results import format_number
 
 
 def _pm(mean, se, digits=4):
-    return _fmt(mean, digits) if se is None else f"{_fmt(mean, digits)} ± {_fmt(se, 2)}"
+    return format_number(mean, digits) if se is None else f"{format_number(mean, digits)} ± {format_number(se, 2)}"
 
 
 class Report:
@@ -196,10 +187,10 @@ def first_correct(rep: Report) -> None:
         s = rep.sim(mechanism="none" if eps is None else "smooth", epsilon=eps, agents=3000, runs=runs,
                     checkpoints=(1, 3000)).summary()
         rows.append([eps or "non-private",
-                     f"{_pm(s['first_correct_action_mean'], s['first_correct_action_se'])} ({_fmt(ta)})",
-                     f"{_pm(s['first_correct_report_mean'], s['first_correct_report_se'])} ({_fmt(tx)})",
-                     f"{_pm(s['wrong_actions_mean'], s['wrong_actions_se'])} ({_fmt(wa)})",
-                     f"{_pm(s['wrong_reports_mean'], s['wrong_reports_se'])} ({_fmt(wx)})",
+                     f"{_pm(s['first_correct_action_mean'], s['first_correct_action_se'])} ({format_number(ta)})",
+                     f"{_pm(s['first_correct_report_mean'], s['first_correct_report_se'])} ({format_number(tx)})",
+                     f"{_pm(s['wrong_actions_mean'], s['wrong_actions_se'])} ({format_number(wa)})",
+                     f"{_pm(s['wrong_reports_mean'], s['wrong_reports_se'])} ({format_number(wx)})",
                      f"{s['report_correct_rate'][0]:.3f}"])
     rep.table(["ε", "E[τ_a] (ref)", "E[τ_x] (ref)", "E[W_a] (ref)", "E[W_x] (ref)", "P(x_1 = +1)"], rows)
     rep.lines += ["Reference P(x_1 = +1): 0.546 (ε=0.1), 0.666 (0.5), 0.741 (1), 0.799 (2), 0.841 (non-private).", ""]
@@ -211,7 +202,7 @@ def first_correct(rep: Report) -> None:
                     checkpoints=(10,))
         tail = float(np.mean(r.first_correct_action > 10))
         rows.append([eps or "non-private", f"{tail:.2e} ± {math.sqrt(tail * (1 - tail) / runs):.1e}", f"{ref:.1e}",
-                     _fmt(theory.tail_exponent_action(eps, 1.0)) if eps else "—"])
+                     format_number(theory.tail_exponent_action(eps, 1.0)) if eps else "—"])
     rep.table(["ε", f"P(τ_a > 10), ours ({runs} runs)", "reference (10^6 runs)", "tail exponent s = 2/(εσ²)"], rows)
 
 
@@ -229,7 +220,7 @@ def main(argv=None) -> int:
         print("error: --scale must be > 0", file=sys.stderr)
         return 2
     rep = Report(args.device, args.scale)
-    rep.lines += ["# DP sequential learning: reproduction of dpsl.md §6", "",
+    rep.lines += ["# DP sequential learning: reproduction of docs/dpsl-model.md §6", "",
                   f"Device {args.device}, run counts × {args.scale:g}. Reference values in parentheses.", ""]
     started = time.perf_counter()
     for section in SECTIONS:

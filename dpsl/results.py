@@ -177,3 +177,50 @@ def json_safe(obj):
     if isinstance(obj, np.generic):
         return json_safe(obj.item())
     return obj
+
+
+def format_number(x, digits: int = 4) -> str:
+    """The one way numbers are written for people (reports, tables, chart titles and legends).
+
+    Significant digits without trailing zeros; integers as they are; "∞" for an unbounded value
+    (the non-private eps) and "—" for a missing or undefined one (None, NaN).
+    """
+    if isinstance(x, str):
+        return x
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    if isinstance(x, (bool, np.bool_)):
+        return str(bool(x))
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    if math.isinf(x):
+        return "∞" if x > 0 else "−∞"
+    return f"{float(x):.{digits}g}"
+
+
+# -- survival and tails (drawn by charts, tabulated by the report) -------------------------------------------------------
+
+
+def survival_curve(times: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """n = 1..horizon and the empirical P(tau > n); runs past the horizon count as survivors."""
+    times = np.asarray(times, dtype=np.int64)
+    n = np.arange(1, horizon + 1)
+    counts = np.bincount(np.clip(times, 1, horizon + 1), minlength=horizon + 2)
+    survivors = len(times) - np.cumsum(counts[1:horizon + 1])
+    return n, survivors / max(len(times), 1)
+
+
+def fit_tail_exponent(n: np.ndarray, survival: np.ndarray, runs: int, min_survivors: int = 10
+                      ) -> tuple[float, float, float] | None:
+    """Least-squares slope of log P(tau > n) against log n over the tail.
+
+    The tail starts at n = 2 (n = 1 is the one-signal step, not the tail) and ends where fewer than
+    `min_survivors` runs remain, past which the curve is Monte Carlo noise. Returns (exponent,
+    intercept, n_max) with P ~ exp(intercept) n^-exponent, or None when the tail has under three points.
+    """
+    keep = (n >= 2) & (survival * runs >= min_survivors)
+    if keep.sum() < 3:
+        return None
+    x, y = np.log(n[keep]), np.log(survival[keep])
+    slope, intercept = np.polyfit(x, y, 1)
+    return float(-slope), float(intercept), float(n[keep][-1])

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from .engine import CancelFn, ProgressFn, simulate
 from .model import Scenario, ScenarioError
 from .results import SweepResult
@@ -15,23 +17,59 @@ from .results import SweepResult
 SWEEPABLE = ("epsilon", "sigma", "p", "agents", "runs", "belief_threshold", "amplitude", "mechanism")
 
 
+def parse_values(text: str, name: str, convert=float) -> list:
+    """'0.1, 0.5, 1' (commas or semicolons) or, for numbers, 'linspace(0.1, 2, 20)' -> a list.
+
+    The one parser of value lists for the CLI and the nodes; errors name `name`, the flag or widget.
+    """
+    text = text.strip()
+    kind = "numbers" if convert is float else ("integers" if convert is int else "values")
+    try:
+        if convert is float and text.startswith("linspace(") and text.endswith(")"):
+            start, stop, count = (part.strip() for part in text[len("linspace("):-1].split(","))
+            if int(count) < 1:
+                raise ValueError
+            values = np.linspace(float(start), float(stop), int(count)).round(10).tolist()
+        else:
+            values = [convert(v.strip()) for v in text.replace(";", ",").split(",") if v.strip()]
+    except ValueError:
+        example = "'0.25, 0.5, 1' or 'linspace(start, stop, count)'" if convert is float else "'1, 2, 5'"
+        raise ScenarioError(f"{name} must be {kind} separated by commas (e.g. {example}), got {text!r}") from None
+    if not values:
+        raise ScenarioError(f"{name} is empty: give at least one value, e.g. "
+                            + ("'0.25, 0.5, 1' or 'linspace(0.1, 2, 10)'" if convert is float else "'1, 2, 5'"))
+    return values
+
+
 def sweep(base: Scenario, parameter: str, values: Sequence, device=None, progress: ProgressFn | None = None,
           should_cancel: CancelFn | None = None, chunk_runs: int | None = None,
           memory_budget: int | None = None) -> SweepResult:
     """simulate(base with parameter = v) for each v; progress counts agent steps over the whole sweep."""
+    return sweep_series([base], parameter, values, device, progress, should_cancel, chunk_runs, memory_budget)[0]
+
+
+def sweep_series(bases: Sequence[Scenario], parameter: str, values: Sequence, device=None,
+                 progress: ProgressFn | None = None, should_cancel: CancelFn | None = None,
+                 chunk_runs: int | None = None, memory_budget: int | None = None) -> list[SweepResult]:
+    """One sweep per base scenario (a series of curves, e.g. one per p); progress counts agent steps
+    over all of them, so one progress bar covers the whole series."""
     if parameter not in SWEEPABLE:
         raise ScenarioError(f"parameter must be one of {', '.join(SWEEPABLE)}, got {parameter!r}")
     if len(values) == 0:
         raise ScenarioError("values must hold at least one value to sweep over")
-    scenarios = [base.with_(**{parameter: v}) for v in values]
-    total = sum(s.runs * s.agents for s in scenarios)
+    grid = [[base.with_(**{parameter: v}) for v in values] for base in bases]
+    total = sum(s.runs * s.agents for row in grid for s in row)
     offset = 0
-    results = []
-    for s in scenarios:
-        def forward(done, _total, offset=offset):
-            progress(offset + done, total)
+    out = []
+    for row in grid:
+        results = []
+        for s in row:
+            def forward(done, _total, offset=offset):
+                progress(offset + done, total)
 
-        results.append(simulate(s, device=device, progress=forward if progress else None,
-                                should_cancel=should_cancel, chunk_runs=chunk_runs, memory_budget=memory_budget))
-        offset += s.runs * s.agents
-    return SweepResult(parameter, list(values), results)
+            results.append(simulate(s, device=device, progress=forward if progress else None,
+                                    should_cancel=should_cancel, chunk_runs=chunk_runs,
+                                    memory_budget=memory_budget))
+            offset += s.runs * s.agents
+        out.append(SweepResult(parameter, list(values), results))
+    return out

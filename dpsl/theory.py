@@ -1,4 +1,4 @@
-"""Closed forms of the paper's results (dpsl.md §5), for overlaying on simulations.
+"""Closed forms of the paper's results (docs/dpsl-model.md §5), for overlaying on simulations.
 
 eps = None (or math.inf) means non-private throughout. Scalars in, scalars out; the charts call
 these on grids.
@@ -36,7 +36,7 @@ def llr_asymptote(n, eps: float, sigma: float, amplitude: str = "half"):
 
 
 def nonprivate_llr_leading(n, sigma: float):
-    """(2 sqrt 2 / sigma) sqrt(log n): leading term only; lower-order terms are large (dpsl.md T1)."""
+    """(2 sqrt 2 / sigma) sqrt(log n): leading term only; lower-order terms are large (docs/dpsl-model.md §5)."""
     return 2 * math.sqrt(2) / sigma * np.sqrt(np.log(np.asarray(n, dtype=float)))
 
 
@@ -80,7 +80,7 @@ def belief_stop_time_asymptote(threshold: float, eps: float, sigma: float, ampli
 
 def positive_report_recursion(l1: float, steps: int, eps: float | None, sigma: float,
                               amplitude: str = "legacy", approximate: bool = False) -> np.ndarray:
-    """The appendix recursion (dpsl.md §6.5): every report is +1, l_1 = l1; returns l_1 .. l_{steps+1}.
+    """The appendix recursion (docs/dpsl-model.md §6.5): every report is +1, l_1 = l1; returns l_1 .. l_{steps+1}.
 
     Exact: l_{n+1} = l_n + log P(x=+1 | l_n, +1) / P(x=+1 | l_n, -1) (closed form of §3.2).
     Approximate: l_{n+1} = l_n + C exp(-eps sigma^2 l_n / 2), C = A(e^{eps+eps^2 sigma^2/2} - e^{-eps+...}).

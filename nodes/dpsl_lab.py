@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..dpsl import EpsilonUniform, Scenario, charts, report, simulate, sweep
-from ..dpsl.model import AMPLITUDES, MAX_QUADRATURE_NODES, SIGNALS
+from ..dpsl import EpsilonUniform, Scenario, ScenarioError, charts, report, simulate
+from ..dpsl.model import AMPLITUDES, MAX_QUADRATURE_NODES, SIGNALS, chart_checkpoints
+from ..dpsl.sweep import parse_values, sweep_series
 from .comfy_host import MENU, folder_paths, io, model_management, progress_and_cancel, ui
 
 log = logging.getLogger(__name__)
@@ -24,22 +25,14 @@ log = logging.getLogger(__name__)
 CATEGORY = f"{MENU}/dp_sequential_learning"
 SCENARIO = io.Custom("DPSL_SCENARIO")
 RESULT = io.Custom("DPSL_RESULT")
-SWEEP = io.Custom("DPSL_SWEEP")  # a list of dpsl.SweepResult, one per series value
+SWEEPS = io.Custom("DPSL_SWEEPS")  # a list of dpsl.SweepResult, one per series value
 
 MECHANISMS = ("smooth", "rr", "none")
 SERIES = ("none", "p", "sigma")
-CHECKPOINTS = 60  # LLR summaries per run: enough for a smooth curve on linear or log axes
 
 
 class DPSLError(ValueError):
-    """A parameter is outside its range; ComfyUI shows the message on the node."""
-
-
-def checkpoints_for(agents: int) -> tuple[int, ...]:
-    """Agent counts where the LLR is summarised: geometric (early growth) plus even (linear charts)."""
-    geo = np.geomspace(1, agents, CHECKPOINTS)
-    even = np.linspace(0, agents, CHECKPOINTS // 2 + 1)[1:]
-    return tuple(sorted({int(round(n)) for n in np.r_[geo, even] if n >= 1}))
+    """A node input is missing or out of range; ComfyUI shows the message on the node."""
 
 
 def host_device() -> torch.device:
@@ -55,26 +48,6 @@ def run_with_host_controls(work):
     """Run `work(progress, should_cancel)` under ComfyUI's progress bar and Cancel button."""
     with progress_and_cancel(1000) as (progress, cancel):
         return work(progress, cancel)
-
-
-def parse_grid(text: str, name: str) -> list[float]:
-    """'0.1, 0.5, 1' or 'linspace(0.1, 2, 20)' -> floats; errors name the widget."""
-    text = text.strip()
-    try:
-        if text.startswith("linspace(") and text.endswith(")"):
-            start, stop, count = (part.strip() for part in text[len("linspace("):-1].split(","))
-            if int(count) < 1:
-                raise ValueError
-            values = np.linspace(float(start), float(stop), int(count)).round(10).tolist()
-        else:
-            values = [float(v) for v in text.replace(";", ",").split(",") if v.strip()]
-    except ValueError:
-        raise DPSLError(f"{name} must be numbers separated by commas (e.g. '0.25, 0.5, 1') or "
-                        f"'linspace(start, stop, count)', got {text!r}") from None
-    if not values:
-        raise DPSLError(f"{name} is empty: give at least one value, e.g. '0.25, 0.5, 1' or "
-                        "'linspace(0.1, 2, 10)'")
-    return values
 
 
 # -- 1. scenario ----------------------------------------------------------------------------------
@@ -142,7 +115,7 @@ class DPSLScenario(io.ComfyNode):
         scenario = Scenario(
             signal=signal, sigma=sigma, p=p, mechanism=mechanism, epsilon=eps, amplitude=amplitude,
             agents=agents, runs=runs, seed=seed, belief_threshold=belief_threshold or None,
-            checkpoints=checkpoints_for(agents), quadrature_nodes=quadrature_nodes,
+            checkpoints=chart_checkpoints(agents), quadrature_nodes=quadrature_nodes,
         )
         return io.NodeOutput(scenario)
 
@@ -208,32 +181,25 @@ class DPSLSweep(io.ComfyNode):
                                 tooltip="Values of the series parameter, e.g. p = '0.55, 0.7, 0.9'."),
                 *MEMORY_INPUTS,
             ],
-            outputs=[SWEEP.Output(display_name="sweep")],
+            outputs=[SWEEPS.Output(display_name="sweep")],
         )
 
     @classmethod
     def execute(cls, scenario, epsilon_grid, series, series_values, keep_paths, memory_budget_gb) -> io.NodeOutput:
-        grid = parse_grid(epsilon_grid, "epsilon_grid")
+        grid = parse_values(epsilon_grid, "epsilon_grid")
         bad = [v for v in grid if not (math.isfinite(v) and v > 0)]
         if bad:
-            raise DPSLError(f"epsilon_grid values must be finite and > 0, got {bad[0]:g}")
+            raise ScenarioError(f"epsilon_grid values must be finite and > 0, got {bad[0]:g}")
         if scenario.mechanism == "none":
-            raise DPSLError("mechanism is 'none' (non-private): an epsilon sweep needs mechanism smooth or rr")
+            raise ScenarioError("mechanism is 'none' (non-private): an epsilon sweep needs mechanism smooth or rr")
         bases = [scenario.with_(keep_paths=keep_paths, epsilon=grid[0])]
         if series != "none":
-            bases = [bases[0].with_(**{series: v}) for v in parse_grid(series_values, "series_values")]
-        total = sum(b.runs * b.agents for b in bases) * len(grid)
+            bases = [bases[0].with_(**{series: v}) for v in parse_values(series_values, "series_values")]
         device = host_device()
 
         def work(progress, cancel):
-            out, offset = [], 0
-            for base in bases:
-                def forward(done, _total, offset=offset):
-                    progress(offset + done, total)
-                out.append(sweep(base, "epsilon", grid, device=device, progress=forward, should_cancel=cancel,
-                                 memory_budget=int(memory_budget_gb * 2**30)))
-                offset += base.runs * base.agents * len(grid)
-            return out
+            return sweep_series(bases, "epsilon", grid, device=device, progress=progress, should_cancel=cancel,
+                                memory_budget=int(memory_budget_gb * 2**30))
 
         return io.NodeOutput(run_with_host_controls(work))
 
@@ -268,7 +234,7 @@ class DPSLChart(io.ComfyNode):
                 io.Float.Input("threshold", default=-3.0, min=-20.0, max=20.0, step=0.1,
                                tooltip="Decision threshold t of the smooth_rr_illustration (the paper uses -3)."),
                 RESULT.Input("result", optional=True, tooltip="From DPSL Simulate."),
-                SWEEP.Input("sweep", optional=True, tooltip="From DPSL Sweep."),
+                SWEEPS.Input("sweep", optional=True, tooltip="From DPSL Sweep."),
                 SCENARIO.Input("scenario", optional=True, tooltip="For smooth_rr_illustration."),
                 *[RESULT.Input(name, optional=True, tooltip="Another regime to overlay (llr_paths, "
                                "first_correct_survival) or the non-private reference (mistakes_vs_eps).")
@@ -305,7 +271,7 @@ class DPSLReport(io.ComfyNode):
                 io.String.Input("filename_prefix", default="dpsl/report",
                                 tooltip="Where the CSV and JSON go, relative to ComfyUI's output folder."),
                 RESULT.Input("result", optional=True, tooltip="From DPSL Simulate."),
-                SWEEP.Input("sweep", optional=True, tooltip="From DPSL Sweep."),
+                SWEEPS.Input("sweep", optional=True, tooltip="From DPSL Sweep."),
             ],
             outputs=[
                 io.String.Output(display_name="report"),

@@ -1,4 +1,4 @@
-"""Binary signals: agent-level Monte Carlo against the closed forms of dpsl.md §5 T4."""
+"""Binary signals: agent-level Monte Carlo against the closed forms of docs/dpsl-model.md §5."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def test_p_correct_cascade_matches_the_closed_form(p, eps):
 
 @pytest.mark.parametrize("p", [0.55, 0.7, 0.9])
 def test_simulated_p_correct_cascade_jumps_up_when_eps_drops_below_eps_3(p):
-    # Non-monotone in eps (dpsl.md §5 T4): just below eps_3, k = 3 and P is near its top; just above, k = 2
+    # Non-monotone in eps (docs/dpsl-model.md §5): just below eps_3, k = 3 and P is near its top; just above, k = 2
     # and P is near p.
     e3 = theory.eps_breakpoint(3, p)
     below, above = _simulate(p, e3 * 0.99, runs=40_000), _simulate(p, e3 * 1.01, runs=40_000)

@@ -44,7 +44,7 @@ def test_simulate_csv_has_one_row_per_checkpoint(run_cli):
 def test_theory_and_sweep(cli_json, run_cli):
     d = cli_json("theory", "--signal", "binary", "--p", "0.9", "--mechanism", "rr", "--epsilon", "0.5")
     assert d["theory"]["cascade_threshold"] == 6
-    assert d["theory"]["p_correct_cascade"] == pytest.approx(0.9154, abs=1e-4)  # dpsl.md §6.1 spot value
+    assert d["theory"]["p_correct_cascade"] == pytest.approx(0.9154, abs=1e-4)  # docs/dpsl-model.md §6.1 spot value
     s = cli_json("sweep", "--param", "epsilon", "--values", "0.5,1,2", "--signal", "binary", "--mechanism", "rr",
                  "--agents", "100", "--runs", "300", "--json")
     assert s["parameter"] == "epsilon" and s["values"] == [0.5, 1.0, 2.0]

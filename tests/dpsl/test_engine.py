@@ -115,7 +115,7 @@ def test_paths_agree_with_checkpoints_and_counters():
 
 
 def test_first_action_is_wrong_with_probability_phi_minus_one_over_sigma():
-    # dpsl.md §6.6: P(a_1 wrong) = Phi(-1/sigma) = 0.1587 at sigma = 1.
+    # docs/dpsl-model.md §6.6: P(a_1 wrong) = Phi(-1/sigma) = 0.1587 at sigma = 1.
     r = simulate(Scenario(epsilon=1.0, agents=1, runs=40_000, checkpoints=(1,)))
     p = np.mean(r.wrong_actions)
     assert abs(p - 0.158655) <= 4 * math.sqrt(0.1587 * 0.8413 / 40_000)

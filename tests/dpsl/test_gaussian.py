@@ -1,4 +1,4 @@
-"""Gaussian signals against the reference Monte Carlo numbers of dpsl.md §6.4 and §6.6 (sigma = 1, A = 1/2).
+"""Gaussian signals against the reference Monte Carlo numbers of docs/dpsl-model.md §6.4 and §6.6 (sigma = 1, A = 1/2).
 
 The reference numbers are themselves Monte Carlo means over `ref_paths` paths; the tolerance is four
 combined standard errors (ours and theirs, theirs estimated from our spread) plus the rounding of the
@@ -22,7 +22,7 @@ def _close(samples: np.ndarray, reference: float, ref_paths: int, rounding: floa
     return ok, f"mean {samples.mean():.4f} vs {reference} (4 se = {4 * se:.4f})"
 
 
-# (epsilon or None, {n: (reference mean, rounding)}): dpsl.md §6.6, 100-200 paths.
+# (epsilon or None, {n: (reference mean, rounding)}): docs/dpsl-model.md §6.6, 100-200 paths.
 LLR_TABLE = [
     (0.5, {100: (8.56, 0.005), 1000: (17.2, 0.1)}),
     (1.0, {100: (8.6, 0.05), 1000: (13.2, 0.05)}),
@@ -41,7 +41,7 @@ def test_mean_public_llr_at_100_and_1000(eps, table):
 
 
 def test_heterogeneous_uniform_budgets_mean_llr():
-    # dpsl.md §6.6, eps_n ~ U[0, 1]: 14.3 at n = 1000 (10-90%: 12.2, 16.4).
+    # docs/dpsl-model.md §6.6, eps_n ~ U[0, 1]: 14.3 at n = 1000 (10-90%: 12.2, 16.4).
     r = simulate(Scenario(epsilon=EpsilonUniform(0.0, 1.0), agents=1000, runs=100, seed=5, checkpoints=(1000,),
                           quadrature_nodes=32))
     ok, msg = _close(r.llr_checkpoints[:, 0], 14.3, ref_paths=100, rounding=0.05)
@@ -79,7 +79,7 @@ def test_private_llr_grows_like_log_n_not_sqrt_log_n():
 
 @pytest.mark.parametrize("eps, exact", [(0.5, 1.586), (1.0, 1.504)])
 def test_expected_first_correct_report_time(eps, exact):
-    # dpsl.md §6.6: exact E[tau_x] from the deterministic all-wrong-report path.
+    # docs/dpsl-model.md §6.6: exact E[tau_x] from the deterministic all-wrong-report path.
     r = simulate(Scenario(epsilon=eps, agents=300, runs=20_000, seed=9, checkpoints=(300,)))
     s = r.summary()
     # + rounding of the printed value + the mass P(tau_x > n) summed beyond the 300-agent horizon (~n^-1.3).
@@ -88,7 +88,7 @@ def test_expected_first_correct_report_time(eps, exact):
 
 @pytest.mark.parametrize("eps, ref", [(0.5, 1.20), (1.0, 1.23), (2.0, 1.30)])
 def test_expected_first_correct_action_time(eps, ref):
-    # dpsl.md §6.6, 20,000 runs, horizon 3000.
+    # docs/dpsl-model.md §6.6, 20,000 runs, horizon 3000.
     r = simulate(Scenario(epsilon=eps, agents=300, runs=20_000, seed=9, checkpoints=(300,)))
     ok, msg = _close(r.first_correct_action.astype(float), ref, ref_paths=20_000, rounding=0.005)
     assert ok, msg
@@ -96,7 +96,7 @@ def test_expected_first_correct_action_time(eps, ref):
 
 @pytest.mark.parametrize("eps, ref", [(0.5, 136), (1.0, 188)])
 def test_belief_threshold_stopping_time(eps, ref):
-    # dpsl.md §6.4: E[tau_10] by Monte Carlo over 2000 paths, B = 10, sigma = 1.
+    # docs/dpsl-model.md §6.4: E[tau_10] by Monte Carlo over 2000 paths, B = 10, sigma = 1.
     r = simulate(Scenario(epsilon=eps, agents=3000, runs=1000, seed=3, belief_threshold=10.0, checkpoints=(3000,)))
     assert r.summary()["belief_stop_time_censored"] == 0.0
     ok, msg = _close(r.belief_stop_time.astype(float), ref, ref_paths=2000, rounding=0.5)

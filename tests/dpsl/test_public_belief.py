@@ -1,4 +1,4 @@
-"""The closed-form public belief update (dpsl.md §3.2) against the model's definition and in the tails."""
+"""The closed-form public belief update (docs/dpsl-model.md §3.2) against the model's definition and in the tails."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def test_closed_form_matches_integration_over_the_signal(mechanism, eps, amplitu
 
 @pytest.mark.parametrize("eps, ref", [(0.1, 0.546), (0.5, 0.666), (1.0, 0.741), (2.0, 0.799), (None, 0.841)])
 def test_first_report_probability(eps, ref):
-    # dpsl.md §6.6: P(x_1 = +1 | theta = +1) at l_1 = 0.
+    # docs/dpsl-model.md §6.6: P(x_1 = +1 | theta = +1) at l_1 = 0.
     law = _law("none" if eps is None else "smooth", eps)
     p = math.exp(float(log_report_prob(torch.zeros(1, dtype=torch.float64), torch.ones(1), 1.0, law)))
     assert p == pytest.approx(ref, abs=6e-4)
@@ -117,7 +117,7 @@ def test_recursion_is_finite_for_llr_up_to_1e3(law):
 
 @pytest.mark.parametrize("eps", [0.5, 1.0, 2.0])
 def test_minority_report_moves_llr_by_minus_two_eps_far_out(eps):
-    # dpsl.md §3.2: as l -> +inf the x = -1 increment tends to -2 eps; the majority one is positive and tiny.
+    # docs/dpsl-model.md §3.2: as l -> +inf the x = -1 increment tends to -2 eps; the majority one is positive and tiny.
     law = _law("smooth", eps)
     llr = torch.tensor([200.0, 500.0, 1000.0], dtype=torch.float64)
     minority = llr_increment(llr, -torch.ones_like(llr), law)

@@ -1,4 +1,4 @@
-"""Closed forms against the reference numbers of dpsl.md §5-§6 (all numbers below come from the spec)."""
+"""Closed forms against the reference numbers of docs/dpsl-model.md §5-§6 (all numbers below come from the spec)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from dpsl import theory
 
-# dpsl.md §6.1: eps_3 .. eps_7 and P(correct cascade) at eps_k (top of the k-segment), k = 3..6.
+# docs/dpsl-model.md §6.1: eps_3 .. eps_7 and P(correct cascade) at eps_k (top of the k-segment), k = 3..6.
 BREAKPOINTS = {
     0.55: ([1.1020, 0.6954, 0.5125, 0.4068, 0.3376], [0.5747, 0.5665, 0.5624, 0.5599], 0.5990),
     0.70: ([1.1576, 0.7325, 0.5404, 0.4291, 0.3562], [0.7809, 0.7558, 0.7425, 0.7343], 0.8448),
@@ -53,7 +53,7 @@ def test_p_correct_cascade_is_non_monotone_in_eps_and_bounded(p):
     assert np.all(probs > p - 1e-12) and np.all(probs < non_private)
 
 
-# dpsl.md §6.2: expected pre-cascade reports.
+# docs/dpsl-model.md §6.2: expected pre-cascade reports.
 EXPECTED_REPORTS = {
     0.7: ([76.0, 23.24, 8.26, 3.76, 3.66, 3.54], 3.448),
     0.9: ([100.5, 25.44, 6.67, 3.18, 2.92, 2.62], 2.439),
@@ -92,19 +92,19 @@ def test_first_correct_time_bound():
 
 
 def test_tail_exponents():
-    # dpsl.md §6.6: kappa = 6.33, 2.31, 1.40, 1.019, 0.668 for eps = 0.5, 1, 1.5, 2, 3 (sigma = 1).
+    # docs/dpsl-model.md §6.6: kappa = 6.33, 2.31, 1.40, 1.019, 0.668 for eps = 0.5, 1, 1.5, 2, 3 (sigma = 1).
     for eps, kappa in [(0.5, 6.33), (1, 2.31), (1.5, 1.40), (2, 1.019), (3, 0.668)]:
         assert theory.tail_exponent_report(eps, 1.0) == pytest.approx(kappa, abs=6e-3)
     assert theory.tail_exponent_action(0.5, 1.0) == pytest.approx(4.0)
 
 
 def test_belief_stop_time_asymptote():
-    # dpsl.md §6.4 table, asymptotic column (B = 10, sigma = 1).
+    # docs/dpsl-model.md §6.4 table, asymptotic column (B = 10, sigma = 1).
     for eps, ref in [(0.1, 3238), (0.25, 424), (0.5, 170), (1.0, 191), (1.5, 392), (2.0, 837)]:
         assert theory.belief_stop_time_asymptote(10, eps, 1.0) == pytest.approx(ref, rel=3e-3)
 
 
-# dpsl.md §6.5: (l_50, l_100, l_200) of the all-positive-reports recursion from l_1 = 6, A = 1/(1+e^eps).
+# docs/dpsl-model.md §6.5: (l_50, l_100, l_200) of the all-positive-reports recursion from l_1 = 6, A = 1/(1+e^eps).
 APPENDIX = {
     1.0: {0.1: (10.55, 14.05, 19.29), 0.5: (9.39, 11.16, 13.29), 1.0: (7.77, 8.66, 9.72), None: (6.71, 7.07, 7.48)},
     math.sqrt(2): {0.1: (8.90, 11.06, 14.20), 0.5: (6.98, 7.64, 8.53), 1.0: (6.19, 6.36, 6.62),

@@ -66,14 +66,11 @@ def test_cancel_stops_a_long_simulation_and_the_server_stays_healthy(comfy_serve
             break
         time.sleep(0.2)
     time.sleep(2.0)
-    started = time.monotonic()
     comfy_server.interrupt()
     entry = comfy_server.wait(prompt_id, timeout=60)
-    stopped_after = time.monotonic() - started
     kinds = [kind for kind, _ in entry["status"]["messages"]]
     assert "execution_interrupted" in kinds, kinds
     assert "execution_error" not in kinds
-    assert stopped_after < 20, f"Cancel took {stopped_after:.1f} s"
     # The next prompt runs normally.
     comfy_server.run(simulate_prompt(agents=100, runs=50, seed=1))
 
@@ -113,11 +110,3 @@ def test_cancel_flag_becomes_comfyui_interrupt(lab, monkeypatch):
     finally:
         mm.interrupt_current_processing(False)
     assert not mm.processing_interrupted()
-
-
-def test_grid_parsing(lab):
-    assert lab.parse_grid("0.1, 0.5,1", "g") == [0.1, 0.5, 1.0]
-    assert lab.parse_grid("linspace(0.5, 1, 3)", "g") == [0.5, 0.75, 1.0]
-    for bad in ("", " , ", "a, b", "linspace(1, 2)"):
-        with pytest.raises(ValueError, match="g"):
-            lab.parse_grid(bad, "g")
