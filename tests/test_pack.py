@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -54,6 +55,30 @@ def test_nodes_sit_under_one_menu_with_descriptions_and_tooltips(object_info):
 def test_every_node_has_a_help_page(declared_nodes):
     missing = [n for n in declared_nodes if not (REPO_ROOT / "web" / "docs" / f"{n}.md").is_file()]
     assert not missing, f"no web/docs/<NodeId>.md for {missing}"
+
+
+def _table_names(page: str, heading: str) -> list[str]:
+    """First-column names (in backticks) of the first table under `## heading`."""
+    section = page.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    table = section.split("\n|", 1)[1].split("\n\n", 1)[0]
+    rows = [line for line in ("|" + table).splitlines() if line.startswith("| `")]
+    return [name for row in rows for name in re.findall(r"`([^`]+)`", row.split("|")[1])]
+
+
+def test_help_pages_share_one_layout_and_list_exactly_the_nodes_sockets(declared_nodes):
+    """A title, a what-it-does paragraph, then one table of inputs and one of outputs, named as on the node."""
+    for node_id, cls in declared_nodes.items():
+        schema = cls.GET_SCHEMA()
+        page = (REPO_ROOT / "web" / "docs" / f"{node_id}.md").read_text()
+        lines = page.splitlines()
+        assert lines[0] == f"# {schema.display_name}", node_id
+        assert lines[1] == "" and lines[2] and not lines[2].startswith(("#", "|", "-", "`")), node_id
+        headings = [line[3:] for line in lines if line.startswith("## ")]
+        assert headings[:2] == ["Inputs", "Outputs"], (node_id, headings)
+        inputs = [i.id for i in schema.inputs]
+        outputs = [o.display_name or o.io_type for o in schema.outputs]
+        assert _table_names(page, "Inputs") == inputs, node_id
+        assert _table_names(page, "Outputs") == outputs, node_id
 
 
 @pytest.mark.server
