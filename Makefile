@@ -32,6 +32,7 @@ run: $(DEPS_STAMP) $(BUNDLED)
 
 lint: $(DEPS_STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test: $(DEPS_STAMP) $(BUNDLED) lint
 	COMFYUI_DIR=$(abspath $(if $(COMFYUI_DIR),$(COMFYUI_DIR),$(STATE)/ComfyUI)) $(PY) -m pytest $(PYTEST_ARGS)

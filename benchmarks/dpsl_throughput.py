@@ -52,8 +52,16 @@ def _peak_rss_mib() -> float:
 
 
 def time_ours(runs: int, agents: int, device: str) -> tuple[float, float]:
-    scenario = Scenario(signal="gaussian", sigma=SIGMA, mechanism="smooth", epsilon=EPS, agents=agents, runs=runs,
-                        seed=1, checkpoints=(agents,))
+    scenario = Scenario(
+        signal="gaussian",
+        sigma=SIGMA,
+        mechanism="smooth",
+        epsilon=EPS,
+        agents=agents,
+        runs=runs,
+        seed=1,
+        checkpoints=(agents,),
+    )
     if device.startswith("cuda"):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -107,13 +115,18 @@ def main(argv=None) -> int:
     _, peak_4n = time_ours(runs, 4 * agents, args.device)
     report = {
         "device": torch.cuda.get_device_name(0) if cuda else f"cpu x{torch.get_num_threads()} threads",
-        "runs": runs, "agents": agents,
+        "runs": runs,
+        "agents": agents,
         "ours_agent_steps_per_s": best["ours"],
-        "numpy_agent_steps_per_s": best["numpy"], "numpy_size": [np_runs, np_agents],
-        "loop_agent_steps_per_s": best["loop"], "loop_size": [loop_runs, loop_agents],
+        "numpy_agent_steps_per_s": best["numpy"],
+        "numpy_size": [np_runs, np_agents],
+        "loop_agent_steps_per_s": best["loop"],
+        "loop_size": [loop_runs, loop_agents],
         "ratio_vs_numpy": best["ours"] / best["numpy"],
         "ratio_vs_loop": best["ours"] / best["loop"],
-        "peak_mib": peak, "peak_mib_at_N": peak_n, "peak_mib_at_4N": peak_4n,
+        "peak_mib": peak,
+        "peak_mib_at_N": peak_n,
+        "peak_mib_at_4N": peak_4n,
         "peak_kind": "cuda max allocated" if cuda else "process peak RSS",
     }
     if args.json:
@@ -121,10 +134,16 @@ def main(argv=None) -> int:
         return 0
     print(f"dpsl throughput, Gaussian smooth RR (sigma={SIGMA}, eps={EPS}) on {report['device']}")
     print(f"  ours   R={runs} N={agents}: {best['ours']:.3e} agent-steps/s")
-    print(f"  numpy  R={np_runs} N={np_agents}: {best['numpy']:.3e} agent-steps/s  -> ours x{report['ratio_vs_numpy']:.2f}")
-    print(f"  loop   R={loop_runs} N={loop_agents}: {best['loop']:.3e} agent-steps/s  -> ours x{report['ratio_vs_loop']:.0f}")
-    print(f"  peak memory ({report['peak_kind']}): {peak:.0f} MiB; at N={agents}: {peak_n:.0f} MiB, "
-          f"at N={4 * agents}: {peak_4n:.0f} MiB")
+    print(
+        f"  numpy  R={np_runs} N={np_agents}: {best['numpy']:.3e} agent-steps/s  -> ours x{report['ratio_vs_numpy']:.2f}"
+    )
+    print(
+        f"  loop   R={loop_runs} N={loop_agents}: {best['loop']:.3e} agent-steps/s  -> ours x{report['ratio_vs_loop']:.0f}"
+    )
+    print(
+        f"  peak memory ({report['peak_kind']}): {peak:.0f} MiB; at N={agents}: {peak_n:.0f} MiB, "
+        f"at N={4 * agents}: {peak_4n:.0f} MiB"
+    )
     return 0
 
 

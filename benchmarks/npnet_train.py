@@ -79,10 +79,33 @@ def ddp_comparison(device: str, epochs: int) -> dict:
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1" if device == "cpu" else "4"}
         for procs in (1, 2):
             target = Path(tmp) / f"out{procs}"
-            args = ["-m", "npnet.train", "--data", str(data), "--out", str(target), "--epochs", str(epochs),
-                    "--batch-size", "4", "--device", device, "--log-every", "1000"]
-            launcher = [sys.executable] if procs == 1 else [
-                sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={procs}"]
+            args = [
+                "-m",
+                "npnet.train",
+                "--data",
+                str(data),
+                "--out",
+                str(target),
+                "--epochs",
+                str(epochs),
+                "--batch-size",
+                "4",
+                "--device",
+                device,
+                "--log-every",
+                "1000",
+            ]
+            launcher = (
+                [sys.executable]
+                if procs == 1
+                else [
+                    sys.executable,
+                    "-m",
+                    "torch.distributed.run",
+                    "--standalone",
+                    f"--nproc-per-node={procs}",
+                ]
+            )
             start = time.perf_counter()
             subprocess.run([*launcher, *args], cwd=REPO_ROOT, env=env, check=True, capture_output=True)
             wall = time.perf_counter() - start

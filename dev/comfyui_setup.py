@@ -47,7 +47,7 @@ def install(dest: Path) -> Path:
             for name in zf.namelist():
                 if not name.startswith(TREE_PREFIX) or name.endswith("/"):
                     continue
-                target = staging / name[len(TREE_PREFIX):]
+                target = staging / name[len(TREE_PREFIX) :]
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(zf.read(name))
         # Horde's yaml points custom_nodes at its own nodes, which are not part of this tree.
@@ -79,8 +79,12 @@ def write_extra_paths(path: Path, custom_nodes_dir: Path) -> Path:
 
 def server_command(comfy_dir: Path, port: int, extra_args: list[str] = ()) -> list[str]:
     cmd = [
-        sys.executable, str(comfy_dir / "main.py"),
-        "--listen", "127.0.0.1", "--port", str(port),
+        sys.executable,
+        str(comfy_dir / "main.py"),
+        "--listen",
+        "127.0.0.1",
+        "--port",
+        str(port),
         "--disable-auto-launch",
         "--disable-api-nodes",  # no calls to paid partner services from a local lab
     ]
@@ -113,14 +117,20 @@ def serve(port: int, comfy_dir: Path | None, state_dir: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p_install = sub.add_parser("install", help="extract ComfyUI into DEST/ComfyUI")
     p_install.add_argument("--dest", type=Path, default=REPO_ROOT / ".comfyui")
     p_serve = sub.add_parser("serve", help="start ComfyUI with this pack loaded")
     p_serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8188)))
-    p_serve.add_argument("--comfyui-dir", type=Path, default=None,
-                         help="an existing ComfyUI folder to use instead of the bundled one")
+    p_serve.add_argument(
+        "--comfyui-dir",
+        type=Path,
+        default=None,
+        help="an existing ComfyUI folder to use instead of the bundled one",
+    )
     p_serve.add_argument("--state-dir", type=Path, default=REPO_ROOT / ".comfyui")
     args = parser.parse_args(argv)
     if args.command == "install":

@@ -36,21 +36,44 @@ THUMB_WIDTH = 512
 
 
 def scenario(**changes) -> dict:
-    base = {"signal": "gaussian", "sigma": 1.0, "p": 0.7, "mechanism": "smooth", "epsilon_mode": "fixed",
-            "epsilon": 1.0, "epsilon_low": 0.0, "epsilon_high": 1.0, "amplitude": "half", "agents": 1000,
-            "runs": 500, "seed": 0, "belief_threshold": 0.0, "quadrature_nodes": 16}
+    base = {
+        "signal": "gaussian",
+        "sigma": 1.0,
+        "p": 0.7,
+        "mechanism": "smooth",
+        "epsilon_mode": "fixed",
+        "epsilon": 1.0,
+        "epsilon_low": 0.0,
+        "epsilon_high": 1.0,
+        "amplitude": "half",
+        "agents": 1000,
+        "runs": 500,
+        "seed": 0,
+        "belief_threshold": 0.0,
+        "quadrature_nodes": 16,
+    }
     return {"class_type": "DPSLScenario", "inputs": {**base, **changes}}
 
 
 def simulate(src: str, keep_paths: bool = False) -> dict:
-    return {"class_type": "DPSLSimulate", "inputs": {"scenario": [src, 0], "keep_paths": keep_paths,
-                                                     "memory_budget_gb": 2.0}}
+    return {
+        "class_type": "DPSLSimulate",
+        "inputs": {"scenario": [src, 0], "keep_paths": keep_paths, "memory_budget_gb": 2.0},
+    }
 
 
 def sweep(src: str, grid: str, series: str = "none", values: str = "0.55, 0.7, 0.9") -> dict:
-    return {"class_type": "DPSLSweep", "inputs": {"scenario": [src, 0], "epsilon_grid": grid, "series": series,
-                                                  "series_values": values, "keep_paths": False,
-                                                  "memory_budget_gb": 2.0}}
+    return {
+        "class_type": "DPSLSweep",
+        "inputs": {
+            "scenario": [src, 0],
+            "epsilon_grid": grid,
+            "series": series,
+            "series_values": values,
+            "keep_paths": False,
+            "memory_budget_gb": 2.0,
+        },
+    }
 
 
 def chart(kind: str, **links) -> dict:
@@ -185,24 +208,38 @@ def to_ui(prompt: dict, object_info: dict, title: str) -> dict:
         height = 60 + 26 * len(inputs)
         if entry["class_type"] in ("DPSLChart", "DPSLReport"):
             height = max(height, 520)
-        nodes.append({
-            "id": int(nid), "type": entry["class_type"], "pos": [40 + 380 * depth[nid], 40 + row * 600],
-            "size": [340 if entry["class_type"] not in ("DPSLChart", "DPSLReport") else 560, height],
-            "flags": {}, "order": 0, "mode": 0, "inputs": inputs,
-            "outputs": [{"name": name, "type": kind, "links": None, "slot_index": i}
-                        for i, (name, kind) in enumerate(zip(info["output_name"], info["output"], strict=True))],
-            "properties": {"Node name for S&R": entry["class_type"]},
-            "widgets_values": values,
-        })
+        nodes.append(
+            {
+                "id": int(nid),
+                "type": entry["class_type"],
+                "pos": [40 + 380 * depth[nid], 40 + row * 600],
+                "size": [340 if entry["class_type"] not in ("DPSLChart", "DPSLReport") else 560, height],
+                "flags": {},
+                "order": 0,
+                "mode": 0,
+                "inputs": inputs,
+                "outputs": [
+                    {"name": name, "type": kind, "links": None, "slot_index": i}
+                    for i, (name, kind) in enumerate(zip(info["output_name"], info["output"], strict=True))
+                ],
+                "properties": {"Node name for S&R": entry["class_type"]},
+                "widgets_values": values,
+            }
+        )
     for node in nodes:
         for output in node["outputs"]:
             output["links"] = out_links.get((str(node["id"]), output["slot_index"]), [])
     for order, node in enumerate(nodes):
         node["order"] = order
     return {
-        "last_node_id": max(int(n) for n in prompt), "last_link_id": len(links),
-        "nodes": nodes, "links": links, "groups": [], "config": {},
-        "extra": {"info": {"title": title, "source": "dev/render_dpsl_thumbnails.py"}}, "version": 0.4,
+        "last_node_id": max(int(n) for n in prompt),
+        "last_link_id": len(links),
+        "nodes": nodes,
+        "links": links,
+        "groups": [],
+        "config": {},
+        "extra": {"info": {"title": title, "source": "dev/render_dpsl_thumbnails.py"}},
+        "version": 0.4,
     }
 
 
@@ -245,8 +282,10 @@ def main() -> int:
             object_info = server.object_info()
             stale = []
             for name, prompt in EXAMPLES.items():
-                files = {UI_DIR / f"dpsl_{name}.json": dumps(to_ui(prompt, object_info, TITLES[name])),
-                         API_DIR / f"dpsl_{name}.json": dumps(api_copy(prompt, TITLES[name]))}
+                files = {
+                    UI_DIR / f"dpsl_{name}.json": dumps(to_ui(prompt, object_info, TITLES[name])),
+                    API_DIR / f"dpsl_{name}.json": dumps(api_copy(prompt, TITLES[name])),
+                }
                 for path, text in files.items():
                     if args.check:
                         if not path.is_file() or path.read_text(encoding="utf-8") != text:

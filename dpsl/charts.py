@@ -171,16 +171,24 @@ class LLRRegime:
     asymptote: np.ndarray | None = None  # (2/(eps sigma^2)) log(K n) at the checkpoints, [T]
 
 
-def llr_paths_chart(regimes: Sequence[LLRRegime], *, title: str, band_label: str = "10–90% of runs",
-                    style: ChartStyle = ChartStyle()) -> Chart:
+def llr_paths_chart(
+    regimes: Sequence[LLRRegime],
+    *,
+    title: str,
+    band_label: str = "10–90% of runs",
+    style: ChartStyle = ChartStyle(),
+) -> Chart:
     """Public log-likelihood ratio l_n against n, one colour per regime (docs/dpsl-model.md §6.4, §6.6)."""
 
     def draw(fig, axes, colours):
         ax = axes[0]
         handles = []
         for i, regime in enumerate(regimes):
-            colour = colours["black"] if regime.label.lower().startswith("non-private") else \
-                colours[SERIES_COLOURS[i % len(SERIES_COLOURS)]]
+            colour = (
+                colours["black"]
+                if regime.label.lower().startswith("non-private")
+                else colours[SERIES_COLOURS[i % len(SERIES_COLOURS)]]
+            )
             n = np.asarray(regime.n, dtype=float)
             if regime.band is not None:
                 ax.fill_between(n, regime.band[0], regime.band[1], color=colour, alpha=0.16, linewidth=0)
@@ -188,8 +196,16 @@ def llr_paths_chart(regimes: Sequence[LLRRegime], *, title: str, band_label: str
                 for path in np.atleast_2d(regime.paths):
                     ax.plot(n, path, color=colour, linewidth=0.7, alpha=0.55)
             ax.plot(n, regime.mean, color=colour, linewidth=2.4, linestyle=LINESTYLES[i % len(LINESTYLES)])
-            handles.append(Line2D([], [], color=colour, linewidth=2.4, linestyle=LINESTYLES[i % len(LINESTYLES)],
-                                  label=f"{regime.label} (mean)"))
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    color=colour,
+                    linewidth=2.4,
+                    linestyle=LINESTYLES[i % len(LINESTYLES)],
+                    label=f"{regime.label} (mean)",
+                )
+            )
             if regime.asymptote is not None:
                 asym = np.asarray(regime.asymptote, dtype=float)
                 # log(K n) < 0 at small n: the asymptote says nothing there, so it is not drawn.
@@ -197,10 +213,20 @@ def llr_paths_chart(regimes: Sequence[LLRRegime], *, title: str, band_label: str
                 ax.plot(n, shown, color=colour, linewidth=1.4, linestyle=(0, (6, 3)), alpha=0.95)
         extra = [Patch(facecolor=colours["black"], alpha=0.16, label=f"band: {band_label}")]
         if any(r.paths is not None for r in regimes):
-            extra.append(Line2D([], [], color=colours["black"], linewidth=0.7, alpha=0.6, label="sample paths"))
+            extra.append(
+                Line2D([], [], color=colours["black"], linewidth=0.7, alpha=0.6, label="sample paths")
+            )
         if any(r.asymptote is not None for r in regimes):
-            extra.append(Line2D([], [], color=colours["black"], linewidth=1.4, linestyle=(0, (6, 3)),
-                                label=r"asymptote $\frac{2}{\varepsilon\sigma^2}\log(Kn)$"))
+            extra.append(
+                Line2D(
+                    [],
+                    [],
+                    color=colours["black"],
+                    linewidth=1.4,
+                    linestyle=(0, (6, 3)),
+                    label=r"asymptote $\frac{2}{\varepsilon\sigma^2}\log(Kn)$",
+                )
+            )
         ax.legend(handles=handles + extra, loc="upper left", ncols=2 if len(handles) + len(extra) > 6 else 1)
         ax.set_xlabel("agent n (number of reports so far)")
         ax.set_ylabel(r"public log-likelihood ratio $\ell_n$ (nats, linear scale)")
@@ -238,8 +264,9 @@ def _k_colour(k: int, colours: dict[str, str]) -> str:
     return colours[K_COLOURS[index]] if 0 <= index < len(K_COLOURS) else "#8C8C8C"
 
 
-def cascade_probability_chart(curves: Sequence[CascadeCurve], *, title: str,
-                              style: ChartStyle = ChartStyle()) -> Chart:
+def cascade_probability_chart(
+    curves: Sequence[CascadeCurve], *, title: str, style: ChartStyle = ChartStyle()
+) -> Chart:
     """The binary sawtooth (docs/dpsl-model.md §6.1): colour = cascade threshold k, line style = p."""
 
     def draw(fig, axes, colours):
@@ -256,38 +283,79 @@ def cascade_probability_chart(curves: Sequence[CascadeCurve], *, title: str,
                 ks_seen.add(kk)
                 ax.plot(eps[a:b], prob[a:b], color=_k_colour(kk, colours), linestyle=ls, linewidth=2.2)
             ax.axhline(curve.non_private, color=colours["black"], linestyle=ls, linewidth=1.0)
-            ax.annotate(f"non-private, p={format_number(curve.p, 3)}", (eps[-1], curve.non_private), xytext=(-4, 3),
-                        textcoords="offset points", ha="right", va="bottom", fontsize="small")
+            ax.annotate(
+                f"non-private, p={format_number(curve.p, 3)}",
+                (eps[-1], curve.non_private),
+                xytext=(-4, 3),
+                textcoords="offset points",
+                ha="right",
+                va="bottom",
+                fontsize="small",
+            )
             for e_k in sorted(curve.breakpoints.values()):
                 if eps[0] <= e_k <= eps[-1]:
                     ax.axvline(e_k, color="#8C8C8C", linestyle=ls, linewidth=0.8, alpha=0.8)
             if curve.mc_eps is not None and len(curve.mc_eps):
                 mk = np.asarray(curve.mc_k) if curve.mc_k is not None else np.full(len(curve.mc_eps), -1)
                 for e, pr, se, kk in zip(curve.mc_eps, curve.mc_prob, curve.mc_se, mk, strict=True):
-                    ax.errorbar([e], [pr], yerr=[2 * se], fmt=MARKERS[i % len(MARKERS)], markersize=5,
-                                color=_k_colour(kk, colours) if kk >= 2 else colours["black"],
-                                markeredgecolor=colours["black"], markeredgewidth=0.6, capsize=2,
-                                elinewidth=1.0, zorder=5)
+                    ax.errorbar(
+                        [e],
+                        [pr],
+                        yerr=[2 * se],
+                        fmt=MARKERS[i % len(MARKERS)],
+                        markersize=5,
+                        color=_k_colour(kk, colours) if kk >= 2 else colours["black"],
+                        markeredgecolor=colours["black"],
+                        markeredgewidth=0.6,
+                        capsize=2,
+                        elinewidth=1.0,
+                        zorder=5,
+                    )
         k_top = 2 + len(K_COLOURS)
-        k_handles = [Line2D([], [], color=_k_colour(kk, colours), linewidth=3, label=f"k = {kk}")
-                     for kk in sorted(k for k in ks_seen if k < k_top)]
+        k_handles = [
+            Line2D([], [], color=_k_colour(kk, colours), linewidth=3, label=f"k = {kk}")
+            for kk in sorted(k for k in ks_seen if k < k_top)
+        ]
         if any(k >= k_top for k in ks_seen):
-            k_handles.append(Line2D([], [], color=_k_colour(k_top, colours), linewidth=3, label=f"k ≥ {k_top}"))
-        p_handles = [Line2D([], [], color=colours["black"], linestyle=LINESTYLES[i % len(LINESTYLES)],
-                            marker=MARKERS[i % len(MARKERS)] if c.mc_eps is not None else None,
-                            label=f"p = {format_number(c.p, 3)}") for i, c in enumerate(curves)]
-        extra = [Line2D([], [], color="#8C8C8C", linestyle="--", linewidth=0.8, label=r"breakpoints $\varepsilon_k$")]
+            k_handles.append(
+                Line2D([], [], color=_k_colour(k_top, colours), linewidth=3, label=f"k ≥ {k_top}")
+            )
+        p_handles = [
+            Line2D(
+                [],
+                [],
+                color=colours["black"],
+                linestyle=LINESTYLES[i % len(LINESTYLES)],
+                marker=MARKERS[i % len(MARKERS)] if c.mc_eps is not None else None,
+                label=f"p = {format_number(c.p, 3)}",
+            )
+            for i, c in enumerate(curves)
+        ]
+        extra = [
+            Line2D(
+                [], [], color="#8C8C8C", linestyle="--", linewidth=0.8, label=r"breakpoints $\varepsilon_k$"
+            )
+        ]
         if any(c.mc_eps is not None for c in curves):
-            extra.append(Line2D([], [], color=colours["black"], marker="o", linestyle="none",
-                                label="Monte Carlo ± 2 SE"))
+            extra.append(
+                Line2D(
+                    [], [], color=colours["black"], marker="o", linestyle="none", label="Monte Carlo ± 2 SE"
+                )
+            )
         # Outside the axes: the three p curves fill the plot from 0.55 to 0.99, no corner is free.
         fig.legend(handles=k_handles + p_handles + extra, loc="outside right center")
         ax.set_xlabel(r"privacy budget $\varepsilon$ (linear scale)")
         ax.set_ylabel("P(correct cascade)")
         lo = min(min(c.p for c in curves) - 0.02, 0.5)
         ax.set_ylim(lo, 1.0)
-        ax.text(0.01, 0.01, "k = cascade threshold: net lead of one report over the other that starts a cascade",
-                transform=ax.transAxes, fontsize="small", va="bottom")
+        ax.text(
+            0.01,
+            0.01,
+            "k = cascade threshold: net lead of one report over the other that starts a cascade",
+            transform=ax.transAxes,
+            fontsize="small",
+            va="bottom",
+        )
         ax.set_xlim(0, max(float(np.max(c.eps)) for c in curves))
         ax.set_title(title)
 
@@ -307,7 +375,9 @@ class SurvivalSeries:
     theory_exponent: float | None = None  # s = 2/(eps sigma^2) for actions, kappa for reports
 
 
-def survival_chart(series: Sequence[SurvivalSeries], *, title: str, style: ChartStyle = ChartStyle()) -> Chart:
+def survival_chart(
+    series: Sequence[SurvivalSeries], *, title: str, style: ChartStyle = ChartStyle()
+) -> Chart:
     """P(tau > n) on log-log axes with the fitted tail exponent of each series (docs/dpsl-model.md §5 T3, §6.6)."""
 
     def draw(fig, axes, colours):
@@ -322,14 +392,31 @@ def survival_chart(series: Sequence[SurvivalSeries], *, title: str, style: Chart
                 exponent, intercept, n_max = fit
                 label += f": fitted tail exponent {exponent:.2f}"
                 xs = np.geomspace(2, n_max, 50)
-                ax.plot(xs, np.exp(intercept) * xs ** (-exponent), color=colour, linestyle=(0, (6, 3)),
-                        linewidth=1.3)
+                ax.plot(
+                    xs,
+                    np.exp(intercept) * xs ** (-exponent),
+                    color=colour,
+                    linestyle=(0, (6, 3)),
+                    linewidth=1.3,
+                )
             if s.theory_exponent is not None and math.isfinite(s.theory_exponent):
                 label += f" (theory {s.theory_exponent:.2f})"
-            ax.step(n[shown], surv[shown], where="post", color=colour, linestyle=LINESTYLES[i % len(LINESTYLES)],
-                    label=label)
-        ax.plot([], [], color=colours["black"], linestyle=(0, (6, 3)), linewidth=1.3,
-                label=r"least-squares fit of $\log P$ vs $\log n$ (tail, $\geq$10 runs left)")
+            ax.step(
+                n[shown],
+                surv[shown],
+                where="post",
+                color=colour,
+                linestyle=LINESTYLES[i % len(LINESTYLES)],
+                label=label,
+            )
+        ax.plot(
+            [],
+            [],
+            color=colours["black"],
+            linestyle=(0, (6, 3)),
+            linewidth=1.3,
+            label=r"least-squares fit of $\log P$ vs $\log n$ (tail, $\geq$10 runs left)",
+        )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("n (agents, log scale)")
@@ -359,15 +446,35 @@ def _eps_series(ax, series: Sequence[EpsSeries], colours, offset: int = 0) -> No
         colour = colours[SERIES_COLOURS[(i + offset) % len(SERIES_COLOURS)]]
         ls, mk = LINESTYLES[(i + offset) % len(LINESTYLES)], MARKERS[(i + offset) % len(MARKERS)]
         se = None if s.se is None else 2 * np.asarray(s.se)
-        ax.errorbar(s.eps, s.mean, yerr=se, color=colour, linestyle=ls, marker=mk, markersize=5, capsize=2,
-                    label=s.label + (" (± 2 SE)" if se is not None else ""))
+        ax.errorbar(
+            s.eps,
+            s.mean,
+            yerr=se,
+            color=colour,
+            linestyle=ls,
+            marker=mk,
+            markersize=5,
+            capsize=2,
+            label=s.label + (" (± 2 SE)" if se is not None else ""),
+        )
         if s.non_private is not None and math.isfinite(s.non_private):
-            ax.axhline(s.non_private, color=colour, linestyle=":", linewidth=1.0,
-                       label=f"{s.label}, non-private: {format_number(s.non_private, 3)}")
+            ax.axhline(
+                s.non_private,
+                color=colour,
+                linestyle=":",
+                linewidth=1.0,
+                label=f"{s.label}, non-private: {format_number(s.non_private, 3)}",
+            )
 
 
-def mistakes_chart(first_correct: Sequence[EpsSeries], wrong: Sequence[EpsSeries], *, title: str,
-                   finiteness_eps: float | None = None, style: ChartStyle = ChartStyle()) -> Chart:
+def mistakes_chart(
+    first_correct: Sequence[EpsSeries],
+    wrong: Sequence[EpsSeries],
+    *,
+    title: str,
+    finiteness_eps: float | None = None,
+    style: ChartStyle = ChartStyle(),
+) -> Chart:
     """(a) mean first-correct time, (b) mean wrong actions and wrong reports, both against eps.
 
     Actions (a_n) and reports (x_n) are drawn apart: only the actions have finite means for
@@ -380,8 +487,13 @@ def mistakes_chart(first_correct: Sequence[EpsSeries], wrong: Sequence[EpsSeries
         _eps_series(ax_w, wrong, colours)
         for ax in axes:
             if finiteness_eps is not None:
-                ax.axvline(finiteness_eps, color="#8C8C8C", linestyle="--", linewidth=1.0,
-                           label=rf"$\varepsilon = 2/\sigma^2$ = {format_number(finiteness_eps, 3)}")
+                ax.axvline(
+                    finiteness_eps,
+                    color="#8C8C8C",
+                    linestyle="--",
+                    linewidth=1.0,
+                    label=rf"$\varepsilon = 2/\sigma^2$ = {format_number(finiteness_eps, 3)}",
+                )
             ax.set_xlabel(r"privacy budget $\varepsilon$ (linear scale)")
             ax.legend(loc="upper center")
         ax_t.set_ylabel(r"mean first-correct time E[$\tau$] (agents)")
@@ -397,25 +509,46 @@ def mistakes_chart(first_correct: Sequence[EpsSeries], wrong: Sequence[EpsSeries
 # -- 5. belief-threshold stopping time vs eps ----------------------------------------------------
 
 
-def stopping_time_chart(mc: EpsSeries, *, title: str, asymptote_eps: np.ndarray | None = None,
-                        asymptote: np.ndarray | None = None, capped_fraction: np.ndarray | None = None,
-                        style: ChartStyle = ChartStyle()) -> Chart:
+def stopping_time_chart(
+    mc: EpsSeries,
+    *,
+    title: str,
+    asymptote_eps: np.ndarray | None = None,
+    asymptote: np.ndarray | None = None,
+    capped_fraction: np.ndarray | None = None,
+    style: ChartStyle = ChartStyle(),
+) -> Chart:
     """E[tau_B] against eps, Monte Carlo against the asymptote exp(eps sigma^2 B / 2) / K (docs/dpsl-model.md §6.4)."""
 
     def draw(fig, axes, colours):
         ax = axes[0]
         _eps_series(ax, [mc], colours)
         if asymptote is not None:
-            ax.plot(asymptote_eps, asymptote, color=colours["black"], linestyle=(0, (6, 3)), linewidth=1.5,
-                    label=r"asymptote $e^{\varepsilon\sigma^2 B/2}/K(\varepsilon,\sigma)$")
+            ax.plot(
+                asymptote_eps,
+                asymptote,
+                color=colours["black"],
+                linestyle=(0, (6, 3)),
+                linewidth=1.5,
+                label=r"asymptote $e^{\varepsilon\sigma^2 B/2}/K(\varepsilon,\sigma)$",
+            )
         if capped_fraction is not None and np.any(np.asarray(capped_fraction) > 0):
             worst = float(np.max(capped_fraction))
-            ax.plot([], [], " ", label=f"runs not stopped by the horizon count as the horizon "
-                                       f"(up to {worst:.1%} of runs)")
+            ax.plot(
+                [],
+                [],
+                " ",
+                label=f"runs not stopped by the horizon count as the horizon (up to {worst:.1%} of runs)",
+            )
         i_min = int(np.nanargmin(mc.mean))
-        ax.annotate(rf"minimum near $\varepsilon$ = {format_number(float(mc.eps[i_min]), 2)}",
-                    (mc.eps[i_min], mc.mean[i_min]), xytext=(0, -28), textcoords="offset points",
-                    ha="center", arrowprops={"arrowstyle": "->", "color": colours["black"]})
+        ax.annotate(
+            rf"minimum near $\varepsilon$ = {format_number(float(mc.eps[i_min]), 2)}",
+            (mc.eps[i_min], mc.mean[i_min]),
+            xytext=(0, -28),
+            textcoords="offset points",
+            ha="center",
+            arrowprops={"arrowstyle": "->", "color": colours["black"]},
+        )
         ax.set_yscale("log")
         ax.set_xlabel(r"privacy budget $\varepsilon$ (linear scale)")
         ax.set_ylabel(r"expected stopping time E[$\tau_B$] (agents, log scale)")
@@ -457,21 +590,46 @@ def smooth_rr_chart(ill: SmoothRRIllustration, *, title: str, style: ChartStyle 
         a, b, c = axes
         for ax in (a, b):
             ax.plot(s, f_plus, color=plus, label=r"$f_+$: N(+1, $\sigma^2$), state $\theta=+1$")
-            ax.plot(s, f_minus, color=minus, linestyle="--", label=r"$f_-$: N(−1, $\sigma^2$), state $\theta=-1$")
+            ax.plot(
+                s, f_minus, color=minus, linestyle="--", label=r"$f_-$: N(−1, $\sigma^2$), state $\theta=-1$"
+            )
         for ax in axes:
-            ax.axvline(t, color=colours["black"], linestyle=(0, (5, 3)), linewidth=1.2, label=f"threshold t = {format_number(t, 3)}")
+            ax.axvline(
+                t,
+                color=colours["black"],
+                linestyle=(0, (5, 3)),
+                linewidth=1.2,
+                label=f"threshold t = {format_number(t, 3)}",
+            )
             ax.set_xlabel("private signal s")
-        a.fill_between(s[right], 0, np.maximum(f_plus, f_minus)[right], color=colours["sky_blue"], alpha=0.25,
-                       label=r"$s \geq t$: intended action $a=+1$")
+        a.fill_between(
+            s[right],
+            0,
+            np.maximum(f_plus, f_minus)[right],
+            color=colours["sky_blue"],
+            alpha=0.25,
+            label=r"$s \geq t$: intended action $a=+1$",
+        )
         a.set_ylabel("density")
         a.set_title("(a) signal densities and threshold")
-        b.plot(s, u, color=colours["green"], linewidth=2.4,
-               label=rf"flip prob. $u(s) = {format_number(ill.amplitude, 3)}\,e^{{-{format_number(ill.eps, 3)}|s-t|}}$")
+        b.plot(
+            s,
+            u,
+            color=colours["green"],
+            linewidth=2.4,
+            label=rf"flip prob. $u(s) = {format_number(ill.amplitude, 3)}\,e^{{-{format_number(ill.eps, 3)}|s-t|}}$",
+        )
         b.set_ylabel("density / probability")
         b.set_title("(b) smooth randomized response")
         c.plot(s[right], (f_plus * u)[right], color=plus, linewidth=2.4, label=r"$f_+(s)\,u(s)$, $s \geq t$")
-        c.plot(s[right], (f_minus * u)[right], color=minus, linewidth=2.4, linestyle="--",
-               label=r"$f_-(s)\,u(s)$, $s \geq t$")
+        c.plot(
+            s[right],
+            (f_minus * u)[right],
+            color=minus,
+            linewidth=2.4,
+            linestyle="--",
+            label=r"$f_-(s)\,u(s)$, $s \geq t$",
+        )
         c.set_ylim(0, max(0.1, float(np.max((f_minus * u)[right])) * 1.15))
         c.set_ylabel("density × flip probability")
         c.set_title("(c) mass of $a=+1$ reported as $-1$")
@@ -522,10 +680,14 @@ def _require_sweeps(kind: str, sweeps, signal: str | None = None) -> None:
         raise ChartInputError(f"chart kind '{kind}' needs a DPSLSweep over epsilon: connect one to 'sweep'")
     for sw in sweeps:
         if sw.parameter != "epsilon":
-            raise ChartInputError(f"chart kind '{kind}' needs a sweep over epsilon, got one over {sw.parameter}")
+            raise ChartInputError(
+                f"chart kind '{kind}' needs a sweep over epsilon, got one over {sw.parameter}"
+            )
         sc = sw.results[0].scenario
         if signal and sc.signal != signal:
-            raise ChartInputError(f"chart kind '{kind}' needs {signal} signals, the sweep has {sc.signal} signals")
+            raise ChartInputError(
+                f"chart kind '{kind}' needs {signal} signals, the sweep has {sc.signal} signals"
+            )
 
 
 def _sweep_eps(sw: SweepResult) -> np.ndarray:
@@ -543,35 +705,57 @@ def _series(sw: SweepResult, key: str, label: str, non_private: Result | None = 
 def _sweep_title(sw: SweepResult, what: str) -> str:
     s = sw.results[0].scenario
     eps = _sweep_eps(sw)
-    return (f"{what}: {signal_label(s)}, {mechanism_label(s)}, ε ∈ [{eps.min():g}, {eps.max():g}] "
-            f"({len(eps)} values)\n{size_label(s)}")
+    return (
+        f"{what}: {signal_label(s)}, {mechanism_label(s)}, ε ∈ [{eps.min():g}, {eps.max():g}] "
+        f"({len(eps)} values)\n{size_label(s)}"
+    )
 
 
-def _llr_paths_from(results: list[Result], sweeps: Sequence[SweepResult], scenario: Scenario | None,
-                    style: ChartStyle, threshold: float) -> Chart:
+def _llr_paths_from(
+    results: list[Result],
+    sweeps: Sequence[SweepResult],
+    scenario: Scenario | None,
+    style: ChartStyle,
+    threshold: float,
+) -> Chart:
     if not results:
         raise ChartInputError("chart kind 'llr_paths' needs a DPSLSimulate result: connect one to 'result'")
     s = results[0].scenario
     mechs = sorted({mechanism_label(r.scenario) for r in results})
-    title = (f"Public log-likelihood ratio: {signal_label(s)}, {', '.join(mechs)}\n"
-             f"N = {s.agents} agents, R = {s.runs} runs, seed {s.seed}")
-    return llr_paths_chart([_regime(r) for r in results], title=title, band_label=_band_label(results),
-                           style=style)
+    title = (
+        f"Public log-likelihood ratio: {signal_label(s)}, {', '.join(mechs)}\n"
+        f"N = {s.agents} agents, R = {s.runs} runs, seed {s.seed}"
+    )
+    return llr_paths_chart(
+        [_regime(r) for r in results], title=title, band_label=_band_label(results), style=style
+    )
 
 
-def _cascade_probability_from(results: list[Result], sweeps: Sequence[SweepResult], scenario: Scenario | None,
-                              style: ChartStyle, threshold: float) -> Chart:
+def _cascade_probability_from(
+    results: list[Result],
+    sweeps: Sequence[SweepResult],
+    scenario: Scenario | None,
+    style: ChartStyle,
+    threshold: float,
+) -> Chart:
     _require_sweeps("cascade_probability", sweeps, "binary")
     curves = [_cascade_curve(sw) for sw in sweeps]
     s = sweeps[0].results[0].scenario
     ps = ", ".join(f"{c.p:g}" for c in curves)
-    title = (f"Binary signals, randomized response before the cascade: P(correct cascade) vs ε, "
-             f"p ∈ {{{ps}}}\nlines: closed form $1/(1+\\rho^k)$; points: Monte Carlo, {size_label(s)}")
+    title = (
+        f"Binary signals, randomized response before the cascade: P(correct cascade) vs ε, "
+        f"p ∈ {{{ps}}}\nlines: closed form $1/(1+\\rho^k)$; points: Monte Carlo, {size_label(s)}"
+    )
     return cascade_probability_chart(curves, title=title, style=style)
 
 
-def _first_correct_survival_from(results: list[Result], sweeps: Sequence[SweepResult], scenario: Scenario | None,
-                                 style: ChartStyle, threshold: float) -> Chart:
+def _first_correct_survival_from(
+    results: list[Result],
+    sweeps: Sequence[SweepResult],
+    scenario: Scenario | None,
+    style: ChartStyle,
+    threshold: float,
+) -> Chart:
     series: list[SurvivalSeries] = []
     for r in results:
         s = r.scenario
@@ -579,66 +763,110 @@ def _first_correct_survival_from(results: list[Result], sweeps: Sequence[SweepRe
         if s.signal == "gaussian" and s.mechanism == "smooth" and not s.heterogeneous:
             theory_a = theory.tail_exponent_action(float(s.epsilon), s.sigma)
             theory_x = theory.tail_exponent_report(float(s.epsilon), s.sigma)
-        series.append(SurvivalSeries(f"{epsilon_label(s)}, actions τ_a", r.first_correct_action, s.agents,
-                                     theory_a))
+        series.append(
+            SurvivalSeries(f"{epsilon_label(s)}, actions τ_a", r.first_correct_action, s.agents, theory_a)
+        )
         if len(results) == 1:
-            series.append(SurvivalSeries(f"{epsilon_label(s)}, reports τ_x", r.first_correct_report,
-                                         s.agents, theory_x))
+            series.append(
+                SurvivalSeries(f"{epsilon_label(s)}, reports τ_x", r.first_correct_report, s.agents, theory_x)
+            )
     for sw in sweeps:
         for r in sw.results:
             s = r.scenario
             th = theory.tail_exponent_action(float(s.epsilon), s.sigma) if s.mechanism == "smooth" else None
-            series.append(SurvivalSeries(f"{epsilon_label(s)}, actions τ_a", r.first_correct_action,
-                                         s.agents, th))
+            series.append(
+                SurvivalSeries(f"{epsilon_label(s)}, actions τ_a", r.first_correct_action, s.agents, th)
+            )
     if not series:
         raise ChartInputError("chart kind 'first_correct_survival' needs a result or a sweep")
     s = (results[0] if results else sweeps[0].results[0]).scenario
-    title = (f"Survival of the first-correct time: {signal_label(s)}, {mechanism_label(s)}\n"
-             f"{size_label(s)} (horizon N)")
+    title = (
+        f"Survival of the first-correct time: {signal_label(s)}, {mechanism_label(s)}\n"
+        f"{size_label(s)} (horizon N)"
+    )
     return survival_chart(series, title=title, style=style)
 
 
-def _mistakes_vs_eps_from(results: list[Result], sweeps: Sequence[SweepResult], scenario: Scenario | None,
-                          style: ChartStyle, threshold: float) -> Chart:
+def _mistakes_vs_eps_from(
+    results: list[Result],
+    sweeps: Sequence[SweepResult],
+    scenario: Scenario | None,
+    style: ChartStyle,
+    threshold: float,
+) -> Chart:
     _require_sweeps("mistakes_vs_eps", sweeps, "gaussian")
     sw = sweeps[0]
     reference = next((r for r in results if not r.scenario.private), None)
-    first = [_series(sw, "first_correct_action", "actions τ_a", reference),
-             _series(sw, "first_correct_report", "reports τ_x", reference)]
-    wrong = [_series(sw, "wrong_actions", "wrong actions W_a", reference),
-             _series(sw, "wrong_reports", "wrong reports W_x", reference)]
+    first = [
+        _series(sw, "first_correct_action", "actions τ_a", reference),
+        _series(sw, "first_correct_report", "reports τ_x", reference),
+    ]
+    wrong = [
+        _series(sw, "wrong_actions", "wrong actions W_a", reference),
+        _series(sw, "wrong_reports", "wrong reports W_x", reference),
+    ]
     s = sw.results[0].scenario
-    return mistakes_chart(first, wrong, title=_sweep_title(sw, "First correct time and mistakes"),
-                          finiteness_eps=2 / s.sigma**2 if s.signal == "gaussian" else None, style=style)
+    return mistakes_chart(
+        first,
+        wrong,
+        title=_sweep_title(sw, "First correct time and mistakes"),
+        finiteness_eps=2 / s.sigma**2 if s.signal == "gaussian" else None,
+        style=style,
+    )
 
 
-def _stopping_time_vs_eps_from(results: list[Result], sweeps: Sequence[SweepResult], scenario: Scenario | None,
-                               style: ChartStyle, threshold: float) -> Chart:
+def _stopping_time_vs_eps_from(
+    results: list[Result],
+    sweeps: Sequence[SweepResult],
+    scenario: Scenario | None,
+    style: ChartStyle,
+    threshold: float,
+) -> Chart:
     _require_sweeps("stopping_time_vs_eps", sweeps, "gaussian")
     sw = sweeps[0]
     s = sw.results[0].scenario
     if s.belief_threshold is None:
-        raise ChartInputError("chart kind 'stopping_time_vs_eps' needs a belief_threshold B > 0 on the scenario")
+        raise ChartInputError(
+            "chart kind 'stopping_time_vs_eps' needs a belief_threshold B > 0 on the scenario"
+        )
     mc = _series(sw, "belief_stop_time", "Monte Carlo mean")
     grid = np.linspace(float(mc.eps.min()), float(mc.eps.max()), 200)
-    asym = np.array([theory.belief_stop_time_asymptote(s.belief_threshold, e, s.sigma, s.amplitude)
-                     for e in grid]) if s.mechanism == "smooth" else None
+    asym = (
+        np.array(
+            [theory.belief_stop_time_asymptote(s.belief_threshold, e, s.sigma, s.amplitude) for e in grid]
+        )
+        if s.mechanism == "smooth"
+        else None
+    )
     capped = np.array([r.summary().get("belief_stop_time_censored", 0.0) for r in sw.results])
     title = _sweep_title(sw, f"Belief-threshold stopping time τ_B, B = {s.belief_threshold:g}")
-    return stopping_time_chart(mc, title=title, asymptote_eps=grid if asym is not None else None,
-                               asymptote=asym, capped_fraction=capped, style=style)
+    return stopping_time_chart(
+        mc,
+        title=title,
+        asymptote_eps=grid if asym is not None else None,
+        asymptote=asym,
+        capped_fraction=capped,
+        style=style,
+    )
 
 
-def _smooth_rr_illustration_from(results: list[Result], sweeps: Sequence[SweepResult], scenario: Scenario | None,
-                                 style: ChartStyle, threshold: float) -> Chart:
+def _smooth_rr_illustration_from(
+    results: list[Result],
+    sweeps: Sequence[SweepResult],
+    scenario: Scenario | None,
+    style: ChartStyle,
+    threshold: float,
+) -> Chart:
     s = scenario or (results[0].scenario if results else (sweeps[0].results[0].scenario if sweeps else None))
     if s is None:
         raise ChartInputError("chart kind 'smooth_rr_illustration' needs a scenario, result or sweep")
     eps = float(s.epsilon) if isinstance(s.epsilon, (int, float)) else 1.0
     amplitude = 0.5 if s.amplitude == "half" else 1 / (1 + math.exp(eps))
     ill = SmoothRRIllustration(sigma=s.sigma, eps=eps, amplitude=amplitude, threshold=threshold)
-    title = (f"Smooth randomized response: flip probability A·exp(−ε|s − t|), σ = {s.sigma:g}, "
-             f"ε = {eps:g}, A = {amplitude:.3g}, t = {threshold:g}")
+    title = (
+        f"Smooth randomized response: flip probability A·exp(−ε|s − t|), σ = {s.sigma:g}, "
+        f"ε = {eps:g}, A = {amplitude:.3g}, t = {threshold:g}"
+    )
     return smooth_rr_chart(ill, title=title, style=style)
 
 
@@ -654,9 +882,14 @@ _BUILDERS = {
 CHART_KINDS = tuple(_BUILDERS)
 
 
-def chart_from(kind: str, results: Sequence[Result] = (), sweeps: Sequence[SweepResult] = (),
-               scenario: Scenario | None = None, style: ChartStyle = ChartStyle(),
-               threshold: float = -3.0) -> Chart:
+def chart_from(
+    kind: str,
+    results: Sequence[Result] = (),
+    sweeps: Sequence[SweepResult] = (),
+    scenario: Scenario | None = None,
+    style: ChartStyle = ChartStyle(),
+    threshold: float = -3.0,
+) -> Chart:
     """Render chart `kind` from simulation results (one per regime) and/or sweeps (one per series)."""
     builder = _BUILDERS.get(kind)
     if builder is None:
@@ -677,7 +910,12 @@ def _cascade_curve(sw: SweepResult) -> CascadeCurve:
     breakpoints = {kk: theory.eps_breakpoint(kk, p) for kk in range(3, 9)}
     summaries = [r.summary() for r in sw.results]
     return CascadeCurve(
-        p=p, eps=eps, prob=prob, k=k, breakpoints=breakpoints, non_private=theory.p_correct_cascade(None, p),
+        p=p,
+        eps=eps,
+        prob=prob,
+        k=k,
+        breakpoints=breakpoints,
+        non_private=theory.p_correct_cascade(None, p),
         mc_eps=mc_eps,
         mc_prob=np.array([sm.get("p_correct_cascade") or np.nan for sm in summaries]),
         mc_se=np.array([sm.get("p_correct_cascade_se") or 0.0 for sm in summaries]),

@@ -22,11 +22,13 @@ EXIT_INVALID = 2
 
 def _list_of(convert, flag: str):
     """An argparse type: a value list through the one parser (`sweep.parse_values`)."""
+
     def parse(text: str) -> tuple:
         try:
             return tuple(parse_values(text, flag, convert))
         except ScenarioError as err:
             raise argparse.ArgumentTypeError(str(err)) from None
+
     return parse
 
 
@@ -35,23 +37,48 @@ def _scenario_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--signal", choices=SIGNALS, default="gaussian", help="signal model (default gaussian)")
     g.add_argument("--sigma", type=float, default=1.0, help="Gaussian signal noise sigma > 0 (default 1)")
     g.add_argument("--p", type=float, default=0.7, help="binary signal accuracy in (0.5, 1) (default 0.7)")
-    g.add_argument("--mechanism", default="smooth",
-                   help="none | rr | smooth (smooth is Gaussian only; default smooth)")
+    g.add_argument(
+        "--mechanism", default="smooth", help="none | rr | smooth (smooth is Gaussian only; default smooth)"
+    )
     g.add_argument("--epsilon", type=float, default=None, help="homogeneous privacy budget eps > 0")
-    g.add_argument("--epsilon-uniform", type=float, nargs=2, metavar=("LOW", "HIGH"), default=None,
-                   help="heterogeneous budgets eps_n ~ U[LOW, HIGH] instead of --epsilon")
-    g.add_argument("--amplitude", choices=AMPLITUDES, default="half",
-                   help="smooth RR amplitude A: half (1/2, default) or legacy (1/(1+e^eps))")
+    g.add_argument(
+        "--epsilon-uniform",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        default=None,
+        help="heterogeneous budgets eps_n ~ U[LOW, HIGH] instead of --epsilon",
+    )
+    g.add_argument(
+        "--amplitude",
+        choices=AMPLITUDES,
+        default="half",
+        help="smooth RR amplitude A: half (1/2, default) or legacy (1/(1+e^eps))",
+    )
     g.add_argument("--agents", type=int, default=1000, help="agents per run N >= 1 (default 1000)")
     g.add_argument("--runs", type=int, default=1000, help="independent runs R >= 1 (default 1000)")
     g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    g.add_argument("--belief-threshold", type=float, default=None, help="B > 0 of the stopping time |l_n| >= B")
-    g.add_argument("--checkpoints", type=_list_of(int, "--checkpoints"), default=None,
-                   help="comma-separated n in [1, agents] for the LLR summaries (default 1-2-5 per decade)")
-    g.add_argument("--quantiles", type=_list_of(float, "--quantiles"), default=(0.1, 0.5, 0.9),
-                   help="comma-separated quantiles in [0, 1] (default 0.1,0.5,0.9)")
-    g.add_argument("--quadrature-nodes", type=int, default=64,
-                   help="Gauss-Legendre nodes for heterogeneous budgets (default 64)")
+    g.add_argument(
+        "--belief-threshold", type=float, default=None, help="B > 0 of the stopping time |l_n| >= B"
+    )
+    g.add_argument(
+        "--checkpoints",
+        type=_list_of(int, "--checkpoints"),
+        default=None,
+        help="comma-separated n in [1, agents] for the LLR summaries (default 1-2-5 per decade)",
+    )
+    g.add_argument(
+        "--quantiles",
+        type=_list_of(float, "--quantiles"),
+        default=(0.1, 0.5, 0.9),
+        help="comma-separated quantiles in [0, 1] (default 0.1,0.5,0.9)",
+    )
+    g.add_argument(
+        "--quadrature-nodes",
+        type=int,
+        default=64,
+        help="Gauss-Legendre nodes for heterogeneous budgets (default 64)",
+    )
 
 
 def _run_flags(p: argparse.ArgumentParser) -> None:
@@ -94,9 +121,18 @@ def scenario_from_args(args: argparse.Namespace, **overrides) -> Scenario:
         raise ScenarioError("give either --epsilon or --epsilon-uniform, not both")
     eps = EpsilonUniform(*args.epsilon_uniform) if args.epsilon_uniform is not None else args.epsilon
     fields = dict(
-        signal=args.signal, sigma=args.sigma, p=args.p, mechanism=args.mechanism, epsilon=eps,
-        amplitude=args.amplitude, agents=args.agents, runs=args.runs, seed=args.seed,
-        belief_threshold=args.belief_threshold, checkpoints=args.checkpoints, quantiles=tuple(args.quantiles),
+        signal=args.signal,
+        sigma=args.sigma,
+        p=args.p,
+        mechanism=args.mechanism,
+        epsilon=eps,
+        amplitude=args.amplitude,
+        agents=args.agents,
+        runs=args.runs,
+        seed=args.seed,
+        belief_threshold=args.belief_threshold,
+        checkpoints=args.checkpoints,
+        quantiles=tuple(args.quantiles),
         quadrature_nodes=args.quadrature_nodes,
     )
     fields.update(overrides)

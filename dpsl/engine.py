@@ -140,9 +140,14 @@ def _chunk_size(scenario: Scenario, dev: torch.device, chunk_runs: int | None, b
     return min(blocks * RNG_BLOCK_RUNS, math.ceil(scenario.runs / RNG_BLOCK_RUNS) * RNG_BLOCK_RUNS)
 
 
-def simulate(scenario: Scenario, device=None, progress: ProgressFn | None = None,
-             should_cancel: CancelFn | None = None, chunk_runs: int | None = None,
-             memory_budget: int | None = None) -> Result:
+def simulate(
+    scenario: Scenario,
+    device=None,
+    progress: ProgressFn | None = None,
+    should_cancel: CancelFn | None = None,
+    chunk_runs: int | None = None,
+    memory_budget: int | None = None,
+) -> Result:
     """Simulate `scenario.runs` independent runs of `scenario.agents` agents under theta = +1.
 
     device: "cpu" (default), "cuda", "cuda:N" or "auto" (CUDA when available). progress(done, total) is called with agent steps
@@ -236,7 +241,9 @@ class _Outputs:
         binary = scenario.signal == "binary"
         self.cascade_time = np.empty(runs, dtype=np.int64) if binary else None
         self.cascade_side = np.empty(runs, dtype=np.int8) if binary else None
-        self.belief_stop_time = np.empty(runs, dtype=np.int64) if scenario.belief_threshold is not None else None
+        self.belief_stop_time = (
+            np.empty(runs, dtype=np.int64) if scenario.belief_threshold is not None else None
+        )
         self.paths = np.empty((runs, scenario.agents + 1)) if scenario.keep_paths else None
         self.lock = threading.Lock()
 
@@ -282,8 +289,14 @@ class _Chunk:
         runs, f64, i64 = self.runs, torch.float64, torch.int64
         draws = _draws(scenario)
         self.uniforms = torch.empty((self.tile, draws, runs), dtype=f64, device=dev)
-        self.slabs = {hi - lo: torch.empty((self.tile, draws, hi - lo), dtype=f64, device=dev)
-                      for _, lo, hi in self.blocks} if len(self.blocks) > 1 else {}
+        self.slabs = (
+            {
+                hi - lo: torch.empty((self.tile, draws, hi - lo), dtype=f64, device=dev)
+                for _, lo, hi in self.blocks
+            }
+            if len(self.blocks) > 1
+            else {}
+        )
         self.llr = torch.zeros(runs, dtype=f64, device=dev)
         self.a_wrong = torch.empty(runs, dtype=torch.bool, device=dev)
         self.x_wrong = torch.empty(runs, dtype=torch.bool, device=dev)
@@ -298,7 +311,9 @@ class _Chunk:
         self.ckpt_l = torch.empty((len(self.ckpt_index), runs), dtype=f64, device=dev)
         self.ckpt_a = torch.zeros(len(self.ckpt_index), dtype=i64, device=dev)
         self.ckpt_x = torch.zeros(len(self.ckpt_index), dtype=i64, device=dev)
-        self.paths = torch.zeros((scenario.agents + 1, runs), dtype=f64, device=dev) if scenario.keep_paths else None
+        self.paths = (
+            torch.zeros((scenario.agents + 1, runs), dtype=f64, device=dev) if scenario.keep_paths else None
+        )
         if scenario.belief_threshold is not None:
             self.below = torch.ones(runs, dtype=torch.bool, device=dev)
             self.lead_b = torch.zeros(runs, dtype=i64, device=dev)
@@ -407,13 +422,23 @@ class _SmoothKernel(_Kernel):
         runs = llr.numel()
         self.law = SmoothReportKernel(runs, s.sigma, float(s.epsilon), s.amplitude, dev)
         self.z, self.v, self.ls_p, self.ls_m, self.diff, self.t12, self.t2, self.sp = (
-            torch.empty(runs, dtype=torch.float64, device=dev) for _ in range(8))
+            torch.empty(runs, dtype=torch.float64, device=dev) for _ in range(8)
+        )
         self.x_small, self.flip, self.m1 = (torch.empty(runs, dtype=torch.bool, device=dev) for _ in range(3))
         self.scale, self.two_over_sigma = -0.5 * s.sigma, 2.0 / s.sigma
 
     def step(self, u_all):
         u, s, law = u_all[0], self.s, self.law
-        z, v, ls_p, ls_m, diff, t12, t2, sp = self.z, self.v, self.ls_p, self.ls_m, self.diff, self.t12, self.t2, self.sp
+        z, v, ls_p, ls_m, diff, t12, t2, sp = (
+            self.z,
+            self.v,
+            self.ls_p,
+            self.ls_m,
+            self.diff,
+            self.t12,
+            self.t2,
+            self.sp,
+        )
         x_small, flip, m1 = self.x_small, self.flip, self.m1
         llr, a_wrong, x_wrong = self.llr, self.a_wrong, self.x_wrong
         # theta = +1: z = (t - 1)/sigma; the small side is the wrong report iff z <= 0.
@@ -481,12 +506,15 @@ class _QuadratureKernel(_Kernel):
         flip = z > 0
         torch.bitwise_xor(x_small, flip, out=self.x_wrong)
         a_small = (u < torch.exp(log_t12.clamp(min=EXP_FLOOR))) | (
-            ~x_small & (u < sp + torch.exp(log_t2.clamp(min=EXP_FLOOR))))
+            ~x_small & (u < sp + torch.exp(log_t2.clamp(min=EXP_FLOOR)))
+        )
         torch.bitwise_xor(a_small, flip, out=self.a_wrong)
         z_m = z + 2.0 / s.sigma
         ls_m = _logaddexp(*report_law(z_m.abs(), law)[::2])
         small_m = (z_m > 0) ^ self.x_wrong
-        inc = torch.where(x_small, ls_p_pub, _log1mexp(ls_p_pub)) - torch.where(small_m, ls_m, _log1mexp(ls_m))
+        inc = torch.where(x_small, ls_p_pub, _log1mexp(ls_p_pub)) - torch.where(
+            small_m, ls_m, _log1mexp(ls_m)
+        )
         llr.add_(inc)
 
 

@@ -135,13 +135,19 @@ class Scenario:
         if self.belief_threshold is not None and not (
             math.isfinite(self.belief_threshold) and self.belief_threshold > 0
         ):
-            raise ScenarioError(f"belief_threshold must be finite and > 0 (or None), got {self.belief_threshold}")
+            raise ScenarioError(
+                f"belief_threshold must be finite and > 0 (or None), got {self.belief_threshold}"
+            )
         if self.checkpoints is not None:
             if len(self.checkpoints) == 0:
-                raise ScenarioError("checkpoints must name at least one agent count (or be None for the default)")
+                raise ScenarioError(
+                    "checkpoints must name at least one agent count (or be None for the default)"
+                )
             for n in self.checkpoints:
                 if isinstance(n, bool) or int(n) != n or not (1 <= n <= self.agents):
-                    raise ScenarioError(f"checkpoints must be integers in [1, agents={self.agents}], got {n!r}")
+                    raise ScenarioError(
+                        f"checkpoints must be integers in [1, agents={self.agents}], got {n!r}"
+                    )
         for q in self.quantiles:
             if not (0 <= q <= 1):
                 raise ScenarioError(f"quantiles must lie in [0, 1], got {q}")
@@ -154,7 +160,9 @@ class Scenario:
         eps = self.epsilon
         if self.mechanism == "none":
             if eps is not None and not isinstance(eps, EpsilonUniform) and not (eps > 0):
-                raise ScenarioError(f"epsilon must be > 0 or None (it is ignored by mechanism 'none'), got {eps}")
+                raise ScenarioError(
+                    f"epsilon must be > 0 or None (it is ignored by mechanism 'none'), got {eps}"
+                )
             return
         if eps is None:
             raise ScenarioError(f"epsilon must be given (> 0) for mechanism {self.mechanism!r}")
@@ -166,7 +174,9 @@ class Scenario:
                 )
             return
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (math.isfinite(eps) and eps > 0):
-            raise ScenarioError(f"epsilon must be finite and > 0 for mechanism {self.mechanism!r}, got {eps!r}")
+            raise ScenarioError(
+                f"epsilon must be finite and > 0 for mechanism {self.mechanism!r}, got {eps!r}"
+            )
         if self.mechanism == "smooth" and eps * self.sigma > MAX_SMOOTH_EPS_SIGMA:
             raise ScenarioError(
                 f"epsilon * sigma must be in (0, {MAX_SMOOTH_EPS_SIGMA:g}] for mechanism 'smooth', got "

@@ -60,7 +60,9 @@ EXP_FLOOR = -700.0
 
 def _log1mexp(x: torch.Tensor) -> torch.Tensor:
     """log(1 - e^x) for x <= 0, accurate at both ends (Maechler 2012)."""
-    return torch.where(x > -math.log(2), torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x.clamp(min=EXP_FLOOR))))
+    return torch.where(
+        x > -math.log(2), torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x.clamp(min=EXP_FLOOR)))
+    )
 
 
 def _logaddexp(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -101,7 +103,9 @@ class GaussianLaw:
     @property
     def mean_flip_probability(self) -> float:
         """u-bar = E[1/(1+e^eps)] of constant randomized response (what the public uses)."""
-        return float(sum(w * rr_flip_probability(e) for e, w in zip(self.eps_nodes, self.eps_weights, strict=True)))
+        return float(
+            sum(w * rr_flip_probability(e) for e, w in zip(self.eps_nodes, self.eps_weights, strict=True))
+        )
 
 
 def gauss_legendre(low: float, high: float, nodes: int) -> tuple[np.ndarray, np.ndarray]:

@@ -32,15 +32,26 @@ def _log_ndtr(x: float) -> float:
 def _log_p_minus(llr: float, theta: float, sigma: float, eps: float, a: float) -> float:
     t = -sigma * sigma * llr / 2
     lt1 = _log_ndtr((t - theta) / sigma)
-    lt2 = math.log(a) + eps * (theta - t) + eps * eps * sigma * sigma / 2 + _log_ndtr((t - theta - eps * sigma**2) / sigma)
-    lt3 = math.log(a) + eps * (t - theta) + eps * eps * sigma * sigma / 2 + _log_ndtr((theta - t - eps * sigma**2) / sigma)
+    lt2 = (
+        math.log(a)
+        + eps * (theta - t)
+        + eps * eps * sigma * sigma / 2
+        + _log_ndtr((t - theta - eps * sigma**2) / sigma)
+    )
+    lt3 = (
+        math.log(a)
+        + eps * (t - theta)
+        + eps * eps * sigma * sigma / 2
+        + _log_ndtr((theta - t - eps * sigma**2) / sigma)
+    )
     first = lt1 + math.log1p(-math.exp(lt2 - lt1))
     hi, lo = max(first, lt3), min(first, lt3)
     return hi + math.log1p(math.exp(lo - hi))
 
 
-def simulate_loop(sigma: float, eps: float, runs: int, agents: int, seed: int = 0, amplitude: str = "half",
-                  checkpoints=()):
+def simulate_loop(
+    sigma: float, eps: float, runs: int, agents: int, seed: int = 0, amplitude: str = "half", checkpoints=()
+):
     """Per-agent Python loop. Returns (llr at checkpoints [runs, C], wrong actions, wrong reports)."""
     rng = random.Random(seed)
     a_amp = smooth_amplitude(eps, amplitude)
@@ -68,8 +79,9 @@ def simulate_loop(sigma: float, eps: float, runs: int, agents: int, seed: int = 
     return llr_at, wrong_a, wrong_x
 
 
-def simulate_numpy(sigma: float, eps: float, runs: int, agents: int, seed: int = 0, amplitude: str = "half",
-                   checkpoints=()):
+def simulate_numpy(
+    sigma: float, eps: float, runs: int, agents: int, seed: int = 0, amplitude: str = "half", checkpoints=()
+):
     """Runs as the vector axis, numpy + scipy.special.log_ndtr. Same returns as `simulate_loop`."""
     from scipy.special import log_ndtr
 

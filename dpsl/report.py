@@ -58,36 +58,69 @@ def result_rows(result: Result) -> list[MetricRow]:
 
     def add(metric, label, closed_key=None, relation="=", simulated=None, se=None, closed=None):
         sim = summ.get(metric) if simulated is None else simulated
-        err = summ.get(metric.replace("_mean", "_se") if metric.endswith("_mean") else metric + "_se") \
-            if se is None else se
+        err = (
+            summ.get(metric.replace("_mean", "_se") if metric.endswith("_mean") else metric + "_se")
+            if se is None
+            else se
+        )
         cf = th.get(closed_key) if closed is None and closed_key else closed
         rows.append(MetricRow(setting, metric, label, sim, err, cf, relation if cf is not None else ""))
 
     if s.signal == "binary":
         add("p_correct_cascade", "P(correct cascade)", "p_correct_cascade")
         add("reports_before_cascade_mean", "E[reports before cascade]", "reports_before_cascade_mean")
-        rows.append(MetricRow(setting, "cascade_threshold", "cascade threshold k", None, None,
-                              float(th["cascade_threshold"]), "="))
+        rows.append(
+            MetricRow(
+                setting,
+                "cascade_threshold",
+                "cascade threshold k",
+                None,
+                None,
+                float(th["cascade_threshold"]),
+                "=",
+            )
+        )
         add("cascade_fraction", "runs whose cascade formed", relation="", se=0.0)
     else:
         n_last = int(result.checkpoints[-1])
         closed_llr = th.get("llr_mean", [None])[-1] if th.get("llr_mean") else None
-        add("llr_mean", f"mean LLR after n = {n_last} reports", relation="~",
-            simulated=float(result.llr_mean[-1]), se=summ["llr_se"][-1], closed=closed_llr)
+        add(
+            "llr_mean",
+            f"mean LLR after n = {n_last} reports",
+            relation="~",
+            simulated=float(result.llr_mean[-1]),
+            se=summ["llr_se"][-1],
+            closed=closed_llr,
+        )
         # The zeta-function "bound" of T3 holds up to an unknown constant C1, so it is not tabulated.
         add("first_correct_action_mean", "E[first correct action τ_a]", relation="")
         add("first_correct_report_mean", "E[first correct report τ_x]", relation="")
-        for name, times, key in (("action", result.first_correct_action, "tail_exponent_action"),
-                                 ("report", result.first_correct_report, "tail_exponent_report")):
+        for name, times, key in (
+            ("action", result.first_correct_action, "tail_exponent_action"),
+            ("report", result.first_correct_report, "tail_exponent_report"),
+        ):
             n, surv = survival_curve(times, s.agents)
             fit = fit_tail_exponent(n, surv, s.runs)
-            rows.append(MetricRow(setting, f"tail_exponent_{name}", f"tail exponent of τ_{name[0] if name == 'action' else 'x'} (fitted)",
-                                  fit[0] if fit else None, None, th.get(key), "~" if key in th else ""))
+            rows.append(
+                MetricRow(
+                    setting,
+                    f"tail_exponent_{name}",
+                    f"tail exponent of τ_{name[0] if name == 'action' else 'x'} (fitted)",
+                    fit[0] if fit else None,
+                    None,
+                    th.get(key),
+                    "~" if key in th else "",
+                )
+            )
     add("wrong_actions_mean", "E[wrong actions W_a]", relation="")
     add("wrong_reports_mean", "E[wrong reports W_x]", relation="")
     if s.belief_threshold is not None:
-        add("belief_stop_time_mean", f"E[stopping time τ_B], B = {s.belief_threshold:g}",
-            "belief_stop_time_asymptote", "~")
+        add(
+            "belief_stop_time_mean",
+            f"E[stopping time τ_B], B = {s.belief_threshold:g}",
+            "belief_stop_time_asymptote",
+            "~",
+        )
     return rows
 
 
@@ -126,14 +159,36 @@ def format_table(rows: Sequence[MetricRow], title: str) -> str:
     for label in metrics:
         group = [r for r in rows if r.label == label]
         if any(r.simulated is not None for r in group):
-            columns.append((label, label, lambda r: "" if r is None or r.simulated is None else
-                            format_number(r.simulated) + (f" ± {format_number(r.se, 2)}" if r.se else "")))
+            columns.append(
+                (
+                    label,
+                    label,
+                    lambda r: (
+                        ""
+                        if r is None or r.simulated is None
+                        else format_number(r.simulated) + (f" ± {format_number(r.se, 2)}" if r.se else "")
+                    ),
+                )
+            )
         if any(r.relation for r in group):
             head = "closed form" if any(r.simulated is not None for r in group) else label
-            columns.append((head, label, lambda r: f"{r.relation} {format_number(r.closed_form)}" if r and r.relation else ""))
+            columns.append(
+                (
+                    head,
+                    label,
+                    lambda r: f"{r.relation} {format_number(r.closed_form)}" if r and r.relation else "",
+                )
+            )
         if any(r.relation == "=" and r.simulated is not None for r in group):
-            columns.append(("z", label, lambda r: "" if r is None or r.z is None else
-                            f"{r.z:+.2f}" + ("!" if abs(r.z) > Z_FLAG else "")))
+            columns.append(
+                (
+                    "z",
+                    label,
+                    lambda r: (
+                        "" if r is None or r.z is None else f"{r.z:+.2f}" + ("!" if abs(r.z) > Z_FLAG else "")
+                    ),
+                )
+            )
     table = [["setting", *(head for head, _, _ in columns)]]
     for st in settings:
         table.append([st, *(fn(cell.get((st, label))) for _, label, fn in columns)])
@@ -141,10 +196,16 @@ def format_table(rows: Sequence[MetricRow], title: str) -> str:
     fmt = "  ".join("{:<%d}" % w for w in widths)
     out = [title, "", fmt.format(*table[0]).rstrip(), "  ".join("-" * w for w in widths)]
     out += [fmt.format(*row).rstrip() for row in table[1:]]
-    notes = ["closed form: '=' exact (z = (simulated - closed form) / SE), '~' asymptote; ± is one standard error."]
-    short = [r for r in rows if r.metric == "cascade_fraction" and r.simulated is not None and r.simulated < 1]
+    notes = [
+        "closed form: '=' exact (z = (simulated - closed form) / SE), '~' asymptote; ± is one standard error."
+    ]
+    short = [
+        r for r in rows if r.metric == "cascade_fraction" and r.simulated is not None and r.simulated < 1
+    ]
     for r in short:
-        notes.append(f"{r.setting}: only {r.simulated:.1%} of runs formed a cascade within the horizon; raise agents.")
+        notes.append(
+            f"{r.setting}: only {r.simulated:.1%} of runs formed a cascade within the horizon; raise agents."
+        )
     if any(r.z is not None and abs(r.z) > Z_FLAG for r in rows):
         notes.append(f"'!' marks |z| > {Z_FLAG:g}: more than Monte Carlo error.")
     return "\n".join(out + [""] + notes)
@@ -159,8 +220,9 @@ def to_csv(rows: Sequence[MetricRow]) -> str:
     return buf.getvalue()
 
 
-def to_json(rows: Sequence[MetricRow], title: str, result: Result | None = None,
-            sweeps: Sequence[SweepResult] = ()) -> str:
+def to_json(
+    rows: Sequence[MetricRow], title: str, result: Result | None = None, sweeps: Sequence[SweepResult] = ()
+) -> str:
     """The rows plus the simulator's own JSON (summaries and theory) of everything reported."""
     doc = {
         "title": title,
@@ -171,13 +233,17 @@ def to_json(rows: Sequence[MetricRow], title: str, result: Result | None = None,
     return json.dumps(json_safe(doc), indent=1, allow_nan=False)
 
 
-def write_report(directory: Path, stem: str, rows: Sequence[MetricRow], title: str,
-                 result: Result | None = None, sweeps: Sequence[SweepResult] = ()) -> tuple[Path, Path]:
+def write_report(
+    directory: Path,
+    stem: str,
+    rows: Sequence[MetricRow],
+    title: str,
+    result: Result | None = None,
+    sweeps: Sequence[SweepResult] = (),
+) -> tuple[Path, Path]:
     """Write `<stem>.csv` and `<stem>.json` into `directory`; return both paths."""
     directory.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = directory / f"{stem}.csv", directory / f"{stem}.json"
     csv_path.write_text(to_csv(rows), encoding="utf-8")
     json_path.write_text(to_json(rows, title, result, sweeps), encoding="utf-8")
     return csv_path, json_path
-
-

@@ -75,13 +75,18 @@ class Result:
         th = theory.summary(s)
         out: dict = {"checkpoints": self.checkpoints.tolist()}
         out["llr_mean"] = self.llr_mean.tolist()
-        out["llr_se"] = (self.llr_checkpoints.std(axis=0, ddof=1) / math.sqrt(runs)).tolist() if runs > 1 \
+        out["llr_se"] = (
+            (self.llr_checkpoints.std(axis=0, ddof=1) / math.sqrt(runs)).tolist()
+            if runs > 1
             else [None] * len(self.checkpoints)
+        )
         out["llr_quantiles"] = {_quantile_key(q): v.tolist() for q, v in self.llr_quantiles.items()}
         out["action_correct_rate"] = self.action_correct_rate.tolist()
         out["report_correct_rate"] = self.report_correct_rate.tolist()
-        for name, times in (("first_correct_action", self.first_correct_action),
-                            ("first_correct_report", self.first_correct_report)):
+        for name, times in (
+            ("first_correct_action", self.first_correct_action),
+            ("first_correct_report", self.first_correct_report),
+        ):
             out[f"{name}_mean"], out[f"{name}_se"] = _mean_se(times)
             out[f"{name}_censored"] = float(np.mean(times > s.agents))
         for name, counts in (("wrong_actions", self.wrong_actions), ("wrong_reports", self.wrong_reports)):
@@ -93,7 +98,8 @@ class Result:
             out["cascade_fraction"] = float(formed.mean())
             out["cascade_threshold"] = th["cascade_threshold"]  # the k the public's updates imply
             out["reports_before_cascade_mean"], out["reports_before_cascade_se"] = _mean_se(
-                self.cascade_time[formed].astype(float))
+                self.cascade_time[formed].astype(float)
+            )
         if self.belief_stop_time is not None:
             out["belief_stop_time_mean"], out["belief_stop_time_se"] = _mean_se(self.belief_stop_time)
             out["belief_stop_time_censored"] = float(np.mean(self.belief_stop_time > s.agents + 1))
@@ -109,8 +115,16 @@ class Result:
         """JSON-ready: {"scenario": ..., **summary}; per_run adds the per-run arrays (O(runs))."""
         d = {"scenario": self.scenario.to_dict(), **self.summary()}
         if per_run:
-            for name in ("llr_final", "first_correct_action", "first_correct_report", "wrong_actions",
-                         "wrong_reports", "cascade_time", "cascade_side", "belief_stop_time"):
+            for name in (
+                "llr_final",
+                "first_correct_action",
+                "first_correct_report",
+                "wrong_actions",
+                "wrong_reports",
+                "cascade_time",
+                "cascade_side",
+                "belief_stop_time",
+            ):
                 value = getattr(self, name)
                 if value is not None:
                     d[name] = value.tolist()
@@ -120,18 +134,39 @@ class Result:
         """One row per checkpoint: n, llr_mean, llr_se, the quantiles, correct rates."""
         summ = self.summary()
         qkeys = list(summ["llr_quantiles"])
-        header = ["checkpoint", "llr_mean", "llr_se", *[f"llr_q{k}" for k in qkeys],
-                  "action_correct_rate", "report_correct_rate"]
+        header = [
+            "checkpoint",
+            "llr_mean",
+            "llr_se",
+            *[f"llr_q{k}" for k in qkeys],
+            "action_correct_rate",
+            "report_correct_rate",
+        ]
         rows = [header]
         for i, n in enumerate(summ["checkpoints"]):
-            rows.append([n, summ["llr_mean"][i], summ["llr_se"][i], *[summ["llr_quantiles"][k][i] for k in qkeys],
-                         summ["action_correct_rate"][i], summ["report_correct_rate"][i]])
+            rows.append(
+                [
+                    n,
+                    summ["llr_mean"][i],
+                    summ["llr_se"][i],
+                    *[summ["llr_quantiles"][k][i] for k in qkeys],
+                    summ["action_correct_rate"][i],
+                    summ["report_correct_rate"][i],
+                ]
+            )
         return rows
 
 
-SCALAR_KEYS = ("first_correct_action_mean", "first_correct_report_mean", "wrong_actions_mean",
-               "wrong_reports_mean", "p_correct_cascade", "cascade_threshold", "reports_before_cascade_mean",
-               "belief_stop_time_mean")
+SCALAR_KEYS = (
+    "first_correct_action_mean",
+    "first_correct_report_mean",
+    "wrong_actions_mean",
+    "wrong_reports_mean",
+    "p_correct_cascade",
+    "cascade_threshold",
+    "reports_before_cascade_mean",
+    "belief_stop_time_mean",
+)
 
 
 @dataclass
@@ -158,7 +193,9 @@ class SweepResult:
         theory_keys = [k for k in keys if any(k in s["theory"] for s in summaries)]
         rows = [[self.parameter, *keys, *[f"theory_{k}" for k in theory_keys]]]
         for v, s in zip(self.values, summaries, strict=True):
-            rows.append([_value_json(v), *[s.get(k) for k in keys], *[s["theory"].get(k) for k in theory_keys]])
+            rows.append(
+                [_value_json(v), *[s.get(k) for k in keys], *[s["theory"].get(k) for k in theory_keys]]
+            )
         return rows
 
 
@@ -206,12 +243,13 @@ def survival_curve(times: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndar
     times = np.asarray(times, dtype=np.int64)
     n = np.arange(1, horizon + 1)
     counts = np.bincount(np.clip(times, 1, horizon + 1), minlength=horizon + 2)
-    survivors = len(times) - np.cumsum(counts[1:horizon + 1])
+    survivors = len(times) - np.cumsum(counts[1 : horizon + 1])
     return n, survivors / max(len(times), 1)
 
 
-def fit_tail_exponent(n: np.ndarray, survival: np.ndarray, runs: int, min_survivors: int = 10
-                      ) -> tuple[float, float, float] | None:
+def fit_tail_exponent(
+    n: np.ndarray, survival: np.ndarray, runs: int, min_survivors: int = 10
+) -> tuple[float, float, float] | None:
     """Least-squares slope of log P(tau > n) against log n over the tail.
 
     The tail starts at n = 2 (n = 1 is the one-signal step, not the tail) and ends where fewer than

@@ -26,7 +26,7 @@ def parse_values(text: str, name: str, convert=float) -> list:
     kind = "numbers" if convert is float else ("integers" if convert is int else "values")
     try:
         if convert is float and text.startswith("linspace(") and text.endswith(")"):
-            start, stop, count = (part.strip() for part in text[len("linspace("):-1].split(","))
+            start, stop, count = (part.strip() for part in text[len("linspace(") : -1].split(","))
             if int(count) < 1:
                 raise ValueError
             values = np.linspace(float(start), float(stop), int(count)).round(10).tolist()
@@ -34,23 +34,43 @@ def parse_values(text: str, name: str, convert=float) -> list:
             values = [convert(v.strip()) for v in text.replace(";", ",").split(",") if v.strip()]
     except ValueError:
         example = "'0.25, 0.5, 1' or 'linspace(start, stop, count)'" if convert is float else "'1, 2, 5'"
-        raise ScenarioError(f"{name} must be {kind} separated by commas (e.g. {example}), got {text!r}") from None
+        raise ScenarioError(
+            f"{name} must be {kind} separated by commas (e.g. {example}), got {text!r}"
+        ) from None
     if not values:
-        raise ScenarioError(f"{name} is empty: give at least one value, e.g. "
-                            + ("'0.25, 0.5, 1' or 'linspace(0.1, 2, 10)'" if convert is float else "'1, 2, 5'"))
+        raise ScenarioError(
+            f"{name} is empty: give at least one value, e.g. "
+            + ("'0.25, 0.5, 1' or 'linspace(0.1, 2, 10)'" if convert is float else "'1, 2, 5'")
+        )
     return values
 
 
-def sweep(base: Scenario, parameter: str, values: Sequence, device=None, progress: ProgressFn | None = None,
-          should_cancel: CancelFn | None = None, chunk_runs: int | None = None,
-          memory_budget: int | None = None) -> SweepResult:
+def sweep(
+    base: Scenario,
+    parameter: str,
+    values: Sequence,
+    device=None,
+    progress: ProgressFn | None = None,
+    should_cancel: CancelFn | None = None,
+    chunk_runs: int | None = None,
+    memory_budget: int | None = None,
+) -> SweepResult:
     """simulate(base with parameter = v) for each v; progress counts agent steps over the whole sweep."""
-    return sweep_series([base], parameter, values, device, progress, should_cancel, chunk_runs, memory_budget)[0]
+    return sweep_series(
+        [base], parameter, values, device, progress, should_cancel, chunk_runs, memory_budget
+    )[0]
 
 
-def sweep_series(bases: Sequence[Scenario], parameter: str, values: Sequence, device=None,
-                 progress: ProgressFn | None = None, should_cancel: CancelFn | None = None,
-                 chunk_runs: int | None = None, memory_budget: int | None = None) -> list[SweepResult]:
+def sweep_series(
+    bases: Sequence[Scenario],
+    parameter: str,
+    values: Sequence,
+    device=None,
+    progress: ProgressFn | None = None,
+    should_cancel: CancelFn | None = None,
+    chunk_runs: int | None = None,
+    memory_budget: int | None = None,
+) -> list[SweepResult]:
     """One sweep per base scenario (a series of curves, e.g. one per p); progress counts agent steps
     over all of them, so one progress bar covers the whole series."""
     if parameter not in SWEEPABLE:
@@ -64,12 +84,20 @@ def sweep_series(bases: Sequence[Scenario], parameter: str, values: Sequence, de
     for row in grid:
         results = []
         for s in row:
+
             def forward(done, _total, offset=offset):
                 progress(offset + done, total)
 
-            results.append(simulate(s, device=device, progress=forward if progress else None,
-                                    should_cancel=should_cancel, chunk_runs=chunk_runs,
-                                    memory_budget=memory_budget))
+            results.append(
+                simulate(
+                    s,
+                    device=device,
+                    progress=forward if progress else None,
+                    should_cancel=should_cancel,
+                    chunk_runs=chunk_runs,
+                    memory_budget=memory_budget,
+                )
+            )
             offset += s.runs * s.agents
         out.append(SweepResult(parameter, list(values), results))
     return out

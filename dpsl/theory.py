@@ -55,7 +55,9 @@ def tail_exponent_report(eps: float, sigma: float) -> float:
     return 2 / (eps * sigma**2 * -math.expm1(-2 * eps))
 
 
-def first_correct_time_bound(eps: float, sigma: float, c1: float = 1.0, zeta_terms: int | None = None) -> float:
+def first_correct_time_bound(
+    eps: float, sigma: float, c1: float = 1.0, zeta_terms: int | None = None
+) -> float:
     """C1 * C(eps)^-s * zeta(s) bound on E[tau_a] (T3); inf when s = 2/(eps sigma^2) <= 1.
 
     C(eps) = (eps sigma^2/2)(e^{eps + eps^2 sigma^2/2} - e^{-eps + eps^2 sigma^2/2}). The legacy
@@ -67,7 +69,9 @@ def first_correct_time_bound(eps: float, sigma: float, c1: float = 1.0, zeta_ter
     e2 = eps * eps * sigma * sigma / 2
     c = (eps * sigma**2 / 2) * (math.exp(eps + e2) - math.exp(-eps + e2))
     if zeta_terms is None:
-        zeta = float(torch.special.zeta(torch.tensor(s, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64)))
+        zeta = float(
+            torch.special.zeta(torch.tensor(s, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64))
+        )
     else:
         zeta = float(np.sum(np.arange(1, zeta_terms + 1, dtype=float) ** -s))
     return c1 * c**-s * zeta
@@ -78,8 +82,14 @@ def belief_stop_time_asymptote(threshold: float, eps: float, sigma: float, ampli
     return math.exp(eps * sigma**2 * threshold / 2) / smooth_rr_K(eps, sigma, amplitude)
 
 
-def positive_report_recursion(l1: float, steps: int, eps: float | None, sigma: float,
-                              amplitude: str = "legacy", approximate: bool = False) -> np.ndarray:
+def positive_report_recursion(
+    l1: float,
+    steps: int,
+    eps: float | None,
+    sigma: float,
+    amplitude: str = "legacy",
+    approximate: bool = False,
+) -> np.ndarray:
     """The appendix recursion (docs/dpsl-model.md §6.5): every report is +1, l_1 = l1; returns l_1 .. l_{steps+1}.
 
     Exact: l_{n+1} = l_n + log P(x=+1 | l_n, +1) / P(x=+1 | l_n, -1) (closed form of §3.2).
@@ -94,7 +104,11 @@ def positive_report_recursion(l1: float, steps: int, eps: float | None, sigma: f
         for n in range(steps):
             path[n + 1] = path[n] + c * math.exp(-eps * sigma**2 * path[n] / 2)
         return path
-    law = GaussianLaw(sigma, "none") if _nonprivate(eps) else GaussianLaw(sigma, "smooth", (eps,), (1.0,), amplitude)
+    law = (
+        GaussianLaw(sigma, "none")
+        if _nonprivate(eps)
+        else GaussianLaw(sigma, "smooth", (eps,), (1.0,), amplitude)
+    )
     llr = torch.tensor([l1], dtype=torch.float64)
     plus = torch.ones(1, dtype=torch.float64)
     for n in range(steps):

@@ -42,7 +42,9 @@ Progress = Callable[[int, int], None]
 
 
 @contextmanager
-def progress_and_cancel(total: int, node_id: str | None = None) -> Iterator[tuple[Progress, Callable[[], bool]]]:
+def progress_and_cancel(
+    total: int, node_id: str | None = None
+) -> Iterator[tuple[Progress, Callable[[], bool]]]:
     """(progress, should_cancel) for a core's long loop, wired to ComfyUI's progress bar and Cancel.
 
     The cores poll `should_cancel` and stop with their own `Cancelled`; ComfyUI must see its own

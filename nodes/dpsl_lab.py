@@ -61,51 +61,142 @@ class DPSLScenario(io.ComfyNode):
             display_name="DPSL Scenario",
             category=CATEGORY,
             description="The sequential learning model of Liu & Rahimian (arXiv 2502.19525): agents act in turn "
-                        "on a private signal and the publicly reported actions of those before them; reports go "
-                        "through a differential-privacy mechanism. Feeds DPSL Simulate and DPSL Sweep.",
+            "on a private signal and the publicly reported actions of those before them; reports go "
+            "through a differential-privacy mechanism. Feeds DPSL Simulate and DPSL Sweep.",
             inputs=[
-                io.Combo.Input("signal", options=list(SIGNALS), default="gaussian",
-                               tooltip="gaussian: s ~ N(theta, sigma^2); binary: s = theta with probability p."),
-                io.Float.Input("sigma", default=1.0, min=0.01, max=100.0, step=0.01,
-                               tooltip="Gaussian signal noise sigma (ignored for binary signals)."),
-                io.Float.Input("p", default=0.7, min=0.5, max=1.0, step=0.01,
-                               tooltip="Binary signal accuracy P(s = theta), in the open interval (0.5, 1) "
-                                       "(ignored for Gaussian signals)."),
-                io.Combo.Input("mechanism", options=list(MECHANISMS), default="smooth",
-                               tooltip="smooth: flip with A*exp(-eps*|s - t|) (Gaussian, metric DP); rr: randomized "
-                                       "response 1/(1+e^eps) (binary: before the cascade; Gaussian: constant "
-                                       "baseline); none: non-private."),
-                io.Combo.Input("epsilon_mode", options=["fixed", "uniform"], default="fixed",
-                               tooltip="fixed: every agent has budget epsilon; uniform: each agent draws its own "
-                                       "eps_n ~ U[epsilon_low, epsilon_high], which the public does not see."),
-                io.Float.Input("epsilon", default=1.0, min=0.0, max=100.0, step=0.01,
-                               tooltip="Privacy budget eps > 0 (smaller = more private). Used when epsilon_mode "
-                                       "is fixed; ignored by mechanism none."),
-                io.Float.Input("epsilon_low", default=0.0, min=0.0, max=100.0, step=0.01,
-                               tooltip="Lower end of the uniform budget distribution (epsilon_mode uniform)."),
-                io.Float.Input("epsilon_high", default=1.0, min=0.0, max=100.0, step=0.01,
-                               tooltip="Upper end of the uniform budget distribution (epsilon_mode uniform)."),
-                io.Combo.Input("amplitude", options=list(AMPLITUDES), default="half",
-                               tooltip="A of the smooth mechanism: half = 1/2 (the metric-DP optimum, the "
-                                       "paper's choice); legacy = 1/(1+e^eps), only to reproduce an old figure."),
-                io.Int.Input("agents", default=1000, min=1, max=100_000_000, step=100,
-                             tooltip="N: agents per run (the horizon)."),
-                io.Int.Input("runs", default=500, min=1, max=100_000_000, step=100,
-                             tooltip="R: independent Monte Carlo runs; standard errors shrink like 1/sqrt(R)."),
-                io.Int.Input("seed", default=0, min=0, max=2**63 - 1, control_after_generate=True,
-                             tooltip="Random seed; the same seed on the same device gives the same result."),
-                io.Float.Input("belief_threshold", default=0.0, min=0.0, max=1000.0, step=0.5,
-                               tooltip="B of the stopping time inf{n : |l_n| >= B}; 0 = not measured."),
-                io.Int.Input("quadrature_nodes", default=16, min=1, max=MAX_QUADRATURE_NODES, step=1,
-                             tooltip="Gauss-Legendre nodes the public uses to average over eps_n (epsilon_mode "
-                                     "uniform only); 16 already agrees with 64 to ~1e-12 on U[0, 1]."),
+                io.Combo.Input(
+                    "signal",
+                    options=list(SIGNALS),
+                    default="gaussian",
+                    tooltip="gaussian: s ~ N(theta, sigma^2); binary: s = theta with probability p.",
+                ),
+                io.Float.Input(
+                    "sigma",
+                    default=1.0,
+                    min=0.01,
+                    max=100.0,
+                    step=0.01,
+                    tooltip="Gaussian signal noise sigma (ignored for binary signals).",
+                ),
+                io.Float.Input(
+                    "p",
+                    default=0.7,
+                    min=0.5,
+                    max=1.0,
+                    step=0.01,
+                    tooltip="Binary signal accuracy P(s = theta), in the open interval (0.5, 1) "
+                    "(ignored for Gaussian signals).",
+                ),
+                io.Combo.Input(
+                    "mechanism",
+                    options=list(MECHANISMS),
+                    default="smooth",
+                    tooltip="smooth: flip with A*exp(-eps*|s - t|) (Gaussian, metric DP); rr: randomized "
+                    "response 1/(1+e^eps) (binary: before the cascade; Gaussian: constant "
+                    "baseline); none: non-private.",
+                ),
+                io.Combo.Input(
+                    "epsilon_mode",
+                    options=["fixed", "uniform"],
+                    default="fixed",
+                    tooltip="fixed: every agent has budget epsilon; uniform: each agent draws its own "
+                    "eps_n ~ U[epsilon_low, epsilon_high], which the public does not see.",
+                ),
+                io.Float.Input(
+                    "epsilon",
+                    default=1.0,
+                    min=0.0,
+                    max=100.0,
+                    step=0.01,
+                    tooltip="Privacy budget eps > 0 (smaller = more private). Used when epsilon_mode "
+                    "is fixed; ignored by mechanism none.",
+                ),
+                io.Float.Input(
+                    "epsilon_low",
+                    default=0.0,
+                    min=0.0,
+                    max=100.0,
+                    step=0.01,
+                    tooltip="Lower end of the uniform budget distribution (epsilon_mode uniform).",
+                ),
+                io.Float.Input(
+                    "epsilon_high",
+                    default=1.0,
+                    min=0.0,
+                    max=100.0,
+                    step=0.01,
+                    tooltip="Upper end of the uniform budget distribution (epsilon_mode uniform).",
+                ),
+                io.Combo.Input(
+                    "amplitude",
+                    options=list(AMPLITUDES),
+                    default="half",
+                    tooltip="A of the smooth mechanism: half = 1/2 (the metric-DP optimum, the "
+                    "paper's choice); legacy = 1/(1+e^eps), only to reproduce an old figure.",
+                ),
+                io.Int.Input(
+                    "agents",
+                    default=1000,
+                    min=1,
+                    max=100_000_000,
+                    step=100,
+                    tooltip="N: agents per run (the horizon).",
+                ),
+                io.Int.Input(
+                    "runs",
+                    default=500,
+                    min=1,
+                    max=100_000_000,
+                    step=100,
+                    tooltip="R: independent Monte Carlo runs; standard errors shrink like 1/sqrt(R).",
+                ),
+                io.Int.Input(
+                    "seed",
+                    default=0,
+                    min=0,
+                    max=2**63 - 1,
+                    control_after_generate=True,
+                    tooltip="Random seed; the same seed on the same device gives the same result.",
+                ),
+                io.Float.Input(
+                    "belief_threshold",
+                    default=0.0,
+                    min=0.0,
+                    max=1000.0,
+                    step=0.5,
+                    tooltip="B of the stopping time inf{n : |l_n| >= B}; 0 = not measured.",
+                ),
+                io.Int.Input(
+                    "quadrature_nodes",
+                    default=16,
+                    min=1,
+                    max=MAX_QUADRATURE_NODES,
+                    step=1,
+                    tooltip="Gauss-Legendre nodes the public uses to average over eps_n (epsilon_mode "
+                    "uniform only); 16 already agrees with 64 to ~1e-12 on U[0, 1].",
+                ),
             ],
             outputs=[SCENARIO.Output(display_name="scenario")],
         )
 
     @classmethod
-    def execute(cls, signal, sigma, p, mechanism, epsilon_mode, epsilon, epsilon_low, epsilon_high, amplitude,
-                agents, runs, seed, belief_threshold, quadrature_nodes) -> io.NodeOutput:
+    def execute(
+        cls,
+        signal,
+        sigma,
+        p,
+        mechanism,
+        epsilon_mode,
+        epsilon,
+        epsilon_low,
+        epsilon_high,
+        amplitude,
+        agents,
+        runs,
+        seed,
+        belief_threshold,
+        quadrature_nodes,
+    ) -> io.NodeOutput:
         if mechanism == "none":
             eps = None
         elif epsilon_mode == "uniform":
@@ -113,9 +204,18 @@ class DPSLScenario(io.ComfyNode):
         else:
             eps = epsilon
         scenario = Scenario(
-            signal=signal, sigma=sigma, p=p, mechanism=mechanism, epsilon=eps, amplitude=amplitude,
-            agents=agents, runs=runs, seed=seed, belief_threshold=belief_threshold or None,
-            checkpoints=chart_checkpoints(agents), quadrature_nodes=quadrature_nodes,
+            signal=signal,
+            sigma=sigma,
+            p=p,
+            mechanism=mechanism,
+            epsilon=eps,
+            amplitude=amplitude,
+            agents=agents,
+            runs=runs,
+            seed=seed,
+            belief_threshold=belief_threshold or None,
+            checkpoints=chart_checkpoints(agents),
+            quadrature_nodes=quadrature_nodes,
         )
         return io.NodeOutput(scenario)
 
@@ -123,12 +223,21 @@ class DPSLScenario(io.ComfyNode):
 # -- 2. simulate ------------------------------------------------------------------------------------
 
 MEMORY_INPUTS = [
-    io.Boolean.Input("keep_paths", default=False,
-                     tooltip="On: keep every run's whole LLR path (runs x agents x 8 bytes; the chart draws "
-                             "five). Off: stream summaries at checkpoints in O(runs) memory."),
-    io.Float.Input("memory_budget_gb", default=2.0, min=0.01, max=1024.0, step=0.25,
-                   tooltip="Most memory (GiB) the outputs may take; a run that needs more stops with an "
-                           "error before it starts."),
+    io.Boolean.Input(
+        "keep_paths",
+        default=False,
+        tooltip="On: keep every run's whole LLR path (runs x agents x 8 bytes; the chart draws "
+        "five). Off: stream summaries at checkpoints in O(runs) memory.",
+    ),
+    io.Float.Input(
+        "memory_budget_gb",
+        default=2.0,
+        min=0.01,
+        max=1024.0,
+        step=0.25,
+        tooltip="Most memory (GiB) the outputs may take; a run that needs more stops with an "
+        "error before it starts.",
+    ),
 ]
 
 
@@ -140,7 +249,7 @@ class DPSLSimulate(io.ComfyNode):
             display_name="DPSL Simulate",
             category=CATEGORY,
             description="Monte Carlo simulation of the scenario on ComfyUI's device (GPU when it has one), with "
-                        "the progress bar and Cancel honoured between agent steps.",
+            "the progress bar and Cancel honoured between agent steps.",
             inputs=[SCENARIO.Input("scenario", tooltip="From DPSL Scenario."), *MEMORY_INPUTS],
             outputs=[RESULT.Output(display_name="result")],
         )
@@ -149,11 +258,22 @@ class DPSLSimulate(io.ComfyNode):
     def execute(cls, scenario, keep_paths, memory_budget_gb) -> io.NodeOutput:
         scenario = scenario.with_(keep_paths=keep_paths)
         device = host_device()
-        result = run_with_host_controls(lambda progress, cancel: simulate(
-            scenario, device=device, progress=progress, should_cancel=cancel,
-            memory_budget=int(memory_budget_gb * 2**30)))
-        log.info("DPSL: %d x %d agent steps in %.2f s on %s", scenario.runs, scenario.agents,
-                 result.elapsed_s, result.device)
+        result = run_with_host_controls(
+            lambda progress, cancel: simulate(
+                scenario,
+                device=device,
+                progress=progress,
+                should_cancel=cancel,
+                memory_budget=int(memory_budget_gb * 2**30),
+            )
+        )
+        log.info(
+            "DPSL: %d x %d agent steps in %.2f s on %s",
+            scenario.runs,
+            scenario.agents,
+            result.elapsed_s,
+            result.device,
+        )
         return io.NodeOutput(result)
 
 
@@ -168,38 +288,61 @@ class DPSLSweep(io.ComfyNode):
             display_name="DPSL Sweep",
             category=CATEGORY,
             description="The scenario simulated at every eps of a grid (same seed at every point, so neighbouring "
-                        "points share random numbers), optionally once per value of p or sigma.",
+            "points share random numbers), optionally once per value of p or sigma.",
             inputs=[
-                SCENARIO.Input("scenario", tooltip="From DPSL Scenario; its epsilon is replaced by each grid value."),
-                io.String.Input("epsilon_grid", default="0.25, 0.5, 0.75, 1, 1.5, 2",
-                                tooltip="Privacy budgets to simulate: '0.25, 0.5, 1' or 'linspace(0.1, 2, 20)'; "
-                                        "every value > 0."),
-                io.Combo.Input("series", options=list(SERIES), default="none",
-                               tooltip="Repeat the sweep for each value of this scenario parameter (one curve "
-                                       "each on the chart)."),
-                io.String.Input("series_values", default="0.55, 0.7, 0.9",
-                                tooltip="Values of the series parameter, e.g. p = '0.55, 0.7, 0.9'."),
+                SCENARIO.Input(
+                    "scenario", tooltip="From DPSL Scenario; its epsilon is replaced by each grid value."
+                ),
+                io.String.Input(
+                    "epsilon_grid",
+                    default="0.25, 0.5, 0.75, 1, 1.5, 2",
+                    tooltip="Privacy budgets to simulate: '0.25, 0.5, 1' or 'linspace(0.1, 2, 20)'; "
+                    "every value > 0.",
+                ),
+                io.Combo.Input(
+                    "series",
+                    options=list(SERIES),
+                    default="none",
+                    tooltip="Repeat the sweep for each value of this scenario parameter (one curve "
+                    "each on the chart).",
+                ),
+                io.String.Input(
+                    "series_values",
+                    default="0.55, 0.7, 0.9",
+                    tooltip="Values of the series parameter, e.g. p = '0.55, 0.7, 0.9'.",
+                ),
                 *MEMORY_INPUTS,
             ],
             outputs=[SWEEPS.Output(display_name="sweep")],
         )
 
     @classmethod
-    def execute(cls, scenario, epsilon_grid, series, series_values, keep_paths, memory_budget_gb) -> io.NodeOutput:
+    def execute(
+        cls, scenario, epsilon_grid, series, series_values, keep_paths, memory_budget_gb
+    ) -> io.NodeOutput:
         grid = parse_values(epsilon_grid, "epsilon_grid")
         bad = [v for v in grid if not (math.isfinite(v) and v > 0)]
         if bad:
             raise ScenarioError(f"epsilon_grid values must be finite and > 0, got {bad[0]:g}")
         if scenario.mechanism == "none":
-            raise ScenarioError("mechanism is 'none' (non-private): an epsilon sweep needs mechanism smooth or rr")
+            raise ScenarioError(
+                "mechanism is 'none' (non-private): an epsilon sweep needs mechanism smooth or rr"
+            )
         bases = [scenario.with_(keep_paths=keep_paths, epsilon=grid[0])]
         if series != "none":
             bases = [bases[0].with_(**{series: v}) for v in parse_values(series_values, "series_values")]
         device = host_device()
 
         def work(progress, cancel):
-            return sweep_series(bases, "epsilon", grid, device=device, progress=progress, should_cancel=cancel,
-                                memory_budget=int(memory_budget_gb * 2**30))
+            return sweep_series(
+                bases,
+                "epsilon",
+                grid,
+                device=device,
+                progress=progress,
+                should_cancel=cancel,
+                memory_budget=int(memory_budget_gb * 2**30),
+            )
 
         return io.NodeOutput(run_with_host_controls(work))
 
@@ -217,40 +360,74 @@ class DPSLChart(io.ComfyNode):
             display_name="DPSL Chart",
             category=CATEGORY,
             description="A publication-quality chart of results or sweeps next to the paper's closed forms "
-                        "(colour-blind-safe, labelled axes, parameters in the title). IMAGE output, previewed "
-                        "on the node; the same inputs give the same pixels.",
+            "(colour-blind-safe, labelled axes, parameters in the title). IMAGE output, previewed "
+            "on the node; the same inputs give the same pixels.",
             inputs=[
-                io.Combo.Input("kind", options=list(charts.CHART_KINDS), default="llr_paths",
-                               tooltip="llr_paths: public LLR vs n (result, up to 5 regimes); cascade_probability: "
-                                       "binary P(correct cascade) vs eps (sweep); first_correct_survival: P(tau > n) "
-                                       "log-log (result); mistakes_vs_eps and stopping_time_vs_eps (sweep); "
-                                       "smooth_rr_illustration (scenario only)."),
-                io.Int.Input("width", default=1024, min=charts.MIN_SIZE, max=charts.MAX_SIZE, step=16,
-                             tooltip="Image width in pixels."),
-                io.Int.Input("height", default=640, min=charts.MIN_SIZE, max=charts.MAX_SIZE, step=16,
-                             tooltip="Image height in pixels."),
-                io.Combo.Input("theme", options=list(charts.THEMES), default="light",
-                               tooltip="light for papers and slides, dark to match the ComfyUI canvas."),
-                io.Float.Input("threshold", default=-3.0, min=-20.0, max=20.0, step=0.1,
-                               tooltip="Decision threshold t of the smooth_rr_illustration (the paper uses -3)."),
+                io.Combo.Input(
+                    "kind",
+                    options=list(charts.CHART_KINDS),
+                    default="llr_paths",
+                    tooltip="llr_paths: public LLR vs n (result, up to 5 regimes); cascade_probability: "
+                    "binary P(correct cascade) vs eps (sweep); first_correct_survival: P(tau > n) "
+                    "log-log (result); mistakes_vs_eps and stopping_time_vs_eps (sweep); "
+                    "smooth_rr_illustration (scenario only).",
+                ),
+                io.Int.Input(
+                    "width",
+                    default=1024,
+                    min=charts.MIN_SIZE,
+                    max=charts.MAX_SIZE,
+                    step=16,
+                    tooltip="Image width in pixels.",
+                ),
+                io.Int.Input(
+                    "height",
+                    default=640,
+                    min=charts.MIN_SIZE,
+                    max=charts.MAX_SIZE,
+                    step=16,
+                    tooltip="Image height in pixels.",
+                ),
+                io.Combo.Input(
+                    "theme",
+                    options=list(charts.THEMES),
+                    default="light",
+                    tooltip="light for papers and slides, dark to match the ComfyUI canvas.",
+                ),
+                io.Float.Input(
+                    "threshold",
+                    default=-3.0,
+                    min=-20.0,
+                    max=20.0,
+                    step=0.1,
+                    tooltip="Decision threshold t of the smooth_rr_illustration (the paper uses -3).",
+                ),
                 RESULT.Input("result", optional=True, tooltip="From DPSL Simulate."),
                 SWEEPS.Input("sweep", optional=True, tooltip="From DPSL Sweep."),
                 SCENARIO.Input("scenario", optional=True, tooltip="For smooth_rr_illustration."),
-                *[RESULT.Input(name, optional=True, tooltip="Another regime to overlay (llr_paths, "
-                               "first_correct_survival) or the non-private reference (mistakes_vs_eps).")
-                  for name in EXTRA_RESULTS],
+                *[
+                    RESULT.Input(
+                        name,
+                        optional=True,
+                        tooltip="Another regime to overlay (llr_paths, "
+                        "first_correct_survival) or the non-private reference (mistakes_vs_eps).",
+                    )
+                    for name in EXTRA_RESULTS
+                ],
             ],
             outputs=[io.Image.Output(display_name="image")],
             is_output_node=True,
         )
 
     @classmethod
-    def execute(cls, kind, width, height, theme, threshold, result=None, sweep=None, scenario=None,
-                **extra) -> io.NodeOutput:
+    def execute(
+        cls, kind, width, height, theme, threshold, result=None, sweep=None, scenario=None, **extra
+    ) -> io.NodeOutput:
         style = charts.ChartStyle(width=width, height=height, theme=theme)
         results = [result, *(extra.get(name) for name in EXTRA_RESULTS)]
-        chart = charts.chart_from(kind, results=results, sweeps=sweep or (), scenario=scenario, style=style,
-                                  threshold=threshold)
+        chart = charts.chart_from(
+            kind, results=results, sweeps=sweep or (), scenario=scenario, style=style, threshold=threshold
+        )
         image = torch.from_numpy(chart.rgb.astype(np.float32) / 255.0)[None]  # 1, H, W, 3
         return io.NodeOutput(image, ui=ui.PreviewImage(image, cls=cls))
 
@@ -266,10 +443,13 @@ class DPSLReport(io.ComfyNode):
             display_name="DPSL Report",
             category=CATEGORY,
             description="A table of the key simulated metrics next to their closed forms (z-scores for exact "
-                        "ones), shown on the node; also written as CSV and JSON into ComfyUI's output folder.",
+            "ones), shown on the node; also written as CSV and JSON into ComfyUI's output folder.",
             inputs=[
-                io.String.Input("filename_prefix", default="dpsl/report",
-                                tooltip="Where the CSV and JSON go, relative to ComfyUI's output folder."),
+                io.String.Input(
+                    "filename_prefix",
+                    default="dpsl/report",
+                    tooltip="Where the CSV and JSON go, relative to ComfyUI's output folder.",
+                ),
                 RESULT.Input("result", optional=True, tooltip="From DPSL Simulate."),
                 SWEEPS.Input("sweep", optional=True, tooltip="From DPSL Sweep."),
             ],
@@ -291,12 +471,11 @@ class DPSLReport(io.ComfyNode):
         text = report.format_table(rows, title)
         out_dir = folder_paths.get_output_directory()
         folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix, out_dir)
-        csv_path, json_path = report.write_report(Path(folder), f"{name}_{counter:05}_", rows, title,
-                                                  result, sweeps)
+        csv_path, json_path = report.write_report(
+            Path(folder), f"{name}_{counter:05}_", rows, title, result, sweeps
+        )
         names = [str(Path(subfolder) / p.name) if subfolder else p.name for p in (csv_path, json_path)]
         return io.NodeOutput(text, *names, ui=ui.PreviewText(text))
 
 
 NODES: list[type] = [DPSLScenario, DPSLSimulate, DPSLSweep, DPSLChart, DPSLReport]
-
-

@@ -222,7 +222,11 @@ class GoldenNoiseKSampler(io.ComfyNode):
         latent = fix_empty_latent(model, latent_image)
         origin = Origin("KSampler (Golden Noise)", node_id(cls))
         golden = GoldenNoise(
-            Noise_RandomNoise(seed), npnet, positive, settings(token_policy, strength, resolution_mode), origin
+            Noise_RandomNoise(seed),
+            npnet,
+            positive,
+            settings(token_policy, strength, resolution_mode),
+            origin,
         )
         noise = golden.generate_noise(latent)
         samples = comfy_sample.sample(
@@ -286,7 +290,11 @@ class GoldenNoiseToLatent(io.ComfyNode):
         latent = fix_empty_latent(model, latent_image)
         origin = Origin("Golden Noise to Latent (GoldenNoiseToLatent)", node_id(cls))
         golden = GoldenNoise(
-            Noise_RandomNoise(seed), npnet, positive, settings(token_policy, strength, resolution_mode), origin
+            Noise_RandomNoise(seed),
+            npnet,
+            positive,
+            settings(token_policy, strength, resolution_mode),
+            origin,
         )
         latent["samples"] = start_latent(model, golden.generate_noise(latent), latent["samples"])
         return io.NodeOutput(latent)

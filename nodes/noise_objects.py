@@ -60,7 +60,9 @@ class GoldenNoise:
         self.origin = origin
         tokens = prompt_states(positive)
         if tokens is None:
-            raise origin.error("positive", "the conditioning is empty; connect a text encoder's CONDITIONING.")
+            raise origin.error(
+                "positive", "the conditioning is empty; connect a text encoder's CONDITIONING."
+            )
         try:
             self.conditioned = npnet.condition(
                 weights.model,

@@ -65,7 +65,8 @@ def resolve(choice: str, node_id: str | None) -> Path:
     variant = LABEL_TO_VARIANT[choice]
     folders = [Path(p) for p in folder_paths.get_folder_paths(FOLDER)]
     dest = next(
-        (f for f in folders if any((f / name).is_file() for name in VARIANTS[variant].local_names)), default_folder()
+        (f for f in folders if any((f / name).is_file() for name in VARIANTS[variant].local_names)),
+        default_folder(),
     )
     pbar = comfy_utils.ProgressBar(1, node_id=node_id)
 

@@ -216,7 +216,9 @@ def save_safetensors(
         metadata[METADATA_KEY] = config.to_json()
     try:
         save_file(
-            {key: value.detach().cpu().contiguous() for key, value in state_dict.items()}, partial, metadata=metadata
+            {key: value.detach().cpu().contiguous() for key, value in state_dict.items()},
+            partial,
+            metadata=metadata,
         )
         os.replace(partial, path)
     finally:

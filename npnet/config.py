@@ -79,7 +79,9 @@ class NPNetConfig:
                 raise TypeError("not a JSON object")
             return cls(**fields)
         except (TypeError, ValueError) as error:
-            raise ValueError(f"{source}: its '{METADATA_KEY}' metadata is not an NPNet configuration ({error}).") from None
+            raise ValueError(
+                f"{source}: its '{METADATA_KEY}' metadata is not an NPNet configuration ({error})."
+            ) from None
 
 
 OFFICIAL = {name: NPNetConfig(embed_dim=family.embed_dim, family=name) for name, family in FAMILIES.items()}

@@ -116,7 +116,9 @@ def condition(
     accepts only the network's H x W, "perturbation_transfer" any size (see `npnet.resolution`).
     """
     if not isinstance(model, NPNet):
-        raise InputError("npnet", f"model must be an npnet.NPNet (see npnet.load), got {type(model).__name__}.")
+        raise InputError(
+            "npnet", f"model must be an npnet.NPNet (see npnet.load), got {type(model).__name__}."
+        )
     check_choice("token_policy", token_policy, POLICIES)
     check_choice("resolution_mode", resolution_mode, RESOLUTION_MODES)
     strength = check_strength(strength)

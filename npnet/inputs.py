@@ -61,7 +61,9 @@ def check_noise(noise: object, config: NPNetConfig, *, any_size: bool = False) -
     c, h, w = config.latent_shape
     wanted = f"[B, {c}, {h}, {w}]"
     if not isinstance(noise, torch.Tensor):
-        raise InputError("noise", f"noise must be a torch.Tensor of shape {wanted}, got {type(noise).__name__}.")
+        raise InputError(
+            "noise", f"noise must be a torch.Tensor of shape {wanted}, got {type(noise).__name__}."
+        )
     if getattr(noise, "is_nested", False) or noise.ndim != 4:
         raise InputError(
             "noise",
@@ -100,7 +102,8 @@ def check_prompt_embeds(prompt_embeds: object, config: NPNetConfig) -> None:
         )
     if not isinstance(prompt_embeds, torch.Tensor):
         raise InputError(
-            "prompt_embeds", f"prompt_embeds must be a torch.Tensor [B, L, D], got {type(prompt_embeds).__name__}."
+            "prompt_embeds",
+            f"prompt_embeds must be a torch.Tensor [B, L, D], got {type(prompt_embeds).__name__}.",
         )
     if prompt_embeds.ndim != 3:
         raise InputError(

@@ -40,7 +40,7 @@ class NPNet(nn.Module):
 
     @property
     def family(self) -> str | None:
-        """"sdxl" or "dit" for networks of a released family, None for one trained on another model."""
+        """ "sdxl" or "dit" for networks of a released family, None for one trained on another model."""
         return self.config.family
 
     @property

@@ -90,7 +90,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=64, help="global batch, split over the processes")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--min-gain", type=float, default=0.0, help="keep samples with gain > this (if gains exist)")
+    p.add_argument(
+        "--min-gain", type=float, default=0.0, help="keep samples with gain > this (if gains exist)"
+    )
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--init", default="none", help="none | imagenet | sdxl | dreamshaper | dit | PATH")
     p.add_argument("--seed", type=int, default=0)
@@ -148,7 +150,9 @@ def initial_model(init: str, config: NPNetConfig, seed: int, weights_dir: str | 
         weights = load_file(path)
         expected = set(swin.state_dict())
         # timm < 0.9.6 exports also carried these buffers; ours rebuilds them, so they are not loaded.
-        weights = {k: v for k, v in weights.items() if not k.endswith(("relative_position_index", "attn_mask"))}
+        weights = {
+            k: v for k, v in weights.items() if not k.endswith(("relative_position_index", "attn_mask"))
+        }
         missing, unexpected = expected - set(weights), set(weights) - expected
         if missing or unexpected:
             raise TrainingError(
@@ -158,7 +162,9 @@ def initial_model(init: str, config: NPNetConfig, seed: int, weights_dir: str | 
         return model
     path = download(init, weights_dir) if init in VARIANTS else Path(init)
     if not path.is_file():
-        raise TrainingError(f"--init {init!r} is neither none, imagenet, {', '.join(VARIANTS)} nor a weights file.")
+        raise TrainingError(
+            f"--init {init!r} is neither none, imagenet, {', '.join(VARIANTS)} nor a weights file."
+        )
     start = load(path)
     if start.config.latent_shape != config.latent_shape or (start.config.tokens, start.embed_dim) != (
         config.tokens,
@@ -259,9 +265,13 @@ def _train(args: argparse.Namespace, run: Run) -> dict:
     config = dataset.config
     train_idx, val_idx = split(len(dataset), args.val_fraction, args.seed)
     if args.batch_size % run.world:
-        raise TrainingError(f"--batch-size {args.batch_size} must be a multiple of the {run.world} processes.")
+        raise TrainingError(
+            f"--batch-size {args.batch_size} must be a multiple of the {run.world} processes."
+        )
     if run.world > len(train_idx):
-        raise TrainingError(f"{run.world} processes for {len(train_idx)} training samples: use fewer processes.")
+        raise TrainingError(
+            f"{run.world} processes for {len(train_idx)} training samples: use fewer processes."
+        )
     if len(train_idx) < args.batch_size:
         raise TrainingError(
             f"the dataset has {len(train_idx)} training samples (of {len(dataset)} kept, min gain "
@@ -274,7 +284,9 @@ def _train(args: argparse.Namespace, run: Run) -> dict:
             raise TrainingError(f"--resume: there is no {state_path} to resume from.")
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         if NPNetConfig.from_json(state["config"]) != config:
-            raise TrainingError(f"--resume: {state_path} trains another network shape than {args.data} holds.")
+            raise TrainingError(
+                f"--resume: {state_path} trains another network shape than {args.data} holds."
+            )
 
     try:
         model = initial_model(args.init, config, args.seed, args.weights_dir)
@@ -293,7 +305,12 @@ def _train(args: argparse.Namespace, run: Run) -> dict:
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        epoch, step0, global_step, best = state["epoch"], state["step"], state["global_step"], state["best_val"]
+        epoch, step0, global_step, best = (
+            state["epoch"],
+            state["step"],
+            state["global_step"],
+            state["best_val"],
+        )
         torch.set_rng_state(state["torch_rng"])
 
     amp = run.device.type == "cuda" and torch.cuda.is_bf16_supported()
@@ -304,8 +321,13 @@ def _train(args: argparse.Namespace, run: Run) -> dict:
     metrics = (out / "metrics.jsonl").open("a") if run.main else None
     stop = StopRequest()
     last: dict = {}
-    bar = tqdm(total=batches.steps * args.epochs, initial=epoch * batches.steps + step0,
-               disable=not run.main, unit="step", desc="npnet.train")
+    bar = tqdm(
+        total=batches.steps * args.epochs,
+        initial=epoch * batches.steps + step0,
+        disable=not run.main,
+        unit="step",
+        desc="npnet.train",
+    )
     try:
         while epoch < args.epochs:
             window_start, window_samples, losses = time.perf_counter(), 0, []
@@ -324,10 +346,19 @@ def _train(args: argparse.Namespace, run: Run) -> dict:
                 if run.main and (global_step % args.log_every == 0 or end_of_epoch):
                     train_loss = torch.stack(losses).mean().item()
                     if not math.isfinite(train_loss):
-                        raise TrainingError(f"the training loss became {train_loss} at step {global_step}: lower --lr.")
+                        raise TrainingError(
+                            f"the training loss became {train_loss} at step {global_step}: lower --lr."
+                        )
                     rate = window_samples / max(time.perf_counter() - window_start, 1e-9)
-                    last = {"epoch": epoch, "step": global_step, "train_loss": train_loss, "val_loss": None,
-                            "identity_val_loss": baseline, "samples_per_s": rate, "lr": args.lr}
+                    last = {
+                        "epoch": epoch,
+                        "step": global_step,
+                        "train_loss": train_loss,
+                        "val_loss": None,
+                        "identity_val_loss": baseline,
+                        "samples_per_s": rate,
+                        "lr": args.lr,
+                    }
                     if end_of_epoch:
                         last["val_loss"] = evaluate(model, dataset, val_idx, run.device, args.batch_size, amp)
                     metrics.write(json.dumps(last) + "\n")
@@ -337,16 +368,23 @@ def _train(args: argparse.Namespace, run: Run) -> dict:
                 bar.update(1)
                 if stop.agreed(run):
                     if run.main:
-                        _atomic_torch_save(_state(model, optimizer, epoch, step + 1, global_step, best, config),
-                                           out / STATE_FILE)
-                        print(f"stopped; state saved to {out / STATE_FILE} (resume with --resume)", file=sys.stderr)
+                        _atomic_torch_save(
+                            _state(model, optimizer, epoch, step + 1, global_step, best, config),
+                            out / STATE_FILE,
+                        )
+                        print(
+                            f"stopped; state saved to {out / STATE_FILE} (resume with --resume)",
+                            file=sys.stderr,
+                        )
                     raise KeyboardInterrupt
             epoch, step0 = epoch + 1, 0
             if run.main:
                 if last.get("val_loss") is not None and last["val_loss"] < best:
                     best = last["val_loss"]
                     save(model, out / "npnet-best.safetensors")
-                _atomic_torch_save(_state(model, optimizer, epoch, 0, global_step, best, config), out / STATE_FILE)
+                _atomic_torch_save(
+                    _state(model, optimizer, epoch, 0, global_step, best, config), out / STATE_FILE
+                )
         if run.main:
             save(model, out / "npnet.safetensors")
         if run.world > 1:

@@ -43,7 +43,8 @@ def free_port() -> int:
 def pack_import_failures(log_text: str, pack_name: str = PACK_FOLDER_NAME) -> list[str]:
     """Lines where ComfyUI reports that the pack could not be imported."""
     return [
-        line for line in log_text.splitlines()
+        line
+        for line in log_text.splitlines()
         if pack_name in line and (IMPORT_FAILED_MARK in line or "Cannot import" in line)
     ]
 
@@ -78,24 +79,39 @@ class ComfyServer:
     def output_dir(self) -> Path:
         return self.base_dir / "output"
 
-    def start(self, packs: dict[str, Path] | None = None, timeout: float = 120.0,
-              env: dict[str, str] | None = None) -> ComfyServer:
+    def start(
+        self, packs: dict[str, Path] | None = None, timeout: float = 120.0, env: dict[str, str] | None = None
+    ) -> ComfyServer:
         packs = packs if packs is not None else {PACK_FOLDER_NAME: REPO_ROOT, TESTING_PACK_NAME: TESTING_PACK}
         custom_nodes = self.base_dir / "custom_nodes"
         for name, source in packs.items():
             link_pack(custom_nodes, source, name)
         for sub in ("models", "input", "output", "temp", "user"):
             (self.base_dir / sub).mkdir(parents=True, exist_ok=True)
-        cmd = server_command(comfyui_dir(), self.port, [
-            "--base-directory", str(self.base_dir),
-            "--database-url", "sqlite:///:memory:",
-            "--log-stdout",
-        ])
-        full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(self.base_dir / "hf_home"),
-                    "PYTHONUNBUFFERED": "1", **(env or {})}
+        cmd = server_command(
+            comfyui_dir(),
+            self.port,
+            [
+                "--base-directory",
+                str(self.base_dir),
+                "--database-url",
+                "sqlite:///:memory:",
+                "--log-stdout",
+            ],
+        )
+        full_env = {
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "HF_HOME": str(self.base_dir / "hf_home"),
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        }
         self.process = subprocess.Popen(
-            cmd, cwd=comfyui_dir(), env=full_env,
-            stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT,
+            cmd,
+            cwd=comfyui_dir(),
+            env=full_env,
+            stdout=self.log_path.open("wb"),
+            stderr=subprocess.STDOUT,
         )
         self._wait_ready(timeout)
         return self
@@ -122,8 +138,9 @@ class ComfyServer:
     # -- HTTP --------------------------------------------------------------------------------------
     def request(self, path: str, data: dict | None = None, timeout: float = 30.0) -> bytes:
         body = json.dumps(data).encode() if data is not None else None
-        req = urllib.request.Request(self.url + path, data=body,
-                                     headers={"Content-Type": "application/json"} if body else {})
+        req = urllib.request.Request(
+            self.url + path, data=body, headers={"Content-Type": "application/json"} if body else {}
+        )
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.read()
 
@@ -164,7 +181,9 @@ class ComfyServer:
         """Queue a graph that must fail at execution; return ComfyUI's execution_error message."""
         entry = self.wait(self.queue(prompt), timeout)
         error = execution_error(entry)
-        assert entry["status"].get("status_str") == "error" and error, f"expected an error, got {entry['status']}"
+        assert entry["status"].get("status_str") == "error" and error, (
+            f"expected an error, got {entry['status']}"
+        )
         return error
 
     def view(self, image: dict) -> bytes:
@@ -202,9 +221,23 @@ def quick_import_check(base_dir: Path, packs: dict[str, Path]) -> str:
     custom_nodes = base_dir / "custom_nodes"
     for name, source in packs.items():
         link_pack(custom_nodes, source, name)
-    cmd = server_command(comfyui_dir(), free_port(), [
-        "--base-directory", str(base_dir), "--database-url", "sqlite:///:memory:", "--quick-test-for-ci",
-    ])
-    done = subprocess.run(cmd, cwd=comfyui_dir(), capture_output=True, text=True, timeout=180,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    cmd = server_command(
+        comfyui_dir(),
+        free_port(),
+        [
+            "--base-directory",
+            str(base_dir),
+            "--database-url",
+            "sqlite:///:memory:",
+            "--quick-test-for-ci",
+        ],
+    )
+    done = subprocess.run(
+        cmd,
+        cwd=comfyui_dir(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     return done.stdout + done.stderr

@@ -77,4 +77,3 @@ def comfy_inprocess(tmp_path_factory) -> types.SimpleNamespace:
     # What the host does when it loads the pack: the entry point sets the pack up (model folder).
     asyncio.run(pack.comfy_entrypoint())
     return types.SimpleNamespace(pack=pack, folder_paths=folder_paths, base_dir=base)
-

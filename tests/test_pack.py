@@ -85,8 +85,13 @@ def test_help_pages_share_one_layout_and_list_exactly_the_nodes_sockets(declared
 def test_a_broken_init_is_caught(tmp_path):
     """ComfyUI keeps running when a pack fails to import; our check must notice."""
     broken = tmp_path / "broken_copy"
-    shutil.copytree(REPO_ROOT, broken, ignore=shutil.ignore_patterns(
-        ".venv", ".comfyui", ".git", "test-artifacts", "tests", "benchmarks", "__pycache__"))
+    shutil.copytree(
+        REPO_ROOT,
+        broken,
+        ignore=shutil.ignore_patterns(
+            ".venv", ".comfyui", ".git", "test-artifacts", "tests", "benchmarks", "__pycache__"
+        ),
+    )
     init = broken / "__init__.py"
     init.write_text(init.read_text() + "\nraise RuntimeError('broken on purpose')\n")
     log = quick_import_check(tmp_path / "base_broken", {PACK_FOLDER_NAME: broken})
@@ -151,8 +156,14 @@ def run_install_py(tmp_path: Path, with_launch: bool, missing: list[str]) -> lis
     if with_launch:
         (tmp_path / "launch.py").write_text(FAKE_LAUNCH)
         env["PYTHONPATH"] = str(tmp_path)
-    done = subprocess.run([sys.executable, str(REPO_ROOT / "install.py")], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "install.py")],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
@@ -172,8 +183,9 @@ def test_cores_import_without_comfyui():
         "assert not [m for m in sys.modules if m.split('.')[0] in ('comfy', 'comfy_api', 'folder_paths')]\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -187,6 +199,7 @@ def test_pack_imports_outside_comfyui_and_registers_nothing():
         "assert not hasattr(pack, 'NODE_CLASS_MAPPINGS') and not hasattr(pack, 'comfy_entrypoint')\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr

@@ -19,8 +19,14 @@ def run_cli():
 
     def run(*args: str, timeout: float = 120):
         env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-        proc = subprocess.run([sys.executable, "-m", "dpsl", *args], cwd=REPO_ROOT, env=env,
-                              capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, "-m", "dpsl", *args],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         return proc.returncode, proc.stdout, proc.stderr
 
     return run

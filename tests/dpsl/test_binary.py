@@ -12,8 +12,17 @@ RUNS, AGENTS = 10_000, 400
 
 
 def _simulate(p, eps, mechanism="rr", runs=RUNS):
-    return simulate(Scenario(signal="binary", p=p, mechanism=mechanism, epsilon=eps, agents=AGENTS, runs=runs,
-                             checkpoints=(AGENTS,))).summary()
+    return simulate(
+        Scenario(
+            signal="binary",
+            p=p,
+            mechanism=mechanism,
+            epsilon=eps,
+            agents=AGENTS,
+            runs=runs,
+            checkpoints=(AGENTS,),
+        )
+    ).summary()
 
 
 def _cases():
@@ -31,8 +40,10 @@ def test_p_correct_cascade_matches_the_closed_form(p, eps):
     assert s["cascade_threshold"] == theory.cascade_threshold(eps, p)
     exact = theory.p_correct_cascade(eps, p)
     assert abs(s["p_correct_cascade"] - exact) <= 4 * math.sqrt(exact * (1 - exact) / RUNS)
-    assert abs(s["reports_before_cascade_mean"] - theory.expected_reports_before_cascade(eps, p)) \
+    assert (
+        abs(s["reports_before_cascade_mean"] - theory.expected_reports_before_cascade(eps, p))
         <= 4 * s["reports_before_cascade_se"]
+    )
 
 
 @pytest.mark.parametrize("p", [0.55, 0.7, 0.9])
@@ -51,22 +62,37 @@ def test_non_private_baseline(p):
     exact = p**2 / (p**2 + (1 - p) ** 2)
     assert s["cascade_threshold"] == 2
     assert abs(s["p_correct_cascade"] - exact) <= 4 * math.sqrt(exact * (1 - exact) / RUNS)
-    assert abs(s["reports_before_cascade_mean"] - theory.expected_reports_before_cascade(None, p)) \
+    assert (
+        abs(s["reports_before_cascade_mean"] - theory.expected_reports_before_cascade(None, p))
         <= 4 * s["reports_before_cascade_se"]
+    )
 
 
 def test_heterogeneous_budgets_use_the_mean_flip_probability():
-    s = simulate(Scenario(signal="binary", p=0.7, mechanism="rr", epsilon=EpsilonUniform(0.5, 2.0), agents=AGENTS,
-                          runs=RUNS, checkpoints=(AGENTS,))).summary()
+    s = simulate(
+        Scenario(
+            signal="binary",
+            p=0.7,
+            mechanism="rr",
+            epsilon=EpsilonUniform(0.5, 2.0),
+            agents=AGENTS,
+            runs=RUNS,
+            checkpoints=(AGENTS,),
+        )
+    ).summary()
     th = s["theory"]
     exact = th["p_correct_cascade"]
     assert abs(s["p_correct_cascade"] - exact) <= 4 * math.sqrt(exact * (1 - exact) / RUNS)
-    assert abs(s["reports_before_cascade_mean"] - th["reports_before_cascade_mean"]) <= 4 * s["reports_before_cascade_se"]
+    assert (
+        abs(s["reports_before_cascade_mean"] - th["reports_before_cascade_mean"])
+        <= 4 * s["reports_before_cascade_se"]
+    )
 
 
 def test_public_llr_freezes_at_the_cascade():
-    r = simulate(Scenario(signal="binary", p=0.7, mechanism="rr", epsilon=1.0, agents=200, runs=2000,
-                          keep_paths=True))
+    r = simulate(
+        Scenario(signal="binary", p=0.7, mechanism="rr", epsilon=1.0, agents=200, runs=2000, keep_paths=True)
+    )
     k = theory.cascade_threshold(1.0, 0.7)
     w = -math.log(theory.rho(1.0, 0.7))
     assert (abs(abs(r.llr_final) - k * w) < 1e-9).all()

@@ -16,15 +16,21 @@ def small():
     gauss = simulate(Scenario(agents=300, runs=100, keep_paths=True, checkpoints=tuple(range(1, 301, 10))))
     nonpriv = simulate(Scenario(mechanism="none", epsilon=None, agents=300, runs=100))
     hetero = simulate(Scenario(epsilon=EpsilonUniform(0, 1), quadrature_nodes=8, agents=200, runs=50))
-    binary = [sweep(Scenario(signal="binary", mechanism="rr", p=p, agents=300, runs=400), "epsilon",
-                    [0.5, 1.0, 2.0]) for p in (0.55, 0.9)]
+    binary = [
+        sweep(
+            Scenario(signal="binary", mechanism="rr", p=p, agents=300, runs=400), "epsilon", [0.5, 1.0, 2.0]
+        )
+        for p in (0.55, 0.9)
+    ]
     gsweep = sweep(Scenario(agents=500, runs=100, belief_threshold=4.0), "epsilon", [0.5, 1.0, 2.0])
-    return {"llr_paths": dict(results=[gauss, hetero, nonpriv]),
-            "cascade_probability": dict(sweeps=binary),
-            "first_correct_survival": dict(results=[gauss]),
-            "mistakes_vs_eps": dict(results=[nonpriv], sweeps=[gsweep]),
-            "stopping_time_vs_eps": dict(sweeps=[gsweep]),
-            "smooth_rr_illustration": dict(scenario=gauss.scenario)}
+    return {
+        "llr_paths": dict(results=[gauss, hetero, nonpriv]),
+        "cascade_probability": dict(sweeps=binary),
+        "first_correct_survival": dict(results=[gauss]),
+        "mistakes_vs_eps": dict(results=[nonpriv], sweeps=[gsweep]),
+        "stopping_time_vs_eps": dict(sweeps=[gsweep]),
+        "smooth_rr_illustration": dict(scenario=gauss.scenario),
+    }
 
 
 @pytest.mark.parametrize("kind", charts.CHART_KINDS)
@@ -43,7 +49,9 @@ def test_same_inputs_give_the_same_bytes_and_a_readable_picture(kind, small):
 
 @pytest.mark.parametrize("kind", charts.CHART_KINDS)
 def test_width_height_and_theme_are_honoured(kind, small):
-    chart = charts.chart_from(kind, style=charts.ChartStyle(width=1600, height=900, theme="dark"), **small[kind])
+    chart = charts.chart_from(
+        kind, style=charts.ChartStyle(width=1600, height=900, theme="dark"), **small[kind]
+    )
     assert chart.rgb.shape == (900, 1600, 3)
     assert np.median(chart.rgb) < 80  # dark background
 

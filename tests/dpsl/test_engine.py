@@ -18,8 +18,17 @@ from dpsl import (
 )
 from dpsl.reference import simulate_numpy
 
-PER_RUN = ("llr_checkpoints", "llr_final", "first_correct_action", "first_correct_report", "wrong_actions",
-           "wrong_reports", "cascade_time", "cascade_side", "belief_stop_time")
+PER_RUN = (
+    "llr_checkpoints",
+    "llr_final",
+    "first_correct_action",
+    "first_correct_report",
+    "wrong_actions",
+    "wrong_reports",
+    "cascade_time",
+    "cascade_side",
+    "belief_stop_time",
+)
 
 
 def _assert_same(r1, r2):
@@ -32,14 +41,24 @@ def _assert_same(r1, r2):
 
 
 SCENARIOS = {
-    "smooth": Scenario(mechanism="smooth", epsilon=1.0, agents=40, runs=2 * RNG_BLOCK_RUNS + 777, belief_threshold=3.0),
-    "smooth-legacy-sigma2": Scenario(mechanism="smooth", epsilon=0.5, sigma=2.0, amplitude="legacy", agents=40,
-                                     runs=RNG_BLOCK_RUNS + 5),
+    "smooth": Scenario(
+        mechanism="smooth", epsilon=1.0, agents=40, runs=2 * RNG_BLOCK_RUNS + 777, belief_threshold=3.0
+    ),
+    "smooth-legacy-sigma2": Scenario(
+        mechanism="smooth", epsilon=0.5, sigma=2.0, amplitude="legacy", agents=40, runs=RNG_BLOCK_RUNS + 5
+    ),
     "none": Scenario(mechanism="none", epsilon=None, agents=30, runs=RNG_BLOCK_RUNS + 300),
     "rr-gaussian": Scenario(mechanism="rr", epsilon=1.0, agents=30, runs=RNG_BLOCK_RUNS + 300),
-    "heterogeneous": Scenario(mechanism="smooth", epsilon=EpsilonUniform(0.0, 1.0), agents=8, runs=RNG_BLOCK_RUNS + 40,
-                              quadrature_nodes=16),
-    "binary": Scenario(signal="binary", p=0.7, mechanism="rr", epsilon=1.0, agents=60, runs=2 * RNG_BLOCK_RUNS + 9),
+    "heterogeneous": Scenario(
+        mechanism="smooth",
+        epsilon=EpsilonUniform(0.0, 1.0),
+        agents=8,
+        runs=RNG_BLOCK_RUNS + 40,
+        quadrature_nodes=16,
+    ),
+    "binary": Scenario(
+        signal="binary", p=0.7, mechanism="rr", epsilon=1.0, agents=60, runs=2 * RNG_BLOCK_RUNS + 9
+    ),
 }
 
 
@@ -98,7 +117,9 @@ def test_memory_budget_names_runs_x_agents():
 
 
 def test_paths_agree_with_checkpoints_and_counters():
-    s = Scenario(epsilon=1.0, agents=60, runs=200, keep_paths=True, belief_threshold=4.0, checkpoints=(1, 7, 60))
+    s = Scenario(
+        epsilon=1.0, agents=60, runs=200, keep_paths=True, belief_threshold=4.0, checkpoints=(1, 7, 60)
+    )
     r = simulate(s)
     assert r.paths.shape == (200, 61)
     assert np.all(r.paths[:, 0] == 0)
@@ -125,10 +146,14 @@ def test_first_action_is_wrong_with_probability_phi_minus_one_over_sigma():
 def test_engine_agrees_in_law_with_the_signal_level_simulation(eps, sigma, amplitude):
     # The engine samples (a_n, x_n) from their joint law given l_n; the reference draws s_n and flips.
     runs, agents, checkpoints = 20_000, 40, (5, 40)
-    ours = simulate(Scenario(epsilon=eps, sigma=sigma, amplitude=amplitude, agents=agents, runs=runs,
-                             checkpoints=checkpoints))
-    llr, wrong_a, wrong_x = simulate_numpy(sigma, eps, runs, agents, seed=3, amplitude=amplitude,
-                                           checkpoints=checkpoints)
+    ours = simulate(
+        Scenario(
+            epsilon=eps, sigma=sigma, amplitude=amplitude, agents=agents, runs=runs, checkpoints=checkpoints
+        )
+    )
+    llr, wrong_a, wrong_x = simulate_numpy(
+        sigma, eps, runs, agents, seed=3, amplitude=amplitude, checkpoints=checkpoints
+    )
     pairs = [(ours.llr_checkpoints[:, i], llr[:, i]) for i in range(len(checkpoints))]
     pairs += [(ours.wrong_actions, wrong_a), (ours.wrong_reports, wrong_x)]
     for x, y in pairs:
@@ -136,21 +161,24 @@ def test_engine_agrees_in_law_with_the_signal_level_simulation(eps, sigma, ampli
         assert abs(x.mean() - y.mean()) <= 4 * se
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"epsilon": 0.0}, "epsilon must be finite and > 0"),
-    ({"epsilon": -1.0, "mechanism": "rr"}, "epsilon must be finite and > 0"),
-    ({"epsilon": None}, "epsilon must be given"),
-    ({"signal": "binary", "p": 0.5, "mechanism": "none"}, "p must be in the open interval (0.5, 1)"),
-    ({"signal": "binary", "p": 1.0, "mechanism": "rr"}, "p must be in the open interval (0.5, 1)"),
-    ({"sigma": 0.0}, "sigma must be finite and > 0"),
-    ({"agents": 0}, "agents must be an integer >= 1"),
-    ({"runs": 0}, "runs must be an integer >= 1"),
-    ({"signal": "binary", "mechanism": "smooth"}, "mechanism must be one of none, rr for binary signals"),
-    ({"mechanism": "laplace"}, "mechanism must be one of none, rr, smooth for gaussian signals"),
-    ({"epsilon": 40.0}, "epsilon * sigma must be in (0, 35]"),
-    ({"checkpoints": (0, 5)}, "checkpoints must be integers in [1, agents=1000]"),
-    ({"amplitude": "full"}, "amplitude must be one of half, legacy"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"epsilon": 0.0}, "epsilon must be finite and > 0"),
+        ({"epsilon": -1.0, "mechanism": "rr"}, "epsilon must be finite and > 0"),
+        ({"epsilon": None}, "epsilon must be given"),
+        ({"signal": "binary", "p": 0.5, "mechanism": "none"}, "p must be in the open interval (0.5, 1)"),
+        ({"signal": "binary", "p": 1.0, "mechanism": "rr"}, "p must be in the open interval (0.5, 1)"),
+        ({"sigma": 0.0}, "sigma must be finite and > 0"),
+        ({"agents": 0}, "agents must be an integer >= 1"),
+        ({"runs": 0}, "runs must be an integer >= 1"),
+        ({"signal": "binary", "mechanism": "smooth"}, "mechanism must be one of none, rr for binary signals"),
+        ({"mechanism": "laplace"}, "mechanism must be one of none, rr, smooth for gaussian signals"),
+        ({"epsilon": 40.0}, "epsilon * sigma must be in (0, 35]"),
+        ({"checkpoints": (0, 5)}, "checkpoints must be integers in [1, agents=1000]"),
+        ({"amplitude": "full"}, "amplitude must be one of half, legacy"),
+    ],
+)
 def test_invalid_parameters_name_the_parameter_and_its_range(kwargs, message):
     with pytest.raises(ScenarioError) as info:
         Scenario(**kwargs)

@@ -33,8 +33,16 @@ LLR_TABLE = [
 @pytest.mark.parametrize("eps, table", LLR_TABLE, ids=["eps0.5", "eps1", "non-private"])
 def test_mean_public_llr_at_100_and_1000(eps, table):
     mechanism = "none" if eps is None else "smooth"
-    r = simulate(Scenario(mechanism=mechanism, epsilon=eps, agents=1000, runs=400 if eps else 100, seed=11,
-                          checkpoints=(100, 1000)))
+    r = simulate(
+        Scenario(
+            mechanism=mechanism,
+            epsilon=eps,
+            agents=1000,
+            runs=400 if eps else 100,
+            seed=11,
+            checkpoints=(100, 1000),
+        )
+    )
     for i, n in enumerate((100, 1000)):
         ok, msg = _close(r.llr_checkpoints[:, i], *table[n][:1], ref_paths=100, rounding=table[n][1])
         assert ok, f"n={n}: {msg}"
@@ -42,8 +50,16 @@ def test_mean_public_llr_at_100_and_1000(eps, table):
 
 def test_heterogeneous_uniform_budgets_mean_llr():
     # docs/dpsl-model.md §6.6, eps_n ~ U[0, 1]: 14.3 at n = 1000 (10-90%: 12.2, 16.4).
-    r = simulate(Scenario(epsilon=EpsilonUniform(0.0, 1.0), agents=1000, runs=100, seed=5, checkpoints=(1000,),
-                          quadrature_nodes=32))
+    r = simulate(
+        Scenario(
+            epsilon=EpsilonUniform(0.0, 1.0),
+            agents=1000,
+            runs=100,
+            seed=5,
+            checkpoints=(1000,),
+            quadrature_nodes=32,
+        )
+    )
     ok, msg = _close(r.llr_checkpoints[:, 0], 14.3, ref_paths=100, rounding=0.05)
     assert ok, msg
 
@@ -58,7 +74,9 @@ def test_private_llr_grows_like_two_over_eps_sigma2_log_n(eps):
 
 def test_non_private_llr_grows_like_sqrt_log_n():
     n = np.array([10, 100, 1000, 10_000])
-    r = simulate(Scenario(mechanism="none", epsilon=None, agents=10_000, runs=30, seed=2, checkpoints=tuple(n)))
+    r = simulate(
+        Scenario(mechanism="none", epsilon=None, agents=10_000, runs=30, seed=2, checkpoints=tuple(n))
+    )
     m = r.llr_mean
     # Equal steps in log n give shrinking increments: the ratio of successive decade increments is
     # (sqrt(log 1e4) - sqrt(log 1e3)) / (sqrt(log 1e3) - sqrt(log 1e2)) = 0.84 for sqrt(log n), 1 for log n.
@@ -97,7 +115,9 @@ def test_expected_first_correct_action_time(eps, ref):
 @pytest.mark.parametrize("eps, ref", [(0.5, 136), (1.0, 188)])
 def test_belief_threshold_stopping_time(eps, ref):
     # docs/dpsl-model.md §6.4: E[tau_10] by Monte Carlo over 2000 paths, B = 10, sigma = 1.
-    r = simulate(Scenario(epsilon=eps, agents=3000, runs=1000, seed=3, belief_threshold=10.0, checkpoints=(3000,)))
+    r = simulate(
+        Scenario(epsilon=eps, agents=3000, runs=1000, seed=3, belief_threshold=10.0, checkpoints=(3000,))
+    )
     assert r.summary()["belief_stop_time_censored"] == 0.0
     ok, msg = _close(r.belief_stop_time.astype(float), ref, ref_paths=2000, rounding=0.5)
     assert ok, msg

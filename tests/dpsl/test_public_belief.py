@@ -29,7 +29,7 @@ def _law(mechanism, eps=None, sigma=1.0, amplitude="half"):
 
 def _p_minus_by_integration(llr, theta, sigma, mechanism, eps, amplitude):
     """P(x = -1 | l, theta) straight from the model: integrate over the signal s."""
-    t = -sigma**2 * llr / 2
+    t = -(sigma**2) * llr / 2
 
     def flip(s):
         return float(gaussian_flip_probability(mechanism, torch.tensor(s), torch.tensor(t), eps, amplitude))
@@ -43,9 +43,16 @@ def _p_minus_by_integration(llr, theta, sigma, mechanism, eps, amplitude):
 
 
 @pytest.mark.filterwarnings("ignore::scipy.integrate.IntegrationWarning")
-@pytest.mark.parametrize("mechanism, eps, amplitude", [
-    ("smooth", 0.5, "half"), ("smooth", 1.0, "half"), ("smooth", 2.0, "legacy"), ("rr", 1.0, "half"), ("none", None, "half"),
-])
+@pytest.mark.parametrize(
+    "mechanism, eps, amplitude",
+    [
+        ("smooth", 0.5, "half"),
+        ("smooth", 1.0, "half"),
+        ("smooth", 2.0, "legacy"),
+        ("rr", 1.0, "half"),
+        ("none", None, "half"),
+    ],
+)
 @pytest.mark.parametrize("llr", [-3.0, 0.0, 1.5, 6.0])
 @pytest.mark.parametrize("sigma", [1.0, 2.0])
 def test_closed_form_matches_integration_over_the_signal(mechanism, eps, amplitude, llr, sigma):
@@ -69,7 +76,12 @@ def test_first_report_probability(eps, ref):
 @pytest.mark.parametrize("r", [0.05, 0.5, 1.0, 3.0, 10.0])
 @pytest.mark.parametrize("amplitude", ["half", "legacy"])
 def test_fast_kernel_equals_reference(r, amplitude):
-    v = torch.cat([torch.linspace(0, 60, 6001, dtype=torch.float64), torch.linspace(60, 1500, 2000, dtype=torch.float64)])
+    v = torch.cat(
+        [
+            torch.linspace(0, 60, 6001, dtype=torch.float64),
+            torch.linspace(60, 1500, 2000, dtype=torch.float64),
+        ]
+    )
     kernel = SmoothReportKernel(v.numel(), 1.0, r, amplitude, "cpu")
     out, diff = torch.empty_like(v), torch.empty_like(v)
     kernel.log_small_side(v, out, diff)
@@ -94,8 +106,12 @@ def test_fast_kernel_up_to_the_largest_allowed_eps_sigma():
 
 
 LAWS = [
-    _law("smooth", 0.1), _law("smooth", 1.0), _law("smooth", 2.0, sigma=3.0), _law("smooth", 1.0, amplitude="legacy"),
-    _law("rr", 1.0), _law("none"),
+    _law("smooth", 0.1),
+    _law("smooth", 1.0),
+    _law("smooth", 2.0, sigma=3.0),
+    _law("smooth", 1.0, amplitude="legacy"),
+    _law("rr", 1.0),
+    _law("none"),
     GaussianLaw(1.0, "smooth", *map(tuple, gauss_legendre(0.0, 1.0, 64))),
 ]
 
@@ -110,8 +126,10 @@ def test_recursion_is_finite_for_llr_up_to_1e3(law):
             assert torch.isfinite(lp).all() and (lp <= 0).all()
         assert torch.isfinite(llr_increment(llr, xs, law)).all()
     # The two report probabilities sum to one everywhere.
-    total = torch.logaddexp(log_report_prob(llr, -torch.ones_like(llr), 1.0, law),
-                            log_report_prob(llr, torch.ones_like(llr), 1.0, law))
+    total = torch.logaddexp(
+        log_report_prob(llr, -torch.ones_like(llr), 1.0, law),
+        log_report_prob(llr, torch.ones_like(llr), 1.0, law),
+    )
     assert torch.allclose(total, torch.zeros_like(total), atol=1e-12)
 
 
@@ -125,7 +143,9 @@ def test_minority_report_moves_llr_by_minus_two_eps_far_out(eps):
     majority = llr_increment(llr, torch.ones_like(llr), law)
     assert (majority >= 0).all() and (majority < 1e-20).all()
     # Mirror image at l -> -inf.
-    assert torch.allclose(llr_increment(-llr, torch.ones_like(llr), law), torch.full_like(llr, 2 * eps), atol=1e-6)
+    assert torch.allclose(
+        llr_increment(-llr, torch.ones_like(llr), law), torch.full_like(llr, 2 * eps), atol=1e-6
+    )
 
 
 def test_majority_increment_matches_its_asymptote():
@@ -133,5 +153,10 @@ def test_majority_increment_matches_its_asymptote():
     eps, sigma = 1.0, 1.0
     llr = torch.tensor([40.0, 80.0], dtype=torch.float64)
     inc = llr_increment(llr, torch.ones_like(llr), _law("smooth", eps, sigma))
-    asym = 0.5 * math.exp(eps**2 * sigma**2 / 2) * (math.exp(eps) - math.exp(-eps)) * torch.exp(-eps * sigma**2 * llr / 2)
+    asym = (
+        0.5
+        * math.exp(eps**2 * sigma**2 / 2)
+        * (math.exp(eps) - math.exp(-eps))
+        * torch.exp(-eps * sigma**2 * llr / 2)
+    )
     assert torch.allclose(inc, asym, rtol=0.1)

@@ -22,7 +22,9 @@ def test_grid_parsing():
 def test_a_series_reports_progress_over_all_its_sweeps_and_matches_single_sweeps():
     bases = [Scenario(signal="binary", mechanism="rr", p=p, agents=50, runs=40) for p in (0.6, 0.8)]
     seen = []
-    series = sweep_series(bases, "epsilon", [0.5, 1.0], progress=lambda done, total: seen.append((done, total)))
+    series = sweep_series(
+        bases, "epsilon", [0.5, 1.0], progress=lambda done, total: seen.append((done, total))
+    )
     total = 2 * 2 * 50 * 40
     assert seen[-1] == (total, total)
     assert all(t == total for _, t in seen) and [d for d, _ in seen] == sorted(d for d, _ in seen)

@@ -33,11 +33,24 @@ def test_breakpoints_match_the_table_to_3_decimals(p):
     assert theory.cascade_threshold(None, p) == 2
 
 
-@pytest.mark.parametrize("p, eps, k, prob", [
-    (0.7, 0.5, 5, 0.7277), (0.7, 1, 3, 0.7544), (0.7, 1.5, 2, 0.7387), (0.7, 2, 2, 0.7788), (0.7, 3, 2, 0.8201),
-    (0.7, 5, 2, 0.8415), (0.9, 0.5, 6, 0.9154), (0.9, 1, 3, 0.9112), (0.9, 1.5, 2, 0.9039), (0.9, 3, 2, 0.9750),
-    (0.55, 1, 3, 0.5689), (0.55, 1.5, 2, 0.5633), (0.55, 3, 2, 0.5898),
-])
+@pytest.mark.parametrize(
+    "p, eps, k, prob",
+    [
+        (0.7, 0.5, 5, 0.7277),
+        (0.7, 1, 3, 0.7544),
+        (0.7, 1.5, 2, 0.7387),
+        (0.7, 2, 2, 0.7788),
+        (0.7, 3, 2, 0.8201),
+        (0.7, 5, 2, 0.8415),
+        (0.9, 0.5, 6, 0.9154),
+        (0.9, 1, 3, 0.9112),
+        (0.9, 1.5, 2, 0.9039),
+        (0.9, 3, 2, 0.9750),
+        (0.55, 1, 3, 0.5689),
+        (0.55, 1.5, 2, 0.5633),
+        (0.55, 3, 2, 0.5898),
+    ],
+)
 def test_spot_values(p, eps, k, prob):
     assert theory.cascade_threshold(eps, p) == k
     assert theory.p_correct_cascade(eps, p) == pytest.approx(prob, abs=6e-5)
@@ -75,7 +88,9 @@ def test_K_values_and_asymptote():
     # "at eps = 1, sigma = 1 this predicts l_{10^5} ~ 22.5"
     assert theory.llr_asymptote(1e5, 1.0, 1.0) == pytest.approx(22.5, abs=0.05)
     # K is proportional to A: the legacy amplitude scales it by 2/(1+e^eps).
-    assert theory.smooth_rr_K(1.0, 1.0, "legacy") == pytest.approx(theory.smooth_rr_K(1.0, 1.0) * 2 / (1 + math.e))
+    assert theory.smooth_rr_K(1.0, 1.0, "legacy") == pytest.approx(
+        theory.smooth_rr_K(1.0, 1.0) * 2 / (1 + math.e)
+    )
 
 
 def test_first_correct_time_bound():
@@ -106,9 +121,18 @@ def test_belief_stop_time_asymptote():
 
 # docs/dpsl-model.md §6.5: (l_50, l_100, l_200) of the all-positive-reports recursion from l_1 = 6, A = 1/(1+e^eps).
 APPENDIX = {
-    1.0: {0.1: (10.55, 14.05, 19.29), 0.5: (9.39, 11.16, 13.29), 1.0: (7.77, 8.66, 9.72), None: (6.71, 7.07, 7.48)},
-    math.sqrt(2): {0.1: (8.90, 11.06, 14.20), 0.5: (6.98, 7.64, 8.53), 1.0: (6.19, 6.36, 6.62),
-                   None: (6.01, 6.02, 6.04)},
+    1.0: {
+        0.1: (10.55, 14.05, 19.29),
+        0.5: (9.39, 11.16, 13.29),
+        1.0: (7.77, 8.66, 9.72),
+        None: (6.71, 7.07, 7.48),
+    },
+    math.sqrt(2): {
+        0.1: (8.90, 11.06, 14.20),
+        0.5: (6.98, 7.64, 8.53),
+        1.0: (6.19, 6.36, 6.62),
+        None: (6.01, 6.02, 6.04),
+    },
 }
 
 
@@ -125,4 +149,6 @@ def test_appendix_recursion_reproduces_the_table(sigma):
 
 def test_appendix_recursion_with_half_amplitude():
     for eps, ref in [(0.1, 19.91), (0.5, 14.26), (1.0, 10.76)]:
-        assert theory.positive_report_recursion(6.0, 199, eps, 1.0, amplitude="half")[199] == pytest.approx(ref, abs=6e-3)
+        assert theory.positive_report_recursion(6.0, 199, eps, 1.0, amplitude="half")[199] == pytest.approx(
+            ref, abs=6e-3
+        )

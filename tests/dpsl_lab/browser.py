@@ -46,10 +46,21 @@ class Browser:
         profile_dir.mkdir(parents=True, exist_ok=True)
         self.profile_dir = profile_dir
         self.process = subprocess.Popen(
-            [binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-             "--no-first-run", "--no-default-browser-check", "--remote-debugging-port=0",
-             f"--user-data-dir={profile_dir}", f"--window-size={width},{height}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=(profile_dir / "chromium.log").open("wb"),
+            [
+                binary,
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--remote-debugging-port=0",
+                f"--user-data-dir={profile_dir}",
+                f"--window-size={width},{height}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=(profile_dir / "chromium.log").open("wb"),
         )
         self._ids = itertools.count(1)
         self.ws = websocket.create_connection(self._page_websocket_url(), timeout=60, suppress_origin=True)
@@ -89,8 +100,13 @@ class Browser:
 
     def evaluate(self, expression: str, timeout: float = 60.0):
         """Run JavaScript (an async function body is fine) in the page and return its JSON value."""
-        result = self.send("Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True,
-                           timeout=int(timeout * 1000))
+        result = self.send(
+            "Runtime.evaluate",
+            expression=expression,
+            awaitPromise=True,
+            returnByValue=True,
+            timeout=int(timeout * 1000),
+        )
         if "exceptionDetails" in result:
             details = result["exceptionDetails"]
             text = details.get("exception", {}).get("description") or details.get("text")
@@ -105,7 +121,9 @@ class Browser:
             if value:
                 return value
             time.sleep(0.25)
-        raise TimeoutError(f"timed out after {timeout} s waiting for {what or expression} (last value {value!r})")
+        raise TimeoutError(
+            f"timed out after {timeout} s waiting for {what or expression} (last value {value!r})"
+        )
 
     def navigate(self, url: str) -> None:
         self.send("Page.navigate", url=url)

@@ -65,23 +65,32 @@ def test_example_loads_queues_and_shows_its_chart(comfy_server, browser, artifac
     sent = browser.evaluate("(async () => (await app.graphToPrompt()).output)()")
     expected = json.loads((Path(__file__).parent / "api_workflows" / f"{EXAMPLE}.json").read_text())
     expected[str(scenario_id)]["inputs"]["seed"] = SEED
-    assert {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in sent.items()} == \
-        {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in expected.items()}
+    assert {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in sent.items()} == {
+        k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in expected.items()
+    }
 
     browser.evaluate("(async () => { await app.queuePrompt(0, 1); return true; })()")
     chart_id = next(n["id"] for n in workflow["nodes"] if n["type"] == "DPSLChart")
-    width = browser.wait_for(f"""(() => {{
+    width = browser.wait_for(
+        f"""(() => {{
         const n = app.graph.getNodeById({chart_id});
         const img = n && n.imgs && n.imgs[0];
         return img && img.complete ? img.naturalWidth : 0;
-    }})()""", 120, "the chart image on the DPSLChart node")
+    }})()""",
+        120,
+        "the chart image on the DPSLChart node",
+    )
     assert width == 1024
 
     report_id = next(n["id"] for n in workflow["nodes"] if n["type"] == "DPSLReport")
-    report_text = browser.wait_for(f"""(() => {{
+    report_text = browser.wait_for(
+        f"""(() => {{
         const w = app.graph.getNodeById({report_id}).widgets.find(w => w.name === 'report_view');
         return w && w.value && w.value.includes('P(correct cascade)') ? w.value : '';
-    }})()""", 30, "the report table on the DPSLReport node")
+    }})()""",
+        30,
+        "the report table on the DPSLReport node",
+    )
     assert "closed form" in report_text
 
     browser.evaluate("""(async () => {

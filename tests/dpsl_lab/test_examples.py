@@ -14,7 +14,13 @@ REPO = Path(__file__).resolve().parents[2]
 UI_DIR = REPO / "example_workflows"
 API_DIR = Path(__file__).parent / "api_workflows"
 EXAMPLES = sorted(p.stem for p in UI_DIR.glob("dpsl_*.json"))
-FIGURES = {"dpsl_binary_cascade", "dpsl_llr_regimes", "dpsl_smooth_rr", "dpsl_stopping_time", "dpsl_first_correct"}
+FIGURES = {
+    "dpsl_binary_cascade",
+    "dpsl_llr_regimes",
+    "dpsl_smooth_rr",
+    "dpsl_stopping_time",
+    "dpsl_first_correct",
+}
 
 
 def load(path: Path) -> dict:
@@ -117,7 +123,9 @@ def test_thumbnail_is_the_chart_the_workflow_produces(name, runs, comfy_server):
     thumb = Image.open(UI_DIR / f"{name}.jpg").convert("RGB")
     chart = Image.open(io.BytesIO(png)).convert("RGB").resize(thumb.size, Image.LANCZOS)
     diff = np.abs(np.asarray(thumb, dtype=float) - np.asarray(chart, dtype=float)).mean()
-    assert diff < 4.0, f"thumbnail differs from the chart by {diff:.1f} grey levels: rerun dev/render_dpsl_thumbnails.py"
+    assert diff < 4.0, (
+        f"thumbnail differs from the chart by {diff:.1f} grey levels: rerun dev/render_dpsl_thumbnails.py"
+    )
 
 
 @pytest.mark.server

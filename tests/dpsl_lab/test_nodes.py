@@ -17,8 +17,10 @@ API_DIR = Path(__file__).parent / "api_workflows"
 def simulate_prompt(keep_paths=False, **scenario) -> dict:
     prompt = json.loads((API_DIR / "dpsl_smooth_rr.json").read_text())
     prompt["1"]["inputs"].update(scenario)
-    prompt["3"] = {"class_type": "DPSLSimulate", "inputs": {"scenario": ["1", 0], "keep_paths": keep_paths,
-                                                            "memory_budget_gb": 2.0}}
+    prompt["3"] = {
+        "class_type": "DPSLSimulate",
+        "inputs": {"scenario": ["1", 0], "keep_paths": keep_paths, "memory_budget_gb": 2.0},
+    }
     prompt["2"] = {"class_type": "DPSLReport", "inputs": {"filename_prefix": "dpsl/test", "result": ["3", 0]}}
     return prompt
 
@@ -31,14 +33,21 @@ def sweep_prompt(grid: str) -> dict:
 
 
 @pytest.mark.server
-@pytest.mark.parametrize("prompt, node_type, words", [
-    (simulate_prompt(epsilon=0.0), "DPSLScenario", ["epsilon", "> 0"]),
-    (simulate_prompt(signal="binary", mechanism="rr", p=0.5), "DPSLScenario", ["p", "(0.5, 1)"]),
-    (simulate_prompt(keep_paths=True, agents=200_000, runs=20_000), "DPSLSimulate",
-     ["keep_paths", "memory budget", "runs x agents"]),
-    (sweep_prompt(""), "DPSLSweep", ["epsilon_grid", "empty"]),
-    (sweep_prompt("0.5, -1"), "DPSLSweep", ["epsilon_grid", "> 0"]),
-], ids=["eps_zero", "p_half", "memory_budget", "empty_grid", "negative_grid_value"])
+@pytest.mark.parametrize(
+    "prompt, node_type, words",
+    [
+        (simulate_prompt(epsilon=0.0), "DPSLScenario", ["epsilon", "> 0"]),
+        (simulate_prompt(signal="binary", mechanism="rr", p=0.5), "DPSLScenario", ["p", "(0.5, 1)"]),
+        (
+            simulate_prompt(keep_paths=True, agents=200_000, runs=20_000),
+            "DPSLSimulate",
+            ["keep_paths", "memory budget", "runs x agents"],
+        ),
+        (sweep_prompt(""), "DPSLSweep", ["epsilon_grid", "empty"]),
+        (sweep_prompt("0.5, -1"), "DPSLSweep", ["epsilon_grid", "> 0"]),
+    ],
+    ids=["eps_zero", "p_half", "memory_budget", "empty_grid", "negative_grid_value"],
+)
 def test_bad_parameters_reach_the_user_naming_the_parameter(comfy_server, prompt, node_type, words):
     error = comfy_server.run_expecting_error(prompt)
     assert error["node_type"] == node_type
@@ -89,10 +98,14 @@ def test_simulate_runs_on_the_host_device_and_reports_progress(lab, monkeypatch)
     import comfy.utils
 
     calls = []
-    monkeypatch.setattr(comfy.utils, "PROGRESS_BAR_HOOK", lambda value, total, preview, node_id=None:
-                        calls.append((value, total)))
-    scenario = lab.DPSLScenario.execute("gaussian", 1.0, 0.7, "smooth", "fixed", 1.0, 0.0, 1.0, "half", 200, 20,
-                                        0, 0.0, 16).result[0]
+    monkeypatch.setattr(
+        comfy.utils,
+        "PROGRESS_BAR_HOOK",
+        lambda value, total, preview, node_id=None: calls.append((value, total)),
+    )
+    scenario = lab.DPSLScenario.execute(
+        "gaussian", 1.0, 0.7, "smooth", "fixed", 1.0, 0.0, 1.0, "half", 200, 20, 0, 0.0, 16
+    ).result[0]
     result = lab.DPSLSimulate.execute(scenario, False, 2.0).result[0]
     assert result.device == "cpu"
     assert calls and calls[-1] == (200 * 20, 200 * 20)
@@ -101,8 +114,9 @@ def test_simulate_runs_on_the_host_device_and_reports_progress(lab, monkeypatch)
 def test_cancel_flag_becomes_comfyui_interrupt(lab, monkeypatch):
     import comfy.model_management as mm
 
-    scenario = lab.DPSLScenario.execute("gaussian", 1.0, 0.7, "smooth", "fixed", 1.0, 0.0, 1.0, "half", 5000, 50,
-                                        0, 0.0, 16).result[0]
+    scenario = lab.DPSLScenario.execute(
+        "gaussian", 1.0, 0.7, "smooth", "fixed", 1.0, 0.0, 1.0, "half", 5000, 50, 0, 0.0, 16
+    ).result[0]
     mm.interrupt_current_processing(True)
     try:
         with pytest.raises(mm.InterruptProcessingException):

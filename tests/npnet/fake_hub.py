@@ -102,7 +102,6 @@ class FakeHub:
 
         return Handler
 
-
     def serve(self) -> ThreadingHTTPServer:
         """Start serving on a free loopback port in a daemon thread; the caller shuts it down."""
         server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler())

@@ -101,7 +101,9 @@ def test_long_prompts_are_fitted_by_the_entry_point(sdxl_model):
     # (it used to refuse them and point at npnet.fit_tokens).
     noise, embeds = make_inputs(1, seed=9)
     long = torch.cat([embeds, torch.randn(1, 77, 2048)], dim=1)
-    assert torch.equal(npnet.golden_noise(sdxl_model, noise, long), npnet.golden_noise(sdxl_model, noise, embeds))
+    assert torch.equal(
+        npnet.golden_noise(sdxl_model, noise, long), npnet.golden_noise(sdxl_model, noise, embeds)
+    )
     averaged = npnet.golden_noise(sdxl_model, noise, long, token_policy="chunk_average")
     expected = npnet.golden_noise(sdxl_model, noise, long.unflatten(1, (2, 77)).mean(dim=1))
     assert torch.equal(averaged, expected)

@@ -111,7 +111,11 @@ def test_dataset_reads_shards_and_filters_by_gain(tmp_path):
 
 
 def _shard(path, n=4, c=4, h=16, w=24, t=8, d=32, **overrides):
-    tensors = {"noise": torch.randn(n, c, h, w), "golden": torch.randn(n, c, h, w), "embeds": torch.randn(n, t, d)}
+    tensors = {
+        "noise": torch.randn(n, c, h, w),
+        "golden": torch.randn(n, c, h, w),
+        "embeds": torch.randn(n, t, d),
+    }
     tensors.update(overrides)
     write_shard(path, **tensors)
 
@@ -120,12 +124,22 @@ def _shard(path, n=4, c=4, h=16, w=24, t=8, d=32, **overrides):
     "make, message",
     [
         (lambda d: None, "holds no NPD shards"),
-        (lambda d: (_shard(d / "a.safetensors"), _shard(d / "b.safetensors", h=32)), "b.safetensors holds 4x32x24"),
-        (lambda d: _shard(d / "a.safetensors", golden=torch.full((4, 4, 16, 24), float("nan"))),
-         "a.safetensors: 'golden' contains NaN or Inf"),
-        (lambda d: _shard(d / "a.safetensors", embeds=torch.ones(4, 8, 32, dtype=torch.int32)),
-         "a.safetensors: 'embeds' is torch.int32"),
-        (lambda d: _shard(d / "a.safetensors", embeds=torch.randn(3, 8, 32)), "'embeds' has shape [3, 8, 32]"),
+        (
+            lambda d: (_shard(d / "a.safetensors"), _shard(d / "b.safetensors", h=32)),
+            "b.safetensors holds 4x32x24",
+        ),
+        (
+            lambda d: _shard(d / "a.safetensors", golden=torch.full((4, 4, 16, 24), float("nan"))),
+            "a.safetensors: 'golden' contains NaN or Inf",
+        ),
+        (
+            lambda d: _shard(d / "a.safetensors", embeds=torch.ones(4, 8, 32, dtype=torch.int32)),
+            "a.safetensors: 'embeds' is torch.int32",
+        ),
+        (
+            lambda d: _shard(d / "a.safetensors", embeds=torch.randn(3, 8, 32)),
+            "'embeds' has shape [3, 8, 32]",
+        ),
         (lambda d: (d / "a.safetensors").write_bytes(b"not a shard"), "a.safetensors is not a readable"),
     ],
     ids=["empty", "mixed-shapes", "nan", "int-dtype", "prompt-count", "garbage"],
@@ -186,12 +200,21 @@ def _assert_same_weights(a: dict, b: dict, rel: float) -> None:
 def _run_cli(*args, torchrun: int | None = None, **popen):
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
     if torchrun:
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={torchrun}",
-                   "-m", "npnet.train", *args]
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc-per-node={torchrun}",
+            "-m",
+            "npnet.train",
+            *args,
+        ]
     else:
         command = [sys.executable, "-m", "npnet.train", *args]
-    return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, **popen)
+    return subprocess.Popen(
+        command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen
+    )
 
 
 @pytest.mark.slow
@@ -214,7 +237,9 @@ def test_learns_a_teacher_well_below_the_identity_baseline(tmp_path):
     data = make_dataset(tmp_path / "npd", shards=2, per_shard=12)
     out = tmp_path / "out"
     assert main(_args(data, out, "--epochs", "3", "--batch-size", "4", "--lr", "1e-3")) == 0
-    lines = [line for line in (out / "metrics.jsonl").read_text().splitlines() if '"val_loss": null' not in line]
+    lines = [
+        line for line in (out / "metrics.jsonl").read_text().splitlines() if '"val_loss": null' not in line
+    ]
     import json
 
     last = json.loads(lines[-1])
@@ -276,5 +301,20 @@ def test_init_imagenet_downloads_through_the_hub_and_loads_every_swin_key(tmp_pa
     finally:
         server.shutdown()
         server.server_close()
-    assert main(_args(data, tmp_path / "out", "--batch-size", "2", "--epochs", "1", "--init", "imagenet",
-                      "--weights-dir", str(tmp_path / "cache"))) == 0
+    assert (
+        main(
+            _args(
+                data,
+                tmp_path / "out",
+                "--batch-size",
+                "2",
+                "--epochs",
+                "1",
+                "--init",
+                "imagenet",
+                "--weights-dir",
+                str(tmp_path / "cache"),
+            )
+        )
+        == 0
+    )

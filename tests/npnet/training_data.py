@@ -33,6 +33,12 @@ def make_dataset(folder: Path, shards: int, per_shard: int, config=SMALL, seed: 
         with torch.no_grad():
             golden = model(noise, embeds)
         gain = torch.randn(per_shard, generator=generator) if gains else None
-        write_shard(folder / f"shard-{s:05d}.safetensors", noise.half(), golden.half(), embeds.half(), gain,
-                    {"base_model": "teacher"})
+        write_shard(
+            folder / f"shard-{s:05d}.safetensors",
+            noise.half(),
+            golden.half(),
+            embeds.half(),
+            gain,
+            {"base_model": "teacher"},
+        )
     return folder
