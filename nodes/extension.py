@@ -7,9 +7,9 @@ from .comfy_host import ComfyExtension
 
 def node_classes() -> list[type]:
     # Imported here, not at module level, so a host without ComfyUI never imports the adapters.
-    from . import dpsl_lab, golden_noise
+    from . import dpsl_lab, golden_noise, learning
 
-    families = [golden_noise.NODES, dpsl_lab.NODES]
+    families = [golden_noise.NODES, learning.NODES, dpsl_lab.NODES]
     return [cls for family in families for cls in family]
 
 
@@ -21,7 +21,8 @@ class GoldenNoiseExtension(ComfyExtension):
 async def comfy_entrypoint() -> GoldenNoiseExtension:
     """Called once by every supported core when it loads the pack (newer cores also call `on_load`,
     which 0.3.75 lacks, so set-up happens here)."""
-    from .npnet_weights import register_folder
+    from . import npnet_weights, reward_models
 
-    register_folder()
+    npnet_weights.register_folder()
+    reward_models.register_folder()
     return GoldenNoiseExtension()

@@ -30,6 +30,14 @@ def _pad_to(embeds: torch.Tensor, length: int) -> torch.Tensor:
     return torch.cat([embeds, embeds[:, -1:].expand(-1, missing, -1)], dim=1)
 
 
+def first_tokens(embeds: torch.Tensor, tokens: int) -> torch.Tensor:
+    """The first `tokens` states of [B, L, D], padded as `fit_tokens` pads: what a network of that many
+    tokens reads with policy "first_chunk" (so collection stores exactly what inference will feed)."""
+    if embeds.shape[1] < tokens:
+        return _pad_to(embeds, tokens)
+    return embeds[:, :tokens]
+
+
 def fit_checked(embeds: torch.Tensor, config: NPNetConfig, policy: str) -> torch.Tensor:
     """`fit_tokens` for inputs already validated against `config` (policy included)."""
     tokens = config.tokens
@@ -43,11 +51,12 @@ def fit_checked(embeds: torch.Tensor, config: NPNetConfig, policy: str) -> torch
     if policy == "first_chunk" or length <= tokens:
         if length < tokens:
             logger.info("prompt has %d tokens; padded to %d by repeating the last token", length, tokens)
-            return _pad_to(embeds, tokens)
-        return embeds[:, :tokens]
+        return first_tokens(embeds, tokens)
     chunks = -(-length // tokens)
     if length % tokens:
-        logger.info("last chunk has %d tokens; padded to %d by repeating its last token", length % tokens, tokens)
+        logger.info(
+            "last chunk has %d tokens; padded to %d by repeating its last token", length % tokens, tokens
+        )
         embeds = _pad_to(embeds, chunks * tokens)
     return embeds.unflatten(1, (chunks, tokens)).mean(dim=1)
 

@@ -4,7 +4,9 @@ A dataset is a folder of shard files `*.safetensors`, each holding N samples:
 - `noise`  [N, C, H, W]: the initial Gaussian noise x_T (unit variance), float16 or float32;
 - `golden` [N, C, H, W]: its target x'_T, same dtype;
 - `embeds` [N, T, D]: the positive prompt's token states as the host's text encoder produced them;
-- `gain`   [N] float32, optional: reward(image from x'_T) - reward(image from x_T).
+- `gain`   [N] float32, optional: reward(image from x'_T) - reward(image from x_T);
+- `index`  [N] int64, optional: each sample's number in its collection run (`npnet.collection`), so a
+  resumed or split collection never writes a sample twice.
 The metadata key `npd` holds a JSON object with at least {"version": 1} and, when known, the base model,
 sampler settings, reward model and prompts. Shards are read memory-mapped, one sample at a time, so a
 dataset larger than RAM trains.
@@ -43,12 +45,15 @@ def write_shard(
     embeds: torch.Tensor,
     gain: torch.Tensor | None = None,
     metadata: Mapping | None = None,
+    index: torch.Tensor | None = None,
 ) -> Path:
     """Write one NPD shard atomically (a crash leaves no file a reader would take for a shard)."""
     path = Path(path)
     tensors = {"noise": noise, "golden": golden, "embeds": embeds}
     if gain is not None:
         tensors["gain"] = gain.float()
+    if index is not None:
+        tensors["index"] = index.long()
     info = {"version": VERSION, **(metadata or {})}
     partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
     try:
@@ -140,7 +145,9 @@ def _check_shard(path: Path, min_gain: float | None):
     keys = set(f.keys())
     missing = [t for t in TENSORS if t not in keys]
     if missing:
-        raise DatasetError(f"{name} lacks the tensor(s) {missing}; an NPD shard holds {list(TENSORS)} (+ gain).")
+        raise DatasetError(
+            f"{name} lacks the tensor(s) {missing}; an NPD shard holds {list(TENSORS)} (+ gain)."
+        )
     try:
         metadata = json.loads((f.metadata() or {}).get(METADATA_KEY, "{}"))
     except ValueError:
@@ -153,10 +160,14 @@ def _check_shard(path: Path, min_gain: float | None):
     if len(noise) != 4 or 0 in noise:
         raise DatasetError(f"{name}: 'noise' has shape {list(noise)}; expected [N, C, H, W] with N >= 1.")
     if shapes["golden"] != noise:
-        raise DatasetError(f"{name}: 'golden' has shape {list(shapes['golden'])}, 'noise' {list(noise)}; they must match.")
+        raise DatasetError(
+            f"{name}: 'golden' has shape {list(shapes['golden'])}, 'noise' {list(noise)}; they must match."
+        )
     embeds = shapes["embeds"]
     if len(embeds) != 3 or embeds[0] != noise[0] or 0 in embeds:
-        raise DatasetError(f"{name}: 'embeds' has shape {list(embeds)}; expected [{noise[0]}, T, D] (one prompt per sample).")
+        raise DatasetError(
+            f"{name}: 'embeds' has shape {list(embeds)}; expected [{noise[0]}, T, D] (one prompt per sample)."
+        )
     for t in TENSORS:
         dtype = f.get_slice(t)[:1].dtype
         if dtype not in FLOAT_DTYPES:

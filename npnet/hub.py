@@ -149,7 +149,9 @@ def _fetch(
     _fetch_into(repo, filename, target, endpoint, token, progress, lambda path: _convert(spec, path, target))
 
 
-def _fetch_into(repo, filename, target: Path, endpoint, token, progress, place: Callable[[Path], None]) -> None:
+def _fetch_into(
+    repo, filename, target: Path, endpoint, token, progress, place: Callable[[Path], None]
+) -> None:
     """Download repo/filename into a staging folder beside `target` and `place(downloaded_path)` it."""
     staging = Path(tempfile.mkdtemp(prefix=".npnet-download-", dir=target.parent))
     try:
@@ -170,7 +172,9 @@ IMAGENET_SWIN = ("timm/swin_tiny_patch4_window7_224.ms_in1k", "model.safetensors
 """timm's ImageNet Swin-T on the Hub; its key names are the ones our Swin uses."""
 
 
-def download_imagenet_swin(dest_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> Path:
+def download_imagenet_swin(
+    dest_dir: str | os.PathLike | None = None, progress: Progress | None = None
+) -> Path:
     """Path of timm's ImageNet Swin-T weights in `dest_dir` (default `default_dir()`), downloaded once.
 
     Used by `python -m npnet.train --init imagenet`, as the authors initialise NPNet's Swin branch.
@@ -188,11 +192,78 @@ def download_imagenet_swin(dest_dir: str | os.PathLike | None = None, progress: 
         raise DownloadError(f"the ImageNet Swin-T weights are not in {dest} and downloads are off. {manual}")
     dest.mkdir(parents=True, exist_ok=True)
     try:
-        _fetch_into(repo, filename, target, endpoint, os.environ.get("HF_TOKEN") or None, progress,
-                    lambda path: shutil.move(str(path), target))
+        _fetch_into(
+            repo,
+            filename,
+            target,
+            endpoint,
+            os.environ.get("HF_TOKEN") or None,
+            progress,
+            lambda path: shutil.move(str(path), target),
+        )
     except Exception as error:  # noqa: BLE001 - any failure needs the user; the message says what to do
-        raise DownloadError(f"could not download {repo}/{filename}: {type(error).__name__}: {error}. {manual}") from error
+        raise DownloadError(
+            f"could not download {repo}/{filename}: {type(error).__name__}: {error}. {manual}"
+        ) from error
     return target
+
+
+def download_folder(
+    repo: str,
+    dest: str | os.PathLike,
+    pick: Callable[[list[str]], list[str]],
+    progress: Progress | None = None,
+) -> Path:
+    """The files `pick(repo_files)` of a Hub repo, in the folder `dest`, downloaded once.
+
+    For models other than NPNet that hosts fetch on first use (the reward models). The files land in a
+    staging folder beside `dest` that is renamed into place when all are there, so `dest` existing means
+    complete and an interrupted download leaves nothing a later run would take for a model. Same rules
+    as `download`: HF_ENDPOINT / HF_TOKEN / HF_HUB_OFFLINE are read at call time, and a failure says
+    which files to fetch by hand.
+    """
+    dest = Path(dest).expanduser()
+    if dest.is_dir():
+        return dest
+    endpoint = (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+    manual = f"Download the model files of {endpoint}/{repo} into {dest}."
+    if _offline():
+        raise DownloadError(f"{dest} does not exist and downloads are off (HF_HUB_OFFLINE). {manual}")
+    token = os.environ.get("HF_TOKEN") or None
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-download-", dir=dest.parent))
+    try:
+        files = pick(HfApi(endpoint=endpoint, token=token).list_repo_files(repo))
+        if not files:
+            raise DownloadError(f"{repo} has none of the files this model needs")
+        done = [0]
+
+        def forward(n: int, _total: int | None) -> None:
+            if progress is not None:
+                progress(done[0] + n, None)
+
+        for name in files:
+            path = Path(
+                hf_hub_download(
+                    repo,
+                    name,
+                    local_dir=staging,
+                    endpoint=endpoint,
+                    token=token,
+                    tqdm_class=_reporter(forward),
+                )
+            )
+            done[0] += path.stat().st_size
+        os.replace(staging, dest)
+    except DownloadError:
+        raise
+    except Exception as error:  # noqa: BLE001 - any failure needs the user; the message says what to do
+        raise DownloadError(
+            f"could not download {repo}: {type(error).__name__}: {error}. {manual}"
+        ) from error
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return dest
 
 
 def _convert(spec: Variant, source: Path, target: Path) -> None:

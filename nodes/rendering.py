@@ -1,0 +1,158 @@
+"""One prompt and seed through the user's own model, as ComfyUI samples it: the host half of dataset
+collection and evaluation.
+
+`Renderer` holds the user's MODEL, CLIP and VAE and sampler settings, and does what the core cannot:
+encode a prompt, draw a seed's noise exactly as KSampler does (`prepare_noise`), sample it fully, decode
+it, and compute the re-denoise target of `npnet.redenoise` with the model's own guider and
+`model_sampling`, so the same code serves epsilon, v-prediction and flow-matching models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..npnet.redenoise import redenoise, to_unit_noise
+from .comfy_host import comfy_sample, comfy_samplers, fix_empty_latent, io
+from .errors import GoldenNoiseError
+
+
+@dataclass
+class Renderer:
+    node: str  # for errors: the node's display name
+    node_id: str | None
+    model: object
+    clip: object
+    vae: object
+    negative_prompt: str
+    width: int
+    height: int
+    sampler_name: str
+    scheduler: str
+    steps: int
+    cfg: float
+    latent: torch.Tensor = field(init=False)
+    _negative: list = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        ratio = int(self.vae.spacial_compression_decode())
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if value < ratio or value % ratio:
+                raise self.error(
+                    name, f"{name} must be a multiple of {ratio} (the VAE's scale factor), got {value}."
+                )
+        if self.steps < 2:
+            raise self.error(
+                "steps", "re-denoise sampling needs at least 2 steps (it takes the first one twice)."
+            )
+        empty = torch.zeros([1, 4, self.height // ratio, self.width // ratio])
+        self.latent = fix_empty_latent(self.model, {"samples": empty})["samples"]
+        model_sampling = self.model.get_model_object("model_sampling")
+        self.sigmas = comfy_samplers.calculate_sigmas(model_sampling, self.scheduler, self.steps).cpu()
+        self.model_sampling = model_sampling
+
+    def error(self, input_name: str, cause: str) -> GoldenNoiseError:
+        return GoldenNoiseError(self.node, self.node_id, input_name, cause)
+
+    def encode(self, text: str) -> list:
+        """CONDITIONING for `text`, as CLIP Text Encode makes it."""
+        return self.clip.encode_from_tokens_scheduled(self.clip.tokenize(text))
+
+    @property
+    def negative(self) -> list:
+        if self._negative is None:
+            self._negative = self.encode(self.negative_prompt)
+        return self._negative
+
+    def noise(self, seed: int) -> torch.Tensor:
+        """The seed's starting noise, exactly what KSampler draws for this latent."""
+        return comfy_sample.prepare_noise(self.latent, seed)
+
+    @torch.no_grad()  # ComfyUI runs nodes in inference mode; outside it (plain Python) no graph either
+    def golden_target(
+        self, noise: torch.Tensor, positive: list, cfg_denoise: float, cfg_inversion: float, seed: int
+    ) -> torch.Tensor:
+        """x'_T of `noise`: one denoise and one inversion step (npnet.redenoise) with the model's guider."""
+        guider = comfy_samplers.CFGGuider(self.model)
+        guider.set_conds(positive, self.negative)
+        guider.set_cfg(cfg_denoise)
+        scaling = self.model_sampling.noise_scaling
+        found = {}
+
+        def two_steps(model_k, x, sigmas, extra_args=None, callback=None, disable=None):
+            # A KSAMPLER sampler function: ComfyUI has loaded the model, prepared the conds and scaled the
+            # noise into x. The guidance scale is read at every call, so it can change between the steps.
+            s_in = x.new_ones([x.shape[0]])
+
+            def denoise(x, sigma, cfg):
+                guider.set_cfg(cfg)
+                return model_k(x, sigma * s_in, **(extra_args or {}))
+
+            found["start"] = x.clone()
+            found["moved"] = redenoise(x, sigmas[0], sigmas[1], denoise, scaling, cfg_denoise, cfg_inversion)
+            found["max_denoise"] = sampler.max_denoise(model_k.inner_model, sigmas)
+            return x
+
+        sampler = comfy_samplers.KSAMPLER(two_steps)
+        guider.sample(noise, self.latent, sampler, self.sigmas[:2].clone(), disable_pbar=True, seed=seed)
+        sigma = self.sigmas[0]
+        scale = scaling(sigma, torch.ones(1), torch.zeros(1), found["max_denoise"]).flatten()[0]
+        return to_unit_noise(noise, found["start"].cpu().float(), found["moved"].cpu().float(), scale).to(
+            noise.dtype
+        )
+
+    @torch.no_grad()
+    def image(self, noise: torch.Tensor, positive: list, seed: int) -> torch.Tensor:
+        """The image sampled from `noise` with the user's settings, decoded: [1, H, W, 3] in 0..1."""
+        try:
+            samples = comfy_sample.sample(
+                self.model,
+                noise,
+                self.steps,
+                self.cfg,
+                self.sampler_name,
+                self.scheduler,
+                positive,
+                self.negative,
+                self.latent,
+                seed=seed,
+                disable_pbar=True,
+            )
+        except RuntimeError as error:
+            if "size" in str(error) or "shape" in str(error):
+                raise self.error(
+                    "width", f"the model cannot sample a {self.width}x{self.height} image: {error}"
+                ) from error
+            raise
+        images = self.vae.decode(samples)
+        return images.reshape(-1, *images.shape[-3:])[:1].float().cpu()
+
+
+def sampler_inputs() -> list:
+    """The sampler widgets, as on KSampler."""
+    return [
+        io.Combo.Input(
+            "sampler_name",
+            options=comfy_samplers.KSampler.SAMPLERS,
+            default="euler",
+            tooltip="The sampler both images of a pair are rendered with (as on KSampler).",
+        ),
+        io.Combo.Input(
+            "scheduler",
+            options=comfy_samplers.KSampler.SCHEDULERS,
+            default="normal",
+            tooltip="The noise schedule (as on KSampler); re-denoise uses its first two sigmas.",
+        ),
+        io.Int.Input("steps", default=20, min=2, max=10000, tooltip="Sampling steps (at least 2)."),
+        io.Float.Input(
+            "cfg",
+            default=5.5,
+            min=0.0,
+            max=100.0,
+            step=0.1,
+            round=0.01,
+            tooltip="Classifier-free guidance scale of the rendered images (as on KSampler).",
+        ),
+    ]

@@ -1,0 +1,234 @@
+"""Collect Noise Prompt Dataset in an in-process ComfyUI: the NPD it writes, resume after Cancel, shard
+splitting, bad input, and the whole loop (collect -> python -m npnet.train -> Golden Noise Loader ->
+Golden Noise) on the tiny models."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+import npnet
+from npnet.dataset import NoisePromptDataset
+from tests.learning.conftest import ScriptedReward
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PROMPTS = "a red bicycle\na lighthouse at dusk\n# a comment line\n\na bowl of ramen"
+
+
+@pytest.fixture(scope="module")
+def models(tiny):
+    return {"model": tiny.tiny_model("sd15"), "clip": tiny.tiny_clip(), "vae": tiny.tiny_vae(4)}
+
+
+def collect(learning, models, **changes):
+    args = dict(
+        **models,
+        reward=ScriptedReward(),
+        prompts=PROMPTS,
+        prompt_file="(none)",
+        negative_prompt="blurry",
+        samples_per_prompt=2,
+        seed=100,
+        width=128,
+        height=192,
+        sampler_name="euler",
+        scheduler="normal",
+        steps=3,
+        cfg=4.0,
+        cfg_denoise=5.5,
+        cfg_inversion=1.0,
+        tokens=8,
+        dataset_name="npd_test",
+        samples_per_shard=2,
+        shard_index=0,
+        shard_count=1,
+        preview_pairs=2,
+    )
+    args.update(changes)
+    return learning.CollectNoisePromptDataset.execute(**args)
+
+
+def rows(folder: Path) -> dict[int, dict[str, torch.Tensor]]:
+    """Every sample in a dataset folder by its index (an index seen twice fails the test)."""
+    out = {}
+    for path in sorted(folder.glob("*.safetensors")):
+        with safe_open(path, "pt") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        for r, index in enumerate(tensors["index"].tolist()):
+            assert index not in out, f"sample {index} written twice"
+            out[index] = {k: v[r] for k, v in tensors.items()}
+    return out
+
+
+def fresh(comfy_inprocess, name: str) -> Path:
+    folder = Path(comfy_inprocess.folder_paths.get_output_directory()) / "npd" / name
+    shutil.rmtree(folder, ignore_errors=True)
+    return folder
+
+
+def test_the_dataset_is_npd_with_every_sample_once_and_the_outputs_describe_it(
+    comfy_inprocess, learning, models
+):
+    folder = fresh(comfy_inprocess, "npd_test")
+    out = collect(learning, models)
+    path, preview, summary = out.result
+    assert Path(path) == folder
+    data = rows(folder)
+    assert sorted(data) == list(range(6))  # 3 prompts x 2 samples, comment and blank lines skipped
+    assert len(list(folder.glob("*.safetensors"))) == 3  # a shard every 2 samples
+    for index, row in data.items():
+        assert row["noise"].shape == (4, 24, 16) and row["embeds"].shape == (8, 32)
+        # The stored noise is the seed's own (base seed + index), as KSampler draws it.
+        expected = torch.randn((1, 4, 24, 16), generator=torch.manual_seed(100 + index))[0]
+        assert torch.equal(row["noise"], expected.half())
+        assert not torch.equal(row["golden"], row["noise"])
+    dataset = NoisePromptDataset(folder)
+    assert len(dataset) == 6 and dataset.config.latent_shape == (4, 24, 16)
+    gains = torch.stack([row["gain"] for row in data.values()])
+    assert preview.shape == (4, 192, 128, 3)  # two pairs, plain then golden
+    assert f"6 in the dataset; {int((gains > 0).sum())} kept at gain > 0" in summary
+
+
+def test_cancel_then_requeue_holds_every_sample_exactly_once(comfy_inprocess, learning, models):
+    import comfy.model_management as mm
+
+    folder = fresh(comfy_inprocess, "npd_cancel")
+    # The reward's third call presses Cancel (as a user would, mid-collection, during sample 3).
+    with pytest.raises(mm.InterruptProcessingException):
+        collect(
+            learning,
+            models,
+            dataset_name="npd_cancel",
+            reward=ScriptedReward(cancel_on_call=3),
+            samples_per_shard=4,
+        )
+    mm.interrupt_current_processing(False)
+    assert sorted(rows(folder)) == [0, 1, 2]  # the pending samples were written, not lost
+    out = collect(learning, models, dataset_name="npd_cancel", samples_per_shard=4)
+    assert "3 pairs written now, 6 in the dataset" in out.result[2]
+    reference = fresh(comfy_inprocess, "npd_reference")
+    collect(learning, models, dataset_name="npd_reference", samples_per_shard=4)
+    resumed, whole = rows(folder), rows(reference)
+    assert sorted(resumed) == sorted(whole) == list(range(6))
+    for index in whole:
+        for name in ("noise", "golden", "embeds", "gain"):
+            assert torch.equal(resumed[index][name], whole[index][name]), (index, name)
+
+
+def test_two_shard_indices_together_equal_one_shard_count_one_run(comfy_inprocess, learning, models):
+    folder = fresh(comfy_inprocess, "npd_split")
+    for index in (1, 0):
+        collect(learning, models, dataset_name="npd_split", shard_index=index, shard_count=2)
+    names = sorted(p.name for p in folder.glob("*.safetensors"))
+    assert names[0].startswith("part-000-of-002") and names[-1].startswith("part-001-of-002")
+    split = rows(folder)
+    fresh(comfy_inprocess, "npd_whole")
+    whole = rows(Path(collect(learning, models, dataset_name="npd_whole").result[0]))
+    assert sorted(split) == sorted(whole) == list(range(6))
+    for index in whole:
+        assert torch.equal(split[index]["golden"], whole[index]["golden"])
+
+
+def test_other_settings_in_the_same_folder_are_refused_and_nothing_is_touched(
+    comfy_inprocess, learning, models
+):
+    folder = fresh(comfy_inprocess, "npd_guard")
+    collect(learning, models, dataset_name="npd_guard")
+    before = {p.name: p.read_bytes() for p in folder.glob("*.safetensors")}
+    with pytest.raises(ValueError, match="dataset_name.*cfg_denoise differ"):
+        collect(learning, models, dataset_name="npd_guard", cfg_denoise=7.0)
+    assert {p.name: p.read_bytes() for p in folder.glob("*.safetensors")} == before
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"prompts": "  \n# only a comment"}, "'prompts': no prompts"),
+        ({"dataset_name": "../escape"}, "'dataset_name'.*plain folder name"),
+        ({"dataset_name": "a/b"}, "'dataset_name'.*plain folder name"),
+        ({"width": 100}, "'width'.*multiple of 8"),
+        ({"shard_index": 2, "shard_count": 2}, "'shard_index': shard_index must be in 0..1"),
+        ({"prompt_file": "prompts.txt"}, "'prompt_file': both prompts and prompt_file"),
+    ],
+)
+def test_bad_input_is_a_node_error_naming_the_input(comfy_inprocess, learning, models, changes, match):
+    (Path(comfy_inprocess.folder_paths.get_input_directory()) / "prompts.txt").parent.mkdir(exist_ok=True)
+    (Path(comfy_inprocess.folder_paths.get_input_directory()) / "prompts.txt").write_text("a cat\n")
+    with pytest.raises(ValueError, match=f"Collect Noise Prompt Dataset.*{match}"):
+        collect(learning, models, dataset_name=changes.pop("dataset_name", "npd_bad"), **changes)
+    assert not (Path(comfy_inprocess.folder_paths.get_output_directory()) / "escape").exists()
+
+
+def test_prompts_from_a_jsonl_file_in_the_input_folder(comfy_inprocess, learning, models):
+    inputs = Path(comfy_inprocess.folder_paths.get_input_directory())
+    inputs.mkdir(exist_ok=True)
+    (inputs / "prompts.jsonl").write_text('{"prompt": "a cat"}\n"a dog"\n')
+    folder = fresh(comfy_inprocess, "npd_jsonl")
+    collect(
+        learning,
+        models,
+        prompts="",
+        prompt_file="prompts.jsonl",
+        dataset_name="npd_jsonl",
+        samples_per_prompt=1,
+    )
+    with safe_open(next(folder.glob("*.safetensors")), "pt") as f:
+        assert '"prompts": ["a cat", "a dog"]' in f.metadata()["npd"]
+
+
+@pytest.mark.slow
+def test_the_whole_loop_collect_train_load_apply(comfy_inprocess, learning, models, tmp_path):
+    folder = fresh(comfy_inprocess, "npd_loop")
+    collect(learning, models, dataset_name="npd_loop")
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "npnet.train",
+            "--data",
+            str(folder),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "2",
+            "--val-fraction",
+            "0.34",
+            "--device",
+            "cpu",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    npnet_folder = Path(comfy_inprocess.folder_paths.models_dir) / "npnet"
+    npnet_folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(out / "npnet.safetensors", npnet_folder / "my_trained.safetensors")
+
+    nodes = importlib.import_module(comfy_inprocess.pack.__name__ + ".nodes.golden_noise")
+    host = importlib.import_module(comfy_inprocess.pack.__name__ + ".nodes.comfy_host")
+    weights = nodes.GoldenNoiseLoader.execute("my_trained.safetensors").result[0]
+    positive = models["clip"].encode_from_tokens_scheduled(models["clip"].tokenize("a red bicycle"))
+    golden = nodes.GoldenNoiseApply.execute(
+        host.Noise_RandomNoise(5), positive, weights, "first_chunk", 1.0, "strict"
+    ).result[0]
+    latent = torch.zeros(1, 4, 24, 16)
+    got = golden.generate_noise({"samples": latent})
+    plain = host.Noise_RandomNoise(5).generate_noise({"samples": latent})
+    expected = npnet.golden_noise(npnet.load(out / "npnet.safetensors"), plain, positive[0][0][:, :8].float())
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert not torch.allclose(got, plain)

@@ -1,0 +1,110 @@
+"""Evaluate Golden Noise in an in-process ComfyUI: numbers that equal the CSV it writes, determinism, the
+golden noise identical to Golden Noise's, and the t interval against SciPy's quantiles."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import npnet
+from npnet import evaluation
+from tests.learning.conftest import ScriptedReward
+
+
+@pytest.fixture(scope="module")
+def setup(comfy_inprocess, tiny, tmp_path_factory):
+    model, clip, vae = tiny.tiny_model("sd15"), tiny.tiny_clip(), tiny.tiny_vae(4)
+    config = npnet.NPNetConfig(channels=4, height=16, width=16, tokens=8, embed_dim=32, family=None)
+    torch.manual_seed(0)
+    network = npnet.NPNet(config)
+    with torch.no_grad():
+        network.alpha.fill_(1.0)
+        network.beta.fill_(0.5)
+    folder = Path(comfy_inprocess.folder_paths.models_dir) / "npnet"
+    folder.mkdir(parents=True, exist_ok=True)
+    npnet.save(network, folder / "eval_net.safetensors")
+    nodes = importlib.import_module(comfy_inprocess.pack.__name__ + ".nodes.golden_noise")
+    weights = nodes.GoldenNoiseLoader.execute("eval_net.safetensors").result[0]
+    return {"model": model, "clip": clip, "vae": vae, "npnet": weights}
+
+
+def evaluate(learning, setup, **changes):
+    args = dict(
+        **setup,
+        reward=ScriptedReward(),
+        prompts="a red bicycle\na bowl of ramen",
+        prompt_file="(none)",
+        negative_prompt="",
+        seed=40,
+        seeds=3,
+        width=128,
+        height=128,
+        sampler_name="euler",
+        scheduler="normal",
+        steps=3,
+        cfg=4.0,
+        token_policy="first_chunk",
+        strength=1.0,
+        resolution_mode="strict",
+        filename_prefix="eval/test",
+    )
+    args.update(changes)
+    return learning.EvaluateGoldenNoise.execute(**args)
+
+
+def test_reported_numbers_equal_the_written_csv_and_repeat_exactly(comfy_inprocess, learning, setup):
+    first = evaluate(learning, setup)
+    chart, report, csv_name, json_name, images = first.result
+    out = Path(comfy_inprocess.folder_paths.get_output_directory())
+    pairs = evaluation.read_csv((out / csv_name).read_text())
+    assert [(p.prompt, p.seed) for p in pairs] == [
+        (p, s) for p in ("a red bicycle", "a bowl of ramen") for s in (40, 41, 42)
+    ]
+    d = np.array([p.golden - p.plain for p in pairs])
+    assert f"mean difference {d.mean():+.4g}" in report
+    wins = ((d > 0).sum() + 0.5 * (d == 0).sum()) / len(d)
+    assert f"golden wins {wins:.1%}" in report
+    summary = json.loads((out / json_name).read_text())["summary"]
+    assert summary["mean_difference"] == pytest.approx(d.mean(), rel=1e-12)
+    assert summary["win_rate"] == pytest.approx(wins)
+    assert images.shape == (12, 128, 128, 3) and chart.shape[-1] == 3
+    # Scores are those of the images returned: plain first, golden second, for every pair.
+    brightness = images.float().mean(dim=(1, 2, 3))
+    assert np.allclose(d, (brightness[1::2] - brightness[0::2]).numpy(), atol=1e-6)
+
+    second = evaluate(learning, setup)
+    assert second.result[1] == report
+    assert torch.equal(second.result[0], chart) and torch.equal(second.result[4], images)
+    assert second.result[2] != csv_name  # a new file, the first one kept
+    assert (out / csv_name).read_text() == (out / second.result[2]).read_text()
+
+
+def test_the_golden_images_start_from_the_golden_noise_nodes_noise(comfy_inprocess, learning, setup):
+    """strength 0 means plain noise: both images of every pair are then the same."""
+    images = evaluate(learning, setup, strength=0.0, seeds=1).result[4]
+    assert torch.equal(images[0::2], images[1::2])
+
+
+def test_a_latent_the_network_was_not_trained_for_is_an_error_on_the_node(comfy_inprocess, learning, setup):
+    with pytest.raises(
+        ValueError, match="Evaluate Golden Noise.*input .resolution_mode.*only accept 16x16 latents"
+    ):
+        evaluate(learning, setup, width=192)
+
+
+@pytest.mark.parametrize("dof", [1, 2, 5, 29, 200])
+def test_student_t_quantile_against_scipy(dof):
+    from scipy import stats
+
+    assert evaluation.student_t_quantile(0.975, dof) == pytest.approx(stats.t.ppf(0.975, dof), rel=1e-6)
+
+
+def test_summary_of_a_single_pair_has_no_interval():
+    s = evaluation.summarise([evaluation.PairScore("p", 1, 0.2, 0.5)])
+    assert s.ci95_low is None and s.win_rate == 1.0 and math.isclose(s.mean_difference, 0.3)
