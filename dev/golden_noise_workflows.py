@@ -39,6 +39,16 @@ OUTPUTS = {
     "GoldenNoiseApply": [("noise", "NOISE")],
     "GoldenNoiseKSampler": [("LATENT", "LATENT")],
     "GoldenNoiseToLatent": [("LATENT", "LATENT")],
+    "GoldenNoiseRewardLoader": [("reward", "REWARD_MODEL")],
+    "GoldenNoiseCollectDataset": [("dataset", "STRING"), ("preview", "IMAGE"), ("summary", "STRING")],
+    "GoldenNoiseEvaluate": [
+        ("chart", "IMAGE"),
+        ("report", "STRING"),
+        ("csv_file", "STRING"),
+        ("json_file", "STRING"),
+        ("images", "IMAGE"),
+    ],
+    "PreviewImage": [],
 }
 INPUTS = {
     "CheckpointLoaderSimple": [],
@@ -78,6 +88,21 @@ INPUTS = {
         ("positive", "CONDITIONING"),
         ("npnet", "NPNET"),
     ],
+    "GoldenNoiseRewardLoader": [],
+    "GoldenNoiseCollectDataset": [
+        ("model", "MODEL"),
+        ("clip", "CLIP"),
+        ("vae", "VAE"),
+        ("reward", "REWARD_MODEL"),
+    ],
+    "GoldenNoiseEvaluate": [
+        ("model", "MODEL"),
+        ("clip", "CLIP"),
+        ("vae", "VAE"),
+        ("reward", "REWARD_MODEL"),
+        ("npnet", "NPNET"),
+    ],
+    "PreviewImage": [("images", "IMAGE")],
 }
 TYPE_COLOURS = {
     "MODEL": "#b39ddb",
@@ -91,6 +116,7 @@ TYPE_COLOURS = {
     "SAMPLER": "#a5d6a7",
     "SIGMAS": "#bcaaa4",
     "IMAGE": "#64b5f6",
+    "REWARD_MODEL": "#ce93d8",
 }
 GOLDEN_TINT = "#fff3c4"
 
@@ -107,6 +133,7 @@ class Node:
     pos: tuple[int, int]
     widgets: list = field(default_factory=list)
     title: str | None = None
+    mode: int = 0  # 0 active, 4 bypassed (the frontend's "Bypass")
 
 
 @dataclass
@@ -268,7 +295,137 @@ def graphs() -> list[Graph]:
     for node in side.nodes:
         if node.key == "sample":
             node.title = "Golden noise"
-    return [sdxl, ksampler, advanced, dit, side]
+    return [sdxl, ksampler, advanced, dit, side, *learning_graphs()]
+
+
+EVAL_PROMPTS = "\n".join(
+    [
+        "a lighthouse on a cliff at sunset, dramatic clouds",
+        "a red fox sitting in fresh snow, morning light",
+        "a bowl of ramen with a soft-boiled egg, studio photo",
+        "an astronaut riding a horse on the moon",
+    ]
+)
+COLLECT_PROMPTS = (
+    EVAL_PROMPTS
+    + "\n"
+    + "\n".join(
+        [
+            "a cozy reading nook with a window seat, rainy day",
+            "a watercolor painting of a harbour town",
+        ]
+    )
+)
+
+
+def collect_node(x: int, y: int, name: str, width: int, height: int, cfg: float) -> Node:
+    # prompts, prompt_file, negative, samples/prompt, seed, width, height, sampler, scheduler, steps, cfg,
+    # cfg_denoise, cfg_inversion, tokens, dataset_name, samples/shard, shard_index, shard_count, previews
+    return Node(
+        "collect",
+        "GoldenNoiseCollectDataset",
+        (x, y),
+        [
+            COLLECT_PROMPTS,
+            "(none)",
+            NEGATIVE,
+            4,
+            0,
+            width,
+            height,
+            "euler",
+            "normal",
+            10,
+            cfg,
+            5.5,
+            1.0,
+            77,
+            name,
+            64,
+            0,
+            1,
+            4,
+        ],
+    )
+
+
+def evaluate_node(x: int, y: int, width: int, height: int, cfg: float) -> Node:
+    # prompts, prompt_file, negative, seed, seeds, width, height, sampler, scheduler, steps, cfg,
+    # token_policy, strength, resolution_mode, filename_prefix
+    return Node(
+        "evaluate",
+        "GoldenNoiseEvaluate",
+        (x, y),
+        [EVAL_PROMPTS, "(none)", NEGATIVE, 1000, 4, width, height, "dpmpp_2m", "karras", 30, cfg]
+        + GOLDEN_WIDGETS
+        + ["golden_noise/evaluation"],
+    )
+
+
+def learning_graphs() -> list[Graph]:
+    loaders = [
+        Node("ckpt", "CheckpointLoaderSimple", (0, 100), [SDXL_CKPT]),
+        Node("reward", "GoldenNoiseRewardLoader", (0, 420), ["PickScore"]),
+    ]
+    model_links = [
+        ("ckpt", 0, "{n}", "model"),
+        ("ckpt", 1, "{n}", "clip"),
+        ("ckpt", 2, "{n}", "vae"),
+        ("reward", 0, "{n}", "reward"),
+    ]
+
+    def wire(node: str) -> list:
+        return [(a, b, node if c == "{n}" else c, d) for a, b, c, d in model_links]
+
+    collect = Graph(
+        "golden_noise_collect_sdxl",
+        "Collect a noise prompt dataset with SDXL",
+        loaders
+        + [collect_node(400, 100, "sdxl_npd", 1024, 1024, 5.5), Node("preview", "PreviewImage", (800, 100))],
+        wire("collect") + [("collect", 1, "preview", "images")],
+        "pairs go to output/npd/sdxl_npd/; queue again to resume",
+    )
+    evaluate = Graph(
+        "golden_noise_evaluate_sdxl",
+        "Evaluate the released SDXL NPNet on a prompt list",
+        loaders
+        + [
+            Node("npnet", "GoldenNoiseLoader", (0, 560), ["SDXL"]),
+            evaluate_node(400, 100, 1024, 1024, 5.5),
+            Node("chart", "PreviewImage", (800, 100)),
+            Node("pairs", "PreviewImage", (800, 420)),
+        ],
+        wire("evaluate")
+        + [
+            ("npnet", 0, "evaluate", "npnet"),
+            ("evaluate", 0, "chart", "images"),
+            ("evaluate", 4, "pairs", "images"),
+        ],
+        "paired reward difference golden - plain, CSV/JSON in output/golden_noise/",
+    )
+    sd15 = "v1-5-pruned-emaonly.safetensors"
+    loop_loaders = [Node("ckpt", "CheckpointLoaderSimple", (0, 100), [sd15]), loaders[1]]
+    loop = Graph(
+        "golden_noise_learning_loop_sd15",
+        "The loop for SD1.5 at 512x512: collect, train with the CLI, evaluate the trained NPNet",
+        loop_loaders
+        + [
+            collect_node(400, 100, "sd15_npd", 512, 512, 7.0),
+            Node("npnet", "GoldenNoiseLoader", (0, 560), ["npnet_sd15.safetensors"]),
+            evaluate_node(800, 100, 512, 512, 7.0),
+            Node("chart", "PreviewImage", (1200, 100)),
+        ],
+        wire("collect")
+        + wire("evaluate")
+        + [("npnet", 0, "evaluate", "npnet"), ("evaluate", 0, "chart", "images")],
+        "1) queue with Evaluate bypassed; 2) python -m npnet.train --data output/npd/sd15_npd "
+        "--out runs/sd15 and copy npnet.safetensors to models/npnet/npnet_sd15.safetensors; 3) queue Evaluate",
+    )
+    # The loop's evaluation waits for the user's training run: it starts bypassed.
+    for node in loop.nodes:
+        if node.key in ("npnet", "evaluate", "chart"):
+            node.mode = 4
+    return [collect, evaluate, loop]
 
 
 def node_height(node: Node) -> int:
@@ -299,7 +456,7 @@ def to_workflow(graph: Graph) -> dict:
             "size": [WIDTH, node_height(node)],
             "flags": {},
             "order": order,
-            "mode": 0,
+            "mode": node.mode,
             "inputs": [
                 {"name": n, "type": t, "link": incoming.get((node.key, n))} for n, t in INPUTS[node.type]
             ],

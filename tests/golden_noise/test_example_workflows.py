@@ -19,6 +19,9 @@ def test_the_issue_s_example_workflows_exist():
         "golden_noise_sdxl_ksampler",
         "golden_noise_hunyuan_dit",
         "golden_noise_side_by_side",
+        "golden_noise_collect_sdxl",
+        "golden_noise_evaluate_sdxl",
+        "golden_noise_learning_loop_sd15",
     } <= names
 
 
@@ -90,7 +93,9 @@ def test_workflow_matches_the_running_server(path, comfy_server):
         )
         for name in widgets:  # walk the values in widget order, checking combos against their options
             value = values.pop(0)
-            if input_type(specs[name]) == "COMBO" and combo_options(specs[name]):
+            user_file = node["type"] == "GoldenNoiseLoader" and str(value).endswith(".safetensors")
+            if input_type(specs[name]) == "COMBO" and combo_options(specs[name]) and not user_file:
+                # (A loader may name the user's own trained network, which no test server has.)
                 assert value in combo_options(specs[name]), f"{node['type']}.{name} = {value!r}"
             if len(specs[name]) > 1 and specs[name][1].get("control_after_generate"):
                 assert values.pop(0) in ("fixed", "increment", "decrement", "randomize")
