@@ -8,6 +8,7 @@ scores are `reward_models.ClipReward.score`. Node ids are a public contract: nev
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -26,6 +27,15 @@ CATEGORY = f"{MENU}/dataset"
 REWARD = io.Custom("REWARD_MODEL")
 NO_FILE = "(none)"
 PROMPT_SUFFIXES = (".txt", ".jsonl")
+
+
+@contextmanager
+def on_node(node: str, nid: str | None):
+    """npnet's InputError, raised under the node's name and the input the user can change."""
+    try:
+        yield
+    except InputError as error:
+        raise GoldenNoiseError(node, nid, error.input, str(error)) from error
 
 
 def prompt_files() -> list[str]:
@@ -52,11 +62,8 @@ def read_prompts(node: str, nid: str | None, prompts: str, prompt_file: str) -> 
             "prompt_file",
             "both prompts and prompt_file are set; clear the prompts box or pick (none).",
         )
-    path = Path(folder_paths.get_input_directory()) / prompt_file
-    try:
-        read = collection.read_prompt_file(path)
-    except InputError as error:
-        raise GoldenNoiseError(node, nid, error.input, str(error)) from error
+    with on_node(node, nid):
+        read = collection.read_prompt_file(Path(folder_paths.get_input_directory()) / prompt_file)
     if not read:
         raise GoldenNoiseError(node, nid, "prompt_file", f"{prompt_file} holds no prompts.")
     return read
@@ -280,25 +287,11 @@ class CollectNoisePromptDataset(io.ComfyNode):
     ) -> io.NodeOutput:
         nid = node_id(cls)
         prompt_list = read_prompts(cls.NAME, nid, prompts, prompt_file)
-        try:
+        with on_node(cls.NAME, nid):
             name = collection.check_dataset_name(dataset_name)
             samples = collection.plan(prompt_list, samples_per_prompt, seed, shard_index, shard_count)
-        except InputError as error:
-            raise GoldenNoiseError(cls.NAME, nid, error.input, str(error)) from error
-        renderer = Renderer(
-            cls.NAME,
-            nid,
-            model,
-            clip,
-            vae,
-            negative_prompt,
-            width,
-            height,
-            sampler_name,
-            scheduler,
-            steps,
-            cfg,
-        )
+        sampling = (sampler_name, scheduler, steps, cfg)
+        renderer = Renderer(cls.NAME, nid, model, clip, vae, negative_prompt, width, height, *sampling)
         folder = Path(folder_paths.get_output_directory()) / "npd" / name
         dataset_settings = {
             "latent_shape": list(renderer.latent.shape[1:]),
@@ -318,12 +311,10 @@ class CollectNoisePromptDataset(io.ComfyNode):
             "prompt_count": len(prompt_list),
             "prompts_sha256": collection.prompts_fingerprint(prompt_list),
         }
-        try:
+        with on_node(cls.NAME, nid):
             writer = collection.DatasetWriter(
                 folder, dataset_settings, shard_index, shard_count, samples_per_shard
             )
-        except InputError as error:
-            raise GoldenNoiseError(cls.NAME, nid, error.input, str(error)) from error
         previews: list[torch.Tensor] = []
 
         def make(sample: collection.Sample) -> collection.Pair:
@@ -422,20 +413,8 @@ class EvaluateGoldenNoise(io.ComfyNode):
     ) -> io.NodeOutput:
         nid = node_id(cls)
         prompt_list = read_prompts(cls.NAME, nid, prompts, prompt_file)
-        renderer = Renderer(
-            cls.NAME,
-            nid,
-            model,
-            clip,
-            vae,
-            negative_prompt,
-            width,
-            height,
-            sampler_name,
-            scheduler,
-            steps,
-            cfg,
-        )
+        sampling = (sampler_name, scheduler, steps, cfg)
+        renderer = Renderer(cls.NAME, nid, model, clip, vae, negative_prompt, width, height, *sampling)
         golden_settings = settings(token_policy, strength, resolution_mode)
         origin = Origin(f"{cls.NAME} ({cls.GET_SCHEMA().node_id})", nid)
         jobs = [(prompt, seed + k) for prompt in prompt_list for k in range(seeds)]
