@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import os
 import statistics
 import sys
 import tempfile
@@ -29,32 +28,10 @@ import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
+from dev.comfy_harness import import_inprocess  # noqa: E402  (the tests' in-process set-up)
 from tests.golden_noise.checkpoints import write_checkpoint  # noqa: E402  (the tests' own checkpoint writer)
 
 PACK = "golden_noise_bench"
-
-
-def import_comfy(device: str):
-    comfy_dir = Path(os.environ.get("COMFYUI_DIR", REPO_ROOT / ".comfyui" / "ComfyUI"))
-    sys.path.insert(0, str(comfy_dir))
-    from comfy.cli_args import args
-
-    args.cpu = device == "cpu"
-    args.disable_api_nodes = True
-    import comfy.model_management  # noqa: F401  (reads args.cpu on import)
-    import folder_paths
-
-    return folder_paths
-
-
-def import_pack():
-    spec = importlib.util.spec_from_file_location(
-        PACK, REPO_ROOT / "__init__.py", submodule_search_locations=[str(REPO_ROOT)]
-    )
-    pack = importlib.util.module_from_spec(spec)
-    sys.modules[PACK] = pack
-    spec.loader.exec_module(pack)
-    return importlib.import_module(f"{PACK}.nodes.golden_noise")
 
 
 def timed(fn) -> tuple[float, object]:
@@ -75,10 +52,9 @@ def main() -> None:
         raise SystemExit("--device cuda: no CUDA device")
     repeats = opts.repeats or (30 if opts.device == "cuda" else 5)
 
-    folder_paths = import_comfy(opts.device)
     base = Path(tempfile.mkdtemp(prefix="golden_noise_bench_"))
-    folder_paths.models_dir = str(base / "models")
-    nodes = import_pack()
+    pack = import_inprocess(base, PACK, device=opts.device).pack
+    nodes = importlib.import_module(f"{pack.__name__}.nodes.golden_noise")
     import comfy.model_management as mm
     from comfy_extras.nodes_custom_sampler import Noise_RandomNoise
 
@@ -91,8 +67,12 @@ def main() -> None:
     def plain(seed: int):
         return Noise_RandomNoise(seed).generate_noise(latent)
 
+    held = []  # what ComfyUI's output cache does for the loader's NPNET between queue runs
+
     def golden(seed: int):
-        weights = nodes.GoldenNoiseLoader.execute("bench-sdxl.safetensors").args[0]
+        if not held:
+            held.append(nodes.GoldenNoiseLoader.execute("bench-sdxl.safetensors").args[0])
+        weights = held[0]
         noise = nodes.GoldenNoiseApply.execute(
             noise=Noise_RandomNoise(seed), positive=cond, npnet=weights, **widgets
         ).args[0]

@@ -5,18 +5,15 @@ Tests of the host-free cores (tests/npnet, tests/dpsl) use neither and run witho
 
 from __future__ import annotations
 
-import asyncio
-import importlib.util
-import sys
 import types
 from pathlib import Path
 
 import pytest
 
-from tests.comfy_harness import (
+from dev.comfy_harness import (
     TESTING_PACK_NAME,
     ComfyServer,
-    comfyui_dir,
+    import_inprocess,
     pack_import_failures,
     start_server,
 )
@@ -51,29 +48,4 @@ def comfy_inprocess(tmp_path_factory) -> types.SimpleNamespace:
     For fast node tests that call `Node.execute(...)` directly. Returns a namespace with `pack` (our
     package module) and ComfyUI's `folder_paths`, with output/temp folders under a pytest tmp dir.
     """
-    comfy = str(comfyui_dir())
-    if comfy not in sys.path:
-        # Before the repo root: ComfyUI's top-level `nodes.py` must win over our `nodes/` package.
-        sys.path.insert(0, comfy)
-    from comfy.cli_args import args
-
-    args.cpu = True
-    args.disable_api_nodes = True
-    import comfy.model_management  # noqa: F401  (reads args.cpu on import)
-    import folder_paths
-
-    base = tmp_path_factory.mktemp("comfy_inprocess")
-    folder_paths.set_output_directory(str(base / "output"))
-    folder_paths.set_temp_directory(str(base / "temp"))
-    folder_paths.models_dir = str(base / "models")
-
-    name = "golden_noise_under_test"
-    spec = importlib.util.spec_from_file_location(
-        name, REPO_ROOT / "__init__.py", submodule_search_locations=[str(REPO_ROOT)]
-    )
-    pack = importlib.util.module_from_spec(spec)
-    sys.modules[name] = pack
-    spec.loader.exec_module(pack)
-    # What the host does when it loads the pack: the entry point sets the pack up (model folder).
-    asyncio.run(pack.comfy_entrypoint())
-    return types.SimpleNamespace(pack=pack, folder_paths=folder_paths, base_dir=base)
+    return import_inprocess(tmp_path_factory.mktemp("comfy_inprocess"), "golden_noise_under_test")

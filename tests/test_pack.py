@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import tomllib
 
+from dev.comfy_harness import pack_import_failures, quick_import_check
 from dev.comfyui_setup import PACK_FOLDER_NAME
-from tests.comfy_harness import pack_import_failures, quick_import_check
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MENU = "golden_noise"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import websocket
 
-from tests.comfy_harness import stop_process
+from dev.comfy_harness import stop_process
 
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 

@@ -63,7 +63,7 @@ def test_example_loads_queues_and_shows_its_chart(comfy_server, browser, artifac
         return true;
     }})()""")
     sent = browser.evaluate("(async () => (await app.graphToPrompt()).output)()")
-    expected = json.loads((Path(__file__).parent / "api_workflows" / f"{EXAMPLE}.json").read_text())
+    expected = json.loads((Path(__file__).parents[1] / "api_workflows" / f"{EXAMPLE}.json").read_text())
     expected[str(scenario_id)]["inputs"]["seed"] = SEED
     assert {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in sent.items()} == {
         k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in expected.items()

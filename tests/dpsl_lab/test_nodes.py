@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.comfy_harness import ExecutionFailed
+from dev.comfy_harness import ExecutionFailed
 
-API_DIR = Path(__file__).parent / "api_workflows"
+API_DIR = Path(__file__).parents[1] / "api_workflows"
 
 
 def simulate_prompt(keep_paths=False, **scenario) -> dict:

@@ -11,7 +11,7 @@ import json
 import pytest
 import websocket
 
-from tests.comfy_harness import start_server
+from dev.comfy_harness import start_server
 from tests.golden_noise import graphs
 from tests.golden_noise.checkpoints import write_checkpoint
 from tests.npnet.fake_hub import FakeHub

@@ -1,124 +1,17 @@
-"""Writes the Golden Noise example workflows (example_workflows/golden_noise_*.json) and their thumbnails.
+"""The pack's example workflows, described once: Golden Noise graphs and the DPSL figures.
 
-Each graph is declared once below, compactly; this script turns it into ComfyUI's UI workflow format
-(schema 0.4: nodes with slots and widget values, links as [id, from, slot, to, slot, type]) and draws a
-thumbnail that is a diagram of the graph, labelled as such: these files never pretend to be generated
-images. tests/golden_noise/test_example_workflows.py checks every node type and link against a running
-ComfyUI. Run: .venv/bin/python dev/golden_noise_workflows.py
+`dev/example_workflows.py` turns each description into the UI-format workflow the template browser
+loads, its API-format copy the tests check and queue, and its thumbnail.
+
+- Golden Noise graphs (`golden_noise_graphs`) are laid out by hand: nodes with positions and their widget
+  values in the order the node shows them, links by output slot and input name.
+- DPSL examples (`DPSL_EXAMPLES`) are API prompts (inputs by name), laid out by depth; their thumbnail is
+  the chart the workflow produces.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
-
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
-from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
-
-OUT = Path(__file__).resolve().parent.parent / "example_workflows"
-SLOT_H, TITLE_H, WIDTH = 22, 30, 300
-
-# Outputs and linkable inputs of the node types used here, as ComfyUI declares them.
-OUTPUTS = {
-    "CheckpointLoaderSimple": [("MODEL", "MODEL"), ("CLIP", "CLIP"), ("VAE", "VAE")],
-    "CLIPTextEncode": [("CONDITIONING", "CONDITIONING")],
-    "EmptyLatentImage": [("LATENT", "LATENT")],
-    "RandomNoise": [("NOISE", "NOISE")],
-    "KSamplerSelect": [("SAMPLER", "SAMPLER")],
-    "BasicScheduler": [("SIGMAS", "SIGMAS")],
-    "CFGGuider": [("GUIDER", "GUIDER")],
-    "SamplerCustomAdvanced": [("output", "LATENT"), ("denoised_output", "LATENT")],
-    "KSamplerAdvanced": [("LATENT", "LATENT")],
-    "VAEDecode": [("IMAGE", "IMAGE")],
-    "SaveImage": [],
-    "GoldenNoiseLoader": [("npnet", "NPNET")],
-    "GoldenNoiseApply": [("noise", "NOISE")],
-    "GoldenNoiseKSampler": [("LATENT", "LATENT")],
-    "GoldenNoiseToLatent": [("LATENT", "LATENT")],
-    "GoldenNoiseRewardLoader": [("reward", "REWARD_MODEL")],
-    "GoldenNoiseCollectDataset": [("dataset", "STRING"), ("preview", "IMAGE"), ("summary", "STRING")],
-    "GoldenNoiseEvaluate": [
-        ("chart", "IMAGE"),
-        ("report", "STRING"),
-        ("csv_file", "STRING"),
-        ("json_file", "STRING"),
-        ("images", "IMAGE"),
-    ],
-    "PreviewImage": [],
-}
-INPUTS = {
-    "CheckpointLoaderSimple": [],
-    "CLIPTextEncode": [("clip", "CLIP")],
-    "EmptyLatentImage": [],
-    "RandomNoise": [],
-    "KSamplerSelect": [],
-    "BasicScheduler": [("model", "MODEL")],
-    "CFGGuider": [("model", "MODEL"), ("positive", "CONDITIONING"), ("negative", "CONDITIONING")],
-    "SamplerCustomAdvanced": [
-        ("noise", "NOISE"),
-        ("guider", "GUIDER"),
-        ("sampler", "SAMPLER"),
-        ("sigmas", "SIGMAS"),
-        ("latent_image", "LATENT"),
-    ],
-    "KSamplerAdvanced": [
-        ("model", "MODEL"),
-        ("positive", "CONDITIONING"),
-        ("negative", "CONDITIONING"),
-        ("latent_image", "LATENT"),
-    ],
-    "VAEDecode": [("samples", "LATENT"), ("vae", "VAE")],
-    "SaveImage": [("images", "IMAGE")],
-    "GoldenNoiseLoader": [],
-    "GoldenNoiseApply": [("noise", "NOISE"), ("positive", "CONDITIONING"), ("npnet", "NPNET")],
-    "GoldenNoiseKSampler": [
-        ("model", "MODEL"),
-        ("positive", "CONDITIONING"),
-        ("negative", "CONDITIONING"),
-        ("latent_image", "LATENT"),
-        ("npnet", "NPNET"),
-    ],
-    "GoldenNoiseToLatent": [
-        ("model", "MODEL"),
-        ("latent_image", "LATENT"),
-        ("positive", "CONDITIONING"),
-        ("npnet", "NPNET"),
-    ],
-    "GoldenNoiseRewardLoader": [],
-    "GoldenNoiseCollectDataset": [
-        ("model", "MODEL"),
-        ("clip", "CLIP"),
-        ("vae", "VAE"),
-        ("reward", "REWARD_MODEL"),
-    ],
-    "GoldenNoiseEvaluate": [
-        ("model", "MODEL"),
-        ("clip", "CLIP"),
-        ("vae", "VAE"),
-        ("reward", "REWARD_MODEL"),
-        ("npnet", "NPNET"),
-    ],
-    "PreviewImage": [("images", "IMAGE")],
-}
-TYPE_COLOURS = {
-    "MODEL": "#b39ddb",
-    "CLIP": "#ffd54f",
-    "VAE": "#ef9a9a",
-    "CONDITIONING": "#ffb74d",
-    "LATENT": "#f48fb1",
-    "NOISE": "#90caf9",
-    "NPNET": "#e6b800",
-    "GUIDER": "#80cbc4",
-    "SAMPLER": "#a5d6a7",
-    "SIGMAS": "#bcaaa4",
-    "IMAGE": "#64b5f6",
-    "REWARD_MODEL": "#ce93d8",
-}
-GOLDEN_TINT = "#fff3c4"
 
 SDXL_CKPT = "sd_xl_base_1.0.safetensors"
 PROMPT = "a lighthouse on a cliff at sunset, dramatic clouds, highly detailed photograph"
@@ -189,7 +82,7 @@ CUSTOM_SAMPLER_LINKS = [
 ]
 
 
-def graphs() -> list[Graph]:
+def golden_noise_graphs() -> list[Graph]:
     sdxl = Graph(
         "golden_noise_sdxl_custom_sampler",
         "SDXL 1024x1024, SamplerCustomAdvanced",
@@ -407,7 +300,7 @@ def learning_graphs() -> list[Graph]:
     loop_loaders = [Node("ckpt", "CheckpointLoaderSimple", (0, 100), [sd15]), loaders[1]]
     loop = Graph(
         "golden_noise_learning_loop_sd15",
-        "The loop for SD1.5 at 512x512: collect, train with the CLI, evaluate the trained NPNet",
+        "SD1.5 at 512x512: collect, train, evaluate",
         loop_loaders
         + [
             collect_node(400, 100, "sd15_npd", 512, 512, 7.0),
@@ -418,8 +311,7 @@ def learning_graphs() -> list[Graph]:
         wire("collect")
         + wire("evaluate")
         + [("npnet", 0, "evaluate", "npnet"), ("evaluate", 0, "chart", "images")],
-        "1) queue with Evaluate bypassed; 2) python -m npnet.train --data output/npd/sd15_npd "
-        "--out runs/sd15 and copy npnet.safetensors to models/npnet/npnet_sd15.safetensors; 3) queue Evaluate",
+        "collect; train with python -m npnet.train; un-bypass Evaluate (README)",
     )
     # The loop's evaluation waits for the user's training run: it starts bypassed.
     for node in loop.nodes:
@@ -428,131 +320,110 @@ def learning_graphs() -> list[Graph]:
     return [collect, evaluate, loop]
 
 
-def node_height(node: Node) -> int:
-    slots = max(len(INPUTS[node.type]), len(OUTPUTS[node.type]))
-    return TITLE_H + SLOT_H * (slots + len(node.widgets))
+# -- DP sequential learning lab -------------------------------------------------------------------
 
 
-def to_workflow(graph: Graph) -> dict:
-    ids = {node.key: i + 1 for i, node in enumerate(graph.nodes)}
-    links = []
-    incoming: dict[tuple[str, str], int] = {}
-    outgoing: dict[tuple[str, int], list[int]] = {}
-    for link_id, (src, slot, dst, name) in enumerate(graph.links, start=1):
-        dst_type = next(n.type for n in graph.nodes if n.key == dst)
-        src_type = next(n.type for n in graph.nodes if n.key == src)
-        names = [n for n, _ in INPUTS[dst_type]]
-        kind = OUTPUTS[src_type][slot][1]
-        assert dict(INPUTS[dst_type])[name] == kind, (graph.name, src, dst, name)
-        links.append([link_id, ids[src], slot, ids[dst], names.index(name), kind])
-        incoming[(dst, name)] = link_id
-        outgoing.setdefault((src, slot), []).append(link_id)
-    nodes = []
-    for order, node in enumerate(graph.nodes):
-        entry = {
-            "id": ids[node.key],
-            "type": node.type,
-            "pos": list(node.pos),
-            "size": [WIDTH, node_height(node)],
-            "flags": {},
-            "order": order,
-            "mode": node.mode,
-            "inputs": [
-                {"name": n, "type": t, "link": incoming.get((node.key, n))} for n, t in INPUTS[node.type]
-            ],
-            "outputs": [
-                {"name": n, "type": t, "links": outgoing.get((node.key, i), []), "slot_index": i}
-                for i, (n, t) in enumerate(OUTPUTS[node.type])
-            ],
-            "properties": {"Node name for S&R": node.type},
-            "widgets_values": node.widgets,
-        }
-        if node.title:
-            entry["title"] = node.title
-        if node.type.startswith("GoldenNoise"):
-            entry["color"], entry["bgcolor"] = "#8a6d00", "#5c4a00"
-        nodes.append(entry)
+def scenario(**changes) -> dict:
+    base = {
+        "signal": "gaussian",
+        "sigma": 1.0,
+        "p": 0.7,
+        "mechanism": "smooth",
+        "epsilon_mode": "fixed",
+        "epsilon": 1.0,
+        "epsilon_low": 0.0,
+        "epsilon_high": 1.0,
+        "amplitude": "half",
+        "agents": 1000,
+        "runs": 500,
+        "seed": 0,
+        "belief_threshold": 0.0,
+        "quadrature_nodes": 16,
+    }
+    return {"class_type": "DPSLScenario", "inputs": {**base, **changes}}
+
+
+def simulate(src: str, keep_paths: bool = False) -> dict:
     return {
-        "last_node_id": len(nodes),
-        "last_link_id": len(links),
-        "nodes": nodes,
-        "links": links,
-        "groups": [],
-        "config": {},
-        "extra": {"ds": {"scale": 0.6, "offset": [40, 320]}, "golden_noise_note": graph.note},
-        "version": 0.4,
+        "class_type": "DPSLSimulate",
+        "inputs": {"scenario": [src, 0], "keep_paths": keep_paths, "memory_budget_gb": 2.0},
     }
 
 
-def draw_thumbnail(graph: Graph, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
-    xs = [n.pos[0] for n in graph.nodes]
-    ys = [n.pos[1] for n in graph.nodes]
-    ax.set_xlim(min(xs) - 40, max(xs) + WIDTH + 40)
-    ax.set_ylim(max(ys) + max(node_height(n) for n in graph.nodes) + 40, min(ys) - 140)
-    boxes = {}
-    for node in graph.nodes:
-        h = node_height(node)
-        golden = node.type.startswith("GoldenNoise")
-        ax.add_patch(
-            FancyBboxPatch(
-                (node.pos[0], node.pos[1]),
-                WIDTH,
-                h,
-                boxstyle="round,pad=4",
-                facecolor=GOLDEN_TINT if golden else "#eceff1",
-                edgecolor="#b8860b" if golden else "#78909c",
-                linewidth=1.4 if golden else 0.8,
-            )
-        )
-        ax.text(
-            node.pos[0] + WIDTH / 2,
-            node.pos[1] + h / 2,
-            node.title or node.type,
-            ha="center",
-            va="center",
-            fontsize=6 if len(node.title or node.type) < 20 else 5,
-            weight="bold" if golden else "normal",
-        )
-        boxes[node.key] = (node.pos[0], node.pos[1], h)
-    for src, slot, dst, _ in graph.links:
-        sx, sy, sh = boxes[src]
-        dx, dy, dh = boxes[dst]
-        src_type = next(n.type for n in graph.nodes if n.key == src)
-        kind = OUTPUTS[src_type][slot][1]
-        ax.add_patch(
-            FancyArrowPatch(
-                (sx + WIDTH, sy + sh / 2),
-                (dx, dy + dh / 2),
-                arrowstyle="-|>",
-                mutation_scale=6,
-                color=TYPE_COLOURS.get(kind, "#999"),
-                linewidth=0.9,
-                connectionstyle="arc3,rad=0.08",
-            )
-        )
-    ax.text(min(xs) - 20, min(ys) - 100, f"Golden Noise example: {graph.title}", fontsize=9, weight="bold")
-    ax.text(
-        min(xs) - 20,
-        min(ys) - 50,
-        f"Workflow diagram (not a generated image). {graph.note}",
-        fontsize=6.5,
-        color="#455a64",
-    )
-    ax.axis("off")
-    fig.tight_layout(pad=0.2)
-    fig.savefig(path, pil_kwargs={"quality": 90})
-    plt.close(fig)
+def sweep(src: str, grid: str, series: str = "none", values: str = "0.55, 0.7, 0.9") -> dict:
+    return {
+        "class_type": "DPSLSweep",
+        "inputs": {
+            "scenario": [src, 0],
+            "epsilon_grid": grid,
+            "series": series,
+            "series_values": values,
+            "keep_paths": False,
+            "memory_budget_gb": 2.0,
+        },
+    }
 
 
-def main() -> None:
-    OUT.mkdir(exist_ok=True)
-    for graph in graphs():
-        (OUT / f"{graph.name}.json").write_text(json.dumps(to_workflow(graph), indent=1) + "\n")
-        # The ComfyUI frontend asks for `<workflow>.jpg` as a custom node template's thumbnail.
-        draw_thumbnail(graph, OUT / f"{graph.name}.jpg")
-        print(f"wrote {graph.name}.json and .jpg")
+def chart(kind: str, **links) -> dict:
+    inputs = {"kind": kind, "width": 1024, "height": 640, "theme": "light", "threshold": -3.0}
+    inputs.update({name: [src, 0] for name, src in links.items()})
+    return {"class_type": "DPSLChart", "inputs": inputs}
 
 
-if __name__ == "__main__":
-    main()
+def report(prefix: str, **links) -> dict:
+    inputs = {"filename_prefix": prefix, **{name: [src, 0] for name, src in links.items()}}
+    return {"class_type": "DPSLReport", "inputs": inputs}
+
+
+# Sizes keep each example to a few seconds on 2 CPU cores; the help pages say how to scale them up.
+DPSL_EXAMPLES: dict[str, dict] = {
+    # docs/dpsl-model.md §6.1: binary correct-cascade probability vs eps, p in {0.55, 0.7, 0.9}
+    "binary_cascade": {
+        "1": scenario(signal="binary", mechanism="rr", p=0.7, runs=2000),
+        "2": sweep("1", "0.25, 0.5, 0.75, 1, 1.25, 1.5, 2, 3, 4", series="p", values="0.55, 0.7, 0.9"),
+        "3": chart("cascade_probability", sweep="2"),
+        "4": report("dpsl/binary_cascade", sweep="2"),
+    },
+    # docs/dpsl-model.md §6.4 (MOR Fig. 7): five regimes of the public LLR
+    "llr_regimes": {
+        "1": scenario(epsilon_mode="uniform", epsilon_low=0.0, epsilon_high=1.0, runs=50),
+        "2": scenario(epsilon=0.1, runs=50),
+        "3": scenario(epsilon=0.5, runs=50),
+        "4": scenario(epsilon=1.0, runs=50),
+        "5": scenario(mechanism="none", runs=50),
+        "6": simulate("1", keep_paths=True),
+        "7": simulate("2", keep_paths=True),
+        "8": simulate("3", keep_paths=True),
+        "9": simulate("4", keep_paths=True),
+        "10": simulate("5", keep_paths=True),
+        "11": chart("llr_paths", result="6", result_2="7", result_3="8", result_4="9", result_5="10"),
+    },
+    # docs/dpsl-model.md §6.4 (v5 Fig. 3): the smooth randomized response, no simulation
+    "smooth_rr": {
+        "1": scenario(epsilon=1.0),
+        "2": chart("smooth_rr_illustration", scenario="1"),
+    },
+    # docs/dpsl-model.md §6.4 (MOR Fig. 6a): expected belief-threshold stopping time vs eps, B = 10
+    "stopping_time": {
+        "1": scenario(belief_threshold=10.0, agents=3000, runs=100),
+        "2": sweep("1", "0.3, 0.5, 0.75, 1, 1.5, 2"),
+        "3": chart("stopping_time_vs_eps", sweep="2"),
+        "4": report("dpsl/stopping_time", sweep="2"),
+    },
+    # docs/dpsl-model.md §6.6: first correct time and mistakes (actions and reports apart) vs eps
+    "first_correct": {
+        "1": scenario(runs=500),
+        "2": sweep("1", "0.25, 0.5, 0.75, 1, 1.5, 2, 2.5"),
+        "3": scenario(mechanism="none", runs=500),
+        "4": simulate("3"),
+        "5": chart("mistakes_vs_eps", sweep="2", result="4"),
+        "6": chart("first_correct_survival", sweep="2"),
+    },
+}
+DPSL_TITLES = {
+    "binary_cascade": "Binary signals: P(correct cascade) vs ε (p = 0.55, 0.7, 0.9)",
+    "llr_regimes": "Public LLR in five privacy regimes",
+    "smooth_rr": "Smooth randomized response illustrated",
+    "stopping_time": "Belief-threshold stopping time vs ε",
+    "first_correct": "First correct time and mistakes vs ε",
+}

@@ -1,4 +1,5 @@
-"""Every Golden Noise example workflow loads in the running server: known node types, typed links, widgets."""
+"""Every example workflow (Golden Noise and DPSL) as the front end loads it: thumbnails, the node types,
+typed links and widget values the real server declares, and the API copy the tests queue."""
 
 from __future__ import annotations
 
@@ -7,22 +8,35 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-WORKFLOWS = sorted((REPO_ROOT / "example_workflows").glob("golden_noise_*.json"))
+REPO_ROOT = Path(__file__).resolve().parent.parent
+UI_DIR = REPO_ROOT / "example_workflows"
+API_DIR = Path(__file__).parent / "api_workflows"
+WORKFLOWS = sorted(UI_DIR.glob("*.json"))
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+EXPECTED = {
+    "golden_noise_sdxl_custom_sampler",
+    "golden_noise_sdxl_ksampler",
+    "golden_noise_sdxl_ksampler_advanced",
+    "golden_noise_hunyuan_dit",
+    "golden_noise_side_by_side",
+    "golden_noise_collect_sdxl",
+    "golden_noise_evaluate_sdxl",
+    "golden_noise_learning_loop_sd15",
+    "dpsl_binary_cascade",
+    "dpsl_llr_regimes",
+    "dpsl_smooth_rr",
+    "dpsl_stopping_time",
+    "dpsl_first_correct",
+}
 
 
-def test_the_issue_s_example_workflows_exist():
-    names = {p.stem for p in WORKFLOWS}
-    assert {
-        "golden_noise_sdxl_custom_sampler",
-        "golden_noise_sdxl_ksampler",
-        "golden_noise_hunyuan_dit",
-        "golden_noise_side_by_side",
-        "golden_noise_collect_sdxl",
-        "golden_noise_evaluate_sdxl",
-        "golden_noise_learning_loop_sd15",
-    } <= names
+def load(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_the_issues_examples_exist_each_with_an_api_copy():
+    assert {p.stem for p in WORKFLOWS} == EXPECTED
+    assert {p.stem for p in API_DIR.glob("*.json")} == EXPECTED
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
@@ -46,11 +60,15 @@ def combo_options(spec: list) -> list:
     return spec[0] if isinstance(spec[0], list) else spec[1].get("options", [])
 
 
+@pytest.fixture(scope="module")
+def object_info(comfy_server) -> dict:
+    return comfy_server.object_info()
+
+
 @pytest.mark.server
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
-def test_workflow_matches_the_running_server(path, comfy_server):
-    object_info = comfy_server.object_info()
-    workflow = json.loads(path.read_text())
+def test_workflow_matches_the_running_server(path, object_info):
+    workflow = load(path)
     assert workflow["version"] == 0.4
     nodes = {node["id"]: node for node in workflow["nodes"]}
 
@@ -75,15 +93,15 @@ def test_workflow_matches_the_running_server(path, comfy_server):
         linked = {i["name"] for i in node["inputs"] if i.get("link") is not None}
         specs = declared_inputs(info)
         order = info["input_order"]["required"] + info["input_order"].get("optional", [])
-        widgets = [n for n in order if n not in linked and input_type(specs[n]) in WIDGET_TYPES]
-        unlinked_sockets = [
+        widgets = [n for n in order if input_type(specs[n]) in WIDGET_TYPES]
+        unlinked = [
             n
             for n in order
             if n not in linked
             and input_type(specs[n]) not in WIDGET_TYPES
             and n in info["input"].get("required", {})
         ]
-        assert not unlinked_sockets, f"{path.name}: {node['type']} has unconnected inputs {unlinked_sockets}"
+        assert not unlinked, f"{path.name}: {node['type']} has unconnected inputs {unlinked}"
         values = list(node["widgets_values"])
         expected = sum(
             2 if len(specs[n]) > 1 and specs[n][1].get("control_after_generate") else 1 for n in widgets
@@ -93,9 +111,46 @@ def test_workflow_matches_the_running_server(path, comfy_server):
         )
         for name in widgets:  # walk the values in widget order, checking combos against their options
             value = values.pop(0)
+            # A loader may name the user's own trained network, which no test server has.
             user_file = node["type"] == "GoldenNoiseLoader" and str(value).endswith(".safetensors")
             if input_type(specs[name]) == "COMBO" and combo_options(specs[name]) and not user_file:
-                # (A loader may name the user's own trained network, which no test server has.)
                 assert value in combo_options(specs[name]), f"{node['type']}.{name} = {value!r}"
             if len(specs[name]) > 1 and specs[name][1].get("control_after_generate"):
                 assert values.pop(0) in ("fixed", "increment", "decrement", "randomize")
+
+
+def ui_to_api(ui: dict, object_info: dict) -> dict:
+    """What the front end sends for a UI workflow: widget values by input_order, links by slot, bypassed
+    nodes left out."""
+    links = {link[0]: link for link in ui["links"]}
+    prompt = {}
+    for node in ui["nodes"]:
+        if node["mode"] == 4:
+            continue
+        info = object_info[node["type"]]
+        values = list(node["widgets_values"])
+        inputs = {}
+        for slot in node["inputs"]:
+            if slot.get("link") is not None:
+                _, src, src_slot, _, _, _ = links[slot["link"]]
+                inputs[slot["name"]] = [str(src), src_slot]
+        for section in ("required", "optional"):
+            for name in info["input_order"].get(section, []):
+                spec = info["input"][section][name]
+                options = spec[1] if len(spec) > 1 else {}
+                if isinstance(spec[0], list) or spec[0] in WIDGET_TYPES:
+                    value = values.pop(0)
+                    inputs.setdefault(name, value)
+                    if options.get("control_after_generate"):
+                        values.pop(0)
+        assert not values, f"node {node['id']} ({node['type']}) has extra widget values {values}"
+        prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
+    return prompt
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
+def test_ui_file_sends_what_its_api_copy_holds(path, object_info):
+    api = load(API_DIR / path.name)
+    expected = {nid: {"class_type": e["class_type"], "inputs": e["inputs"]} for nid, e in api.items()}
+    assert ui_to_api(load(path), object_info) == expected

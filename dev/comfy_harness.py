@@ -241,3 +241,41 @@ def quick_import_check(base_dir: Path, packs: dict[str, Path]) -> str:
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     return done.stdout + done.stderr
+
+
+def import_inprocess(base: Path, pack_name: str, device: str = "cpu"):
+    """ComfyUI's modules imported into this process and this pack imported as ComfyUI imports it.
+
+    For the fast node tests and the benchmarks that call `Node.execute(...)` directly. Output, temp and
+    model folders go under `base`. Returns a namespace with `pack` (our package module), ComfyUI's
+    `folder_paths` and `base_dir`. `device` "cpu" forces ComfyUI onto the CPU; "cuda" leaves it its GPU.
+    """
+    import asyncio
+    import importlib.util
+    import sys
+    import types
+
+    comfy = str(comfyui_dir())
+    if comfy not in sys.path:
+        # Before the repo root: ComfyUI's top-level `nodes.py` must win over our `nodes/` package.
+        sys.path.insert(0, comfy)
+    from comfy.cli_args import args
+
+    args.cpu = device == "cpu"
+    args.disable_api_nodes = True
+    import comfy.model_management  # noqa: F401  (reads args.cpu on import)
+    import folder_paths
+
+    folder_paths.set_output_directory(str(base / "output"))
+    folder_paths.set_temp_directory(str(base / "temp"))
+    folder_paths.models_dir = str(base / "models")
+
+    spec = importlib.util.spec_from_file_location(
+        pack_name, REPO_ROOT / "__init__.py", submodule_search_locations=[str(REPO_ROOT)]
+    )
+    pack = importlib.util.module_from_spec(spec)
+    sys.modules[pack_name] = pack
+    spec.loader.exec_module(pack)
+    # What the host does when it loads the pack: the entry point sets the pack up (model folders).
+    asyncio.run(pack.comfy_entrypoint())
+    return types.SimpleNamespace(pack=pack, folder_paths=folder_paths, base_dir=base)
