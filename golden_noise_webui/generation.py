@@ -1,0 +1,117 @@
+"""Golden noise in a webui generation: which model families it serves, and the two ways in.
+
+Forge calls every always-on script's `process_before_every_sampling(p, x=, noise=, c=, uc=)` just after
+txt2img draws the first pass's noise (`x = p.rng.next()`, passed as both `x` and `noise`) and samples
+from `p.modified_noise` when a script set it. The hires-fix second pass calls it again with `x` the
+upscaled samples and a fresh noise, and img2img with `x` the init latent: only `x is noise` on a txt2img
+processing object is the first pass, the one NPNet was trained for. Automatic1111 has no such hook; its
+txt2img `sample()` draws the same first noise from `p.rng`, which `process_images_inner` builds before
+the scripts' `process_batch`, so there a thin wrapper around `p.rng` turns its first draw golden
+(`GoldenRNG`). Hires fix builds a new `p.rng` for its pass, which stays plain. Both ways call `Job.golden`
+on the noise the webui drew, so the same seed and settings give the same image, and plain noise is
+exactly what the webui would have drawn.
+"""
+
+from __future__ import annotations
+
+import torch
+
+import npnet
+
+from .conditioning import batch_size, token_states
+from .settings import Settings
+from .weights import on_device
+
+SUPPORTED = "SDXL-family checkpoints (SDXL, DreamShaper XL, Pony, Illustrious and other SDXL fine-tunes)"
+
+
+class GoldenNoiseStop(RuntimeError):
+    """Golden Noise is on but cannot serve this generation; the message says why and what to do."""
+
+
+def model_kind(sd_model) -> str | None:
+    """None for an SDXL-family model, else a name for the checkpoint type (for the error message)."""
+    if getattr(sd_model, "is_sdxl", False) and not getattr(sd_model, "is_sdxl_inpaint", False):
+        return None
+    for attribute, name in (("is_sd1", "SD 1.x"), ("is_sd2", "SD 2.x"), ("is_sd3", "SD 3")):
+        if getattr(sd_model, attribute, False):
+            return name
+    if getattr(sd_model, "is_sdxl_inpaint", False):
+        return "an SDXL inpainting model"
+    return type(sd_model).__name__  # Forge's engines: Flux, Chroma, ...
+
+
+def unsupported_message(kind: str) -> str:
+    return (
+        f"Golden Noise is on, but the loaded checkpoint is {kind}. The NPNet networks serve {SUPPORTED} in "
+        "this webui (Hunyuan-DiT and networks trained for other models run in the ComfyUI nodes). Turn Golden "
+        "Noise off for this checkpoint, or load an SDXL checkpoint. Nothing was generated."
+    )
+
+
+class Job:
+    """One batch's golden noise: the network and the settings, applied to the first pass only."""
+
+    def __init__(self, model: npnet.NPNet, settings: Settings):
+        self.model, self.settings = model, settings
+        self.used = False
+
+    def golden(self, noise: torch.Tensor, conditioning) -> torch.Tensor:
+        """Each image's noise refined by NPNet for that image's own prompt; device and dtype kept."""
+        if batch_size(conditioning) != noise.shape[0]:
+            raise GoldenNoiseStop(
+                f"Golden Noise: {noise.shape[0]} noises but {batch_size(conditioning)} prompts in the batch"
+            )
+        s = self.settings
+        out = []
+        with on_device(self.model, noise.device):
+            for i in range(noise.shape[0]):
+                states = token_states(conditioning, i).to(noise.device, torch.float32)
+                try:
+                    out.append(
+                        npnet.golden_noise(
+                            self.model,
+                            noise[i : i + 1],
+                            states,
+                            token_policy=s.token_policy,
+                            strength=s.strength,
+                            resolution_mode=s.resolution_mode,
+                        )
+                    )
+                except npnet.InputError as error:
+                    raise GoldenNoiseStop(f"Golden Noise ({error.input}): {error}") from error
+        self.used = True
+        return torch.cat(out).to(noise.dtype)
+
+    def before_sampling(self, p, x, noise, c) -> None:
+        """Forge's hook: the first txt2img pass only, chained on a noise another script already set."""
+        if self.used or x is not noise:
+            return
+        current = p.modified_noise if getattr(p, "modified_noise", None) is not None else noise
+        p.modified_noise = self.golden(current, c)
+
+
+class GoldenRNG:
+    """Automatic1111's `p.rng` with its first draw made golden for `p.c`; everything else passes through."""
+
+    def __init__(self, rng, p, job: Job):
+        self._rng, self._p, self._job = rng, p, job
+
+    def next(self):
+        x = self._rng.next()
+        if self._job.used:
+            return x
+        return self._job.golden(x, self._p.c)
+
+    def __getattr__(self, name):
+        return getattr(self._rng, name)
+
+
+def stop_sampling(p, message: str) -> None:
+    """Make `p.sample` raise `GoldenNoiseStop(message)`: the webui wraps script callbacks and only logs
+    their errors, but the sampling call is its own, so this stops the generation with the message."""
+
+    def refuse(*args, **kwargs):
+        raise GoldenNoiseStop(message)
+
+    p.sample = refuse

@@ -1,0 +1,71 @@
+"""The webui stand-in imported under the real module names, once per host flavour, with the extension
+loaded the way the webui loads it (its folder on sys.path, scripts/golden_noise.py by file name)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from tests.golden_noise.checkpoints import write_checkpoint
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STANDIN = Path(__file__).parent / "standin"
+OWN = ("modules", "golden_noise_webui", "golden_noise.py", "xyz_grid.py")
+
+
+def _forget() -> None:
+    for name in list(sys.modules):
+        if name.split(".")[0] in OWN:
+            del sys.modules[name]
+
+
+@pytest.fixture(scope="session")
+def npnet_file(tmp_path_factory) -> Path:
+    """A random network of the released SDXL shape (every branch live)."""
+    return write_checkpoint(tmp_path_factory.mktemp("webui_weights") / "my-sdxl.safetensors", 2048, seed=5)
+
+
+@pytest.fixture(params=["forge", "a1111"])
+def webui(request, monkeypatch, tmp_path, npnet_file):
+    """namespace(host, modules..., script (the extension's Script instance), run(p) -> outputs)."""
+    monkeypatch.setenv("WEBUI_STANDIN", request.param)
+    monkeypatch.setenv("WEBUI_STANDIN_MODELS", str(tmp_path / "models"))
+    (tmp_path / "models" / "npnet").mkdir(parents=True)
+    (tmp_path / "models" / "npnet" / "my-sdxl.safetensors").symlink_to(npnet_file)
+    monkeypatch.syspath_prepend(str(STANDIN))
+    monkeypatch.syspath_prepend(str(REPO_ROOT))  # the webui puts the extension's folder first
+    _forget()
+    modules = {
+        name: importlib.import_module(f"modules.{name}")
+        for name in (
+            "scripts",
+            "processing",
+            "shared",
+            "script_callbacks",
+            "script_loading",
+            "infotext_utils",
+        )
+    }
+    xyz = modules["script_loading"].load_module(str(STANDIN / "scripts" / "xyz_grid.py"))
+    modules["scripts"].scripts_data.append(
+        modules["scripts"].ScriptClassData(xyz.Script, "xyz_grid.py", str(STANDIN), xyz)
+    )
+    xyz.Script.__module__ = "xyz_grid.py"
+    loaded = modules["script_loading"].load_module(str(REPO_ROOT / "scripts" / "golden_noise.py"))
+    from tests.webui import standin_models
+
+    modules["shared"].sd_model = standin_models.StableDiffusionXL()
+    script = loaded.GoldenNoiseScript()
+
+    def run(p, *args):
+        p.scripts = modules["scripts"].ScriptRunner([(script, args)] if args else [])
+        return modules["processing"].process_images(p)
+
+    yield types.SimpleNamespace(
+        host=request.param, script=script, run=run, models=standin_models, xyz=xyz, module=loaded, **modules
+    )
+    _forget()

@@ -1,0 +1,1 @@
+"""Stand-in of the webui's `modules` package (see ../README.md)."""
