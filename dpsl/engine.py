@@ -372,8 +372,9 @@ class _Chunk:
             out.action_correct += self.ckpt_a.cpu().numpy()
             out.report_correct += self.ckpt_x.cpu().numpy()
         if self.s.belief_threshold is not None:
-            # tau_B = inf{n : |l_n| >= B} with l_1 = 0 the belief before agent 1 (paper indexing).
-            out.belief_stop_time[sl] = (self.lead_b + 2).cpu().numpy()
+            # tau_B = the number of reports until |l| >= B, from l = 0 (the authors' Figure 6a count;
+            # the index of the first agent whose prior belief reaches B is one more).
+            out.belief_stop_time[sl] = (self.lead_b + 1).cpu().numpy()
         if self.paths is not None:
             out.paths[sl] = self.paths.T.cpu().numpy()
         self.kernel.flush(out, sl)

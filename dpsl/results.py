@@ -5,8 +5,9 @@ Time conventions (all 1-based agent indices):
         a value > agents means not within the horizon.
     cascade_time (binary): the number of reports before the cascade starts (the report that makes
         |j| reach k); agents + 1 when no cascade formed within the horizon, with cascade_side = 0.
-    belief_stop_time: tau_B = inf{n : |l_n| >= B}, where l_n is the belief *before* agent n and
-        l_1 = 0 (so tau_B - 1 reports were made); > agents + 1 means not reached.
+    belief_stop_time: tau_B = the number of reports until the public LLR first reaches |l| >= B,
+        starting from l = 0 (the authors' convention for Figure 6a; the index of the first agent who
+        sees |l| >= B is tau_B + 1); > agents means not reached within the horizon.
     LLR at checkpoint n: the public LLR after n reports (l_{n+1} in the paper's indexing).
 Censored times enter the means at their censored value, so a mean is a lower bound whenever the
 matching `*_censored` fraction is positive.
@@ -102,7 +103,7 @@ class Result:
             )
         if self.belief_stop_time is not None:
             out["belief_stop_time_mean"], out["belief_stop_time_se"] = _mean_se(self.belief_stop_time)
-            out["belief_stop_time_censored"] = float(np.mean(self.belief_stop_time > s.agents + 1))
+            out["belief_stop_time_censored"] = float(np.mean(self.belief_stop_time > s.agents))
         out["theory"] = th
         out["runs"], out["agents"] = runs, s.agents
         out["device"] = self.device

@@ -58,23 +58,26 @@ def tail_exponent_report(eps: float, sigma: float) -> float:
 def first_correct_time_bound(
     eps: float, sigma: float, c1: float = 1.0, zeta_terms: int | None = None
 ) -> float:
-    """C1 * C(eps)^-s * zeta(s) bound on E[tau_a] (T3); inf when s = 2/(eps sigma^2) <= 1.
+    """C1 * C(eps)^-s * zeta(s) bound on E[tau_a] (T3), s = 2/(eps sigma^2).
 
-    C(eps) = (eps sigma^2/2)(e^{eps + eps^2 sigma^2/2} - e^{-eps + eps^2 sigma^2/2}). The legacy
-    script truncates zeta at 10^4 terms (`zeta_terms=10000`); None uses the exact zeta.
+    C(eps) = (eps sigma^2/2)(e^{eps + eps^2 sigma^2/2} - e^{-eps + eps^2 sigma^2/2}). With `zeta_terms`
+    the zeta series is truncated there, as the legacy script does (10^4 terms), and the truncated value
+    is returned for every s; without it the exact zeta is used, infinite when s <= 1. Computed in log
+    space: where the bound exceeds the float range (small eps) it is inf, never an overflow error.
     """
     s = tail_exponent_action(eps, sigma)
-    if s <= 1:
-        return math.inf
-    e2 = eps * eps * sigma * sigma / 2
-    c = (eps * sigma**2 / 2) * (math.exp(eps + e2) - math.exp(-eps + e2))
     if zeta_terms is None:
+        if s <= 1:
+            return math.inf
         zeta = float(
             torch.special.zeta(torch.tensor(s, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64))
         )
     else:
-        zeta = float(np.sum(np.arange(1, zeta_terms + 1, dtype=float) ** -s))
-    return c1 * c**-s * zeta
+        zeta = float(np.sum(np.power(np.arange(1, zeta_terms + 1, dtype=float), -s)))
+    # log C = log(eps sigma^2 / 2) + eps^2 sigma^2 / 2 + log(2 sinh eps)
+    log_c = math.log(eps * sigma**2 / 2) + eps * eps * sigma * sigma / 2 + math.log(2 * math.sinh(eps))
+    log_bound = math.log(c1) - s * log_c + math.log(zeta)
+    return math.exp(log_bound) if log_bound < 709.0 else math.inf
 
 
 def belief_stop_time_asymptote(threshold: float, eps: float, sigma: float, amplitude: str = "half") -> float:

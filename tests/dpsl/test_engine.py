@@ -125,9 +125,9 @@ def test_paths_agree_with_checkpoints_and_counters():
     assert np.all(r.paths[:, 0] == 0)
     assert np.array_equal(r.paths[:, [1, 7, 60]], r.llr_checkpoints)
     assert np.array_equal(r.paths[:, -1], r.llr_final)
-    # tau_B = inf{n : |l_n| >= B}, l_n = paths[:, n - 1].
-    crossed = np.abs(r.paths) >= 4.0
-    expected = np.where(crossed.any(axis=1), crossed.argmax(axis=1) + 1, s.agents + 2)
+    # tau_B = the first report count r with |l after r reports| >= B; l after r reports = paths[:, r].
+    crossed = np.abs(r.paths[:, 1:]) >= 4.0
+    expected = np.where(crossed.any(axis=1), crossed.argmax(axis=1) + 1, s.agents + 1)
     assert np.array_equal(r.belief_stop_time, expected)
     assert np.all((r.first_correct_action >= 1) & (r.first_correct_action <= s.agents + 1))
     assert np.all(r.wrong_actions <= s.agents) and np.all(r.wrong_reports <= s.agents)

@@ -112,12 +112,24 @@ def test_expected_first_correct_action_time(eps, ref):
     assert ok, msg
 
 
-@pytest.mark.parametrize("eps, ref", [(0.5, 136), (1.0, 188)])
-def test_belief_threshold_stopping_time(eps, ref):
-    # docs/dpsl-model.md §6.4: E[tau_10] by Monte Carlo over 2000 paths, B = 10, sigma = 1.
+@pytest.mark.parametrize("eps, ref, ref_se", [(0.5, 138.1, 1.1), (1.0, 187.6, 1.0)])
+def test_belief_threshold_stopping_time(eps, ref, ref_se):
+    # docs/dpsl-model.md §6.4: the authors' Monte Carlo, B = 10, sigma = 1, reports counted from l = 0.
     r = simulate(
         Scenario(epsilon=eps, agents=3000, runs=1000, seed=3, belief_threshold=10.0, checkpoints=(3000,))
     )
-    assert r.summary()["belief_stop_time_censored"] == 0.0
-    ok, msg = _close(r.belief_stop_time.astype(float), ref, ref_paths=2000, rounding=0.5)
-    assert ok, msg
+    s = r.summary()
+    assert s["belief_stop_time_censored"] == 0.0
+    assert abs(s["belief_stop_time_mean"] - ref) <= 4 * (s["belief_stop_time_se"] ** 2 + ref_se**2) ** 0.5
+
+
+@pytest.mark.parametrize("eps, ref, ref_se", [(0.5, 8.35, 0.09), (1.0, 4.37, 0.03)])
+def test_stopping_time_follows_the_authors_convention_at_b_2(eps, ref, ref_se):
+    """At B = 2 the report count and the agent index differ by ~25 standard errors: ours is the former."""
+    r = simulate(
+        Scenario(epsilon=eps, agents=400, runs=20_000, seed=4, belief_threshold=2.0, checkpoints=(400,))
+    )
+    s = r.summary()
+    assert s["belief_stop_time_censored"] == 0.0
+    z = (s["belief_stop_time_mean"] - ref) / (s["belief_stop_time_se"] ** 2 + ref_se**2) ** 0.5
+    assert abs(z) < 4, z

@@ -152,3 +152,17 @@ def test_appendix_recursion_with_half_amplitude():
         assert theory.positive_report_recursion(6.0, 199, eps, 1.0, amplitude="half")[199] == pytest.approx(
             ref, abs=6e-3
         )
+
+
+def test_the_truncated_bound_is_finite_where_the_series_is_not():
+    # sigma = sqrt 2, eps = 1: s = 1, so the exact series diverges; the authors' 10^4-term sum is 1.5319.
+    assert theory.first_correct_time_bound(1.0, math.sqrt(2), zeta_terms=10_000) == pytest.approx(
+        1.5319, abs=1e-4
+    )
+    assert math.isinf(theory.first_correct_time_bound(1.0, math.sqrt(2)))
+
+
+@pytest.mark.parametrize("eps", [0.01, 1e-300])
+def test_tiny_eps_gives_an_infinite_bound_not_an_error(eps):
+    assert math.isinf(theory.first_correct_time_bound(eps, 1.0))
+    assert math.isinf(theory.first_correct_time_bound(eps, 1.0, zeta_terms=100))
