@@ -9,7 +9,10 @@ import argparse
 import csv
 import io
 import json
+import os
 import sys
+
+import torch
 
 from . import theory
 from .engine import simulate
@@ -34,9 +37,25 @@ def _list_of(convert, flag: str):
 
 def _scenario_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("scenario")
-    g.add_argument("--signal", choices=SIGNALS, default="gaussian", help="signal model (default gaussian)")
+    # --signal-model and --signal-accuracy: the same flags under names torchrun's own parser cannot
+    # claim (it takes --signal and --p as ambiguous prefixes of its --signals-to-handle, --print-...).
+    g.add_argument(
+        "--signal",
+        "--signal-model",
+        dest="signal",
+        choices=SIGNALS,
+        default="gaussian",
+        help="signal model (default gaussian)",
+    )
     g.add_argument("--sigma", type=float, default=1.0, help="Gaussian signal noise sigma > 0 (default 1)")
-    g.add_argument("--p", type=float, default=0.7, help="binary signal accuracy in (0.5, 1) (default 0.7)")
+    g.add_argument(
+        "--p",
+        "--signal-accuracy",
+        dest="p",
+        type=float,
+        default=0.7,
+        help="binary signal accuracy in (0.5, 1) (default 0.7)",
+    )
     g.add_argument(
         "--mechanism", default="smooth", help="none | rr | smooth (smooth is Gaussian only; default smooth)"
     )
@@ -161,8 +180,26 @@ def _theory_csv(d: dict) -> list[list]:
     return rows
 
 
+def _process_group(device: str) -> tuple[bool, str, int]:
+    """Under torchrun (WORLD_SIZE > 1): join the group, gloo on the CPU or NCCL with one GPU per rank.
+    Returns (distributed, this rank's device, rank)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False, device, 0
+    import torch.distributed as dist
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return True, device, dist.get_rank()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    distributed, device, rank = _process_group(getattr(args, "device", "cpu") or "cpu")
     try:
         if args.command == "sweep":
             values = _sweep_values(args.param, args.values)
@@ -170,19 +207,28 @@ def main(argv: list[str] | None = None) -> int:
         else:
             scenario = scenario_from_args(args)
         if args.command == "simulate":
-            result = simulate(scenario, device=args.device, chunk_runs=args.chunk_runs)
+            result = simulate(scenario, device=device, chunk_runs=args.chunk_runs, distributed=distributed)
             payload = result.to_dict(per_run=args.per_run)
             rows = result.csv_rows
         elif args.command == "theory":
             payload = _theory_dict(scenario)
             rows = lambda: _theory_csv(payload)  # noqa: E731
         else:
-            result = sweep(scenario, args.param, values, device=args.device, chunk_runs=args.chunk_runs)
+            result = sweep(
+                scenario,
+                args.param,
+                values,
+                device=device,
+                chunk_runs=args.chunk_runs,
+                distributed=distributed,
+            )
             payload = result.to_dict(per_run=args.per_run)
             rows = result.csv_rows
     except ScenarioError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_INVALID
+    if rank != 0:
+        return 0  # every rank holds the result; one writes it
     text = _to_csv(rows()) if args.csv else json.dumps(payload, indent=2) + "\n"
     if args.out:
         with open(args.out, "w", encoding="utf-8") as fh:

@@ -147,6 +147,7 @@ def simulate(
     should_cancel: CancelFn | None = None,
     chunk_runs: int | None = None,
     memory_budget: int | None = None,
+    distributed: bool = False,
 ) -> Result:
     """Simulate `scenario.runs` independent runs of `scenario.agents` agents under theta = +1.
 
@@ -156,20 +157,32 @@ def simulate(
     default by device and memory budget); it never changes the result. memory_budget: bytes the
     outputs and working memory may take (default 2 GiB); `MemoryBudgetError` if keep_paths would
     exceed it.
+
+    distributed: inside an initialised torch.distributed group (torchrun), every rank simulates its
+    share of the chunks (chunk i on rank i mod world size; chunks are whole RNG blocks) and the per-run
+    outputs are summed across ranks, each run coming from exactly one rank. Every rank then holds the
+    single-process result for the same seed and device type, exactly: each value is one rank's value
+    plus zeros, and the summaries are computed from those identical per-run arrays.
     """
     dev = _resolve_device(device)
     budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
     check_memory(scenario, budget)
     chunk = _chunk_size(scenario, dev, chunk_runs, budget)
-    out = _Outputs(scenario)
-    total = scenario.runs * scenario.agents
+    rank, world = (
+        (torch.distributed.get_rank(), torch.distributed.get_world_size()) if distributed else (0, 1)
+    )
+    out = _Outputs(scenario, zeroed=world > 1)
     spans = [(start, min(start + chunk, scenario.runs)) for start in range(0, scenario.runs, chunk)]
+    spans = spans[rank::world]
+    total = sum(stop - start for start, stop in spans) * scenario.agents
     workers = min(len(spans), torch.get_num_threads()) if dev.type == "cpu" else 1
     started = time.perf_counter()
     if workers == 1:
         _run_sequential(scenario, dev, spans, out, progress, should_cancel, total)
     else:
         _run_threaded(scenario, dev, spans, out, progress, should_cancel, total, workers)
+    if world > 1:
+        out.sum_across_ranks(dev)
     elapsed = time.perf_counter() - started
     log.debug("simulated %d agent steps in %.3f s on %s (chunks of %d runs)", total, elapsed, dev, chunk)
     return out.to_result(str(dev), elapsed)
@@ -227,25 +240,50 @@ def _run_threaded(scenario, dev, spans, out, progress, should_cancel, total, wor
 class _Outputs:
     """Host-side per-run outputs, filled chunk by chunk (disjoint slices; shared sums under a lock)."""
 
-    def __init__(self, scenario: Scenario):
+    PER_RUN = (
+        "llr_checkpoints",
+        "llr_final",
+        "first_correct_action",
+        "first_correct_report",
+        "wrong_actions",
+        "wrong_reports",
+        "action_correct",
+        "report_correct",
+        "cascade_time",
+        "cascade_side",
+        "belief_stop_time",
+        "paths",
+    )
+
+    def __init__(self, scenario: Scenario, zeroed: bool = False):
         runs, c = scenario.runs, len(scenario.resolved_checkpoints)
+        new = np.zeros if zeroed else np.empty  # zeros where another rank fills the runs
         self.scenario = scenario
-        self.llr_checkpoints = np.empty((runs, c))
-        self.llr_final = np.empty(runs)
-        self.first_correct_action = np.empty(runs, dtype=np.int64)
-        self.first_correct_report = np.empty(runs, dtype=np.int64)
-        self.wrong_actions = np.empty(runs, dtype=np.int64)
-        self.wrong_reports = np.empty(runs, dtype=np.int64)
+        self.llr_checkpoints = new((runs, c))
+        self.llr_final = new(runs)
+        self.first_correct_action = new(runs, dtype=np.int64)
+        self.first_correct_report = new(runs, dtype=np.int64)
+        self.wrong_actions = new(runs, dtype=np.int64)
+        self.wrong_reports = new(runs, dtype=np.int64)
         self.action_correct = np.zeros(c, dtype=np.int64)
         self.report_correct = np.zeros(c, dtype=np.int64)
         binary = scenario.signal == "binary"
-        self.cascade_time = np.empty(runs, dtype=np.int64) if binary else None
-        self.cascade_side = np.empty(runs, dtype=np.int8) if binary else None
-        self.belief_stop_time = (
-            np.empty(runs, dtype=np.int64) if scenario.belief_threshold is not None else None
-        )
-        self.paths = np.empty((runs, scenario.agents + 1)) if scenario.keep_paths else None
+        self.cascade_time = new(runs, dtype=np.int64) if binary else None
+        self.cascade_side = new(runs, dtype=np.int8) if binary else None
+        self.belief_stop_time = new(runs, dtype=np.int64) if scenario.belief_threshold is not None else None
+        self.paths = new((runs, scenario.agents + 1)) if scenario.keep_paths else None
         self.lock = threading.Lock()
+
+    def sum_across_ranks(self, dev: torch.device) -> None:
+        """All-reduce every output; NCCL reduces on the rank's GPU, gloo on the CPU."""
+        where = dev if torch.distributed.get_backend() == "nccl" else torch.device("cpu")
+        for name in self.PER_RUN:
+            array = getattr(self, name)
+            if array is None:
+                continue
+            wide = torch.from_numpy(array.astype(np.int64) if array.dtype == np.int8 else array).to(where)
+            torch.distributed.all_reduce(wide)
+            setattr(self, name, wide.cpu().numpy().astype(array.dtype))
 
     def to_result(self, device: str, elapsed: float) -> Result:
         return Result(

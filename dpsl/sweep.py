@@ -54,10 +54,11 @@ def sweep(
     should_cancel: CancelFn | None = None,
     chunk_runs: int | None = None,
     memory_budget: int | None = None,
+    distributed: bool = False,
 ) -> SweepResult:
     """simulate(base with parameter = v) for each v; progress counts agent steps over the whole sweep."""
     return sweep_series(
-        [base], parameter, values, device, progress, should_cancel, chunk_runs, memory_budget
+        [base], parameter, values, device, progress, should_cancel, chunk_runs, memory_budget, distributed
     )[0]
 
 
@@ -70,6 +71,7 @@ def sweep_series(
     should_cancel: CancelFn | None = None,
     chunk_runs: int | None = None,
     memory_budget: int | None = None,
+    distributed: bool = False,
 ) -> list[SweepResult]:
     """One sweep per base scenario (a series of curves, e.g. one per p); progress counts agent steps
     over all of them, so one progress bar covers the whole series."""
@@ -96,6 +98,7 @@ def sweep_series(
                     should_cancel=should_cancel,
                     chunk_runs=chunk_runs,
                     memory_budget=memory_budget,
+                    distributed=distributed,
                 )
             )
             offset += s.runs * s.agents

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 COMMON_KEYS = {
     "checkpoints",
@@ -55,8 +62,6 @@ def test_simulate_binary_json_keys_and_theory_under_the_same_names(cli_json):
         "simulate",
         "--signal",
         "binary",
-        "--p",
-        "0.7",
         "--mechanism",
         "rr",
         "--epsilon",
@@ -167,3 +172,87 @@ def test_invalid_parameters_in_process(capsys, args, message):
 def test_malformed_numbers_are_rejected_by_the_parser(run_cli):
     code, _, err = run_cli("simulate", "--sigma", "abc")
     assert code == 2 and "--sigma" in err
+
+
+def _without_timing(payload: dict) -> dict:
+    """The JSON less what the clock decides (elapsed time and the speed derived from it)."""
+    if isinstance(payload, dict):
+        return {
+            k: _without_timing(v) for k, v in payload.items() if k not in ("elapsed_s", "agent_steps_per_s")
+        }
+    if isinstance(payload, list):
+        return [_without_timing(v) for v in payload]
+    return payload
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [
+            "simulate",
+            "--epsilon",
+            "1",
+            "--agents",
+            "30",
+            "--runs",
+            "40000",
+            "--belief-threshold",
+            "3",
+            "--per-run",
+        ],
+        [
+            "sweep",
+            "--signal-model",
+            "binary",
+            "--signal-accuracy",
+            "0.6",
+            "--mechanism",
+            "rr",
+            "--agents",
+            "40",
+            "--runs",
+            "33000",
+            "--param",
+            "epsilon",
+            "--values",
+            "0.5,1",
+        ],
+    ],
+    ids=["simulate", "sweep"],
+)
+def test_torchrun_with_two_processes_gives_the_single_process_json(tmp_path, args):
+    """Runs are split by whole RNG blocks over the ranks and summed back: the output is exactly equal."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
+    common = [*args, "--seed", "7", "--chunk-runs", "16384", "--json"]
+    single = subprocess.run(
+        [sys.executable, "-m", "dpsl", *common, "--out", str(tmp_path / "one.json")],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert single.returncode == 0, single.stderr[-2000:]
+    double = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node=2",
+            "-m",
+            "dpsl",
+            *common,
+            "--out",
+            str(tmp_path / "two.json"),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert double.returncode == 0, double.stderr[-3000:]
+    one = json.loads((tmp_path / "one.json").read_text())
+    two = json.loads((tmp_path / "two.json").read_text())
+    assert _without_timing(one) == _without_timing(two)
