@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 import npnet
+from npnet.inputs import shown
 from npnet.variants import VARIANTS
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,11 @@ RELEASED_FILES = {file for v in VARIANTS.values() for file in v.local_names}
 def choices(folder: Path) -> list[str]:
     """The dropdown: the released SDXL-family networks, then the user's own files in `folder`."""
     own = (
-        sorted(p.name for p in folder.glob("*") if p.suffix in EXTENSIONS and p.name not in RELEASED_FILES)
+        sorted(
+            p.name
+            for p in folder.glob("*")
+            if p.suffix.lower() in EXTENSIONS and p.name not in RELEASED_FILES and shown(p.name) == p.name
+        )
         if folder.is_dir()
         else []
     )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import npnet
+from ..npnet.inputs import shown
 from ..npnet.variants import VARIANTS
 from .comfy_host import comfy_utils, folder_paths, model_management, model_patcher
 from .errors import GoldenNoiseError
@@ -45,8 +46,19 @@ def register_folder() -> None:
 
 
 def weight_choices() -> list[str]:
-    """The loader's combo: the released variants first, then every file in the npnet folders."""
-    return list(LABEL_TO_VARIANT) + folder_paths.get_filename_list(FOLDER)
+    """The loader's combo: the released variants first, then every file in the npnet folders.
+
+    A file whose name is not valid UTF-8 is left out (with a warning that shows it escaped): its name
+    would reach the front end and ComfyUI's log as surrogates, which the log cannot write, and a failed
+    log write stops ComfyUI's prompt worker (a guard for ComfyUI's own logging).
+    """
+    files = []
+    for name in folder_paths.get_filename_list(FOLDER):
+        if shown(name) != name:
+            log.warning("npnet folder: skipping %s, whose name is not valid UTF-8; rename it", shown(name))
+            continue
+        files.append(name)
+    return list(LABEL_TO_VARIANT) + files
 
 
 def resolve(choice: str, node_id: str | None) -> Path:
@@ -133,7 +145,7 @@ class NPNetCache:
         cached = self._entries.get(key)
         if cached is not None:
             return cached
-        log.info("loading NPNet weights from %s", path)
+        log.info("loading NPNet weights from %s", shown(path))
         offload = model_management.unet_offload_device()
         # Loaded on the offload device; model management moves it to `device` when a node uses it.
         model = npnet.load(path, device=offload)

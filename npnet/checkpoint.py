@@ -14,6 +14,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .config import METADATA_KEY, OFFICIAL, NPNetConfig
+from .inputs import shown
 from .model import NPNet
 from .variants import TOKENS, family_for_embed_dim
 
@@ -78,7 +79,7 @@ def read_state_dict(
     metadata records (None for files without one: the released checkpoints and their mirrors)."""
     path = Path(source)
     if not path.is_file():
-        raise FileNotFoundError(f"NPNet weights not found: {path}")
+        raise FileNotFoundError(f"NPNet weights not found: {shown(path)}")
     config = None
     if path.suffix.lower() == ".safetensors":
         try:
@@ -86,7 +87,7 @@ def read_state_dict(
                 metadata = file.metadata() or {}
             raw = load_file(path, device=str(device))
         except (SafetensorError, OSError) as error:
-            raise ValueError(f"{path} is not a readable .safetensors file ({error}).") from error
+            raise ValueError(f"{shown(path)} is not a readable .safetensors file ({error}).") from None
         if METADATA_KEY in metadata:
             config = NPNetConfig.from_json(metadata[METADATA_KEY], path)
     else:
@@ -100,26 +101,31 @@ def read_state_dict(
 
 
 def _read_pickle(path: Path) -> Mapping:
+    if path.stat().st_size == 0:
+        raise ValueError(
+            f"{shown(path)} is empty (0 bytes): an interrupted copy or download? Fetch it again."
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         reason = str(error).strip().splitlines()[-1]
         raise ValueError(
-            f"refused to load {path}: it is a pickle that holds Python objects other than tensors, which "
+            f"refused to load {shown(path)}: it is a pickle that holds Python objects other than tensors, which "
             f"could run code when unpickled ({reason}). NPNet checkpoints contain only tensors; use a file "
             f"from the official repo or a .safetensors conversion. Accepted formats:\n  {ACCEPTED_FORMATS}"
         ) from None
-    except (RuntimeError, EOFError, OSError) as error:
+    except Exception as error:  # noqa: BLE001 - torch.load raises anything for a file that is not its format
+        reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
         raise ValueError(
-            f"{path} is not a readable PyTorch checkpoint ({error}). Accepted formats:\n  {ACCEPTED_FORMATS}"
-        ) from error
+            f"{shown(path)} is not a readable PyTorch checkpoint ({reason}). Accepted formats:\n  {ACCEPTED_FORMATS}"
+        ) from None
 
 
 def _flatten(raw: object, path: Path) -> dict[str, torch.Tensor]:
     """Official nested dict or either flat flavour -> flat keys with the official `embeeding.` prefix."""
     if not isinstance(raw, Mapping):
         raise ValueError(
-            f"{path} holds a {type(raw).__name__}, not a dict of tensors. Accepted formats:\n  "
+            f"{shown(path)} holds a {type(raw).__name__}, not a dict of tensors. Accepted formats:\n  "
             f"{ACCEPTED_FORMATS}"
         )
     flat: dict[str, torch.Tensor] = {}
@@ -131,7 +137,7 @@ def _flatten(raw: object, path: Path) -> dict[str, torch.Tensor]:
     if any(key.startswith("text_embedding.") for key in flat):
         if any(key.startswith("embeeding.") for key in flat):
             raise ValueError(
-                f"{path} has both 'embeeding.*' and 'text_embedding.*' keys; it must hold one text branch."
+                f"{shown(path)} has both 'embeeding.*' and 'text_embedding.*' keys; it must hold one text branch."
             )
         flat = {
             ("embeeding." + key.removeprefix("text_embedding."))
@@ -142,7 +148,7 @@ def _flatten(raw: object, path: Path) -> dict[str, torch.Tensor]:
     not_tensors = [key for key, value in flat.items() if not isinstance(value, torch.Tensor)]
     if not_tensors:
         raise ValueError(
-            f"{path}: entries {not_tensors[:_SHOWN]} are not tensors. Accepted formats:\n  {ACCEPTED_FORMATS}"
+            f"{shown(path)}: entries {not_tensors[:_SHOWN]} are not tensors. Accepted formats:\n  {ACCEPTED_FORMATS}"
         )
     return flat
 
@@ -152,12 +158,12 @@ def released_config(state_dict: Mapping[str, torch.Tensor], source: object) -> N
     weight = state_dict.get(TEXT_WEIGHT)
     if weight is None:
         raise ValueError(
-            f"{source} has no text-branch weight ('embeeding.linear.weight' or 'text_embedding.linear.weight'), "
+            f"{shown(source)} has no text-branch weight ('embeeding.linear.weight' or 'text_embedding.linear.weight'), "
             f"so it is not an NPNet checkpoint. Accepted formats:\n  {ACCEPTED_FORMATS}"
         )
     if weight.ndim != 2 or weight.shape[1] % TOKENS:
         raise ValueError(
-            f"{source}: '{TEXT_WEIGHT}' has shape {list(weight.shape)}; NPNet's is [8, 77 * D] with D = 2048 "
+            f"{shown(source)}: '{TEXT_WEIGHT}' has shape {list(weight.shape)}; NPNet's is [8, 77 * D] with D = 2048 "
             "(SDXL, DreamShaper XL) or 1024 (Hunyuan-DiT)."
         )
     return OFFICIAL[family_for_embed_dim(weight.shape[1] // TOKENS).name]
@@ -173,6 +179,19 @@ def check_state_dict(state_dict: Mapping[str, torch.Tensor], model: NPNet, sourc
         for key, shape in expected.items()
         if key in state_dict and tuple(state_dict[key].shape) != shape
     ]
+    floating = {key for key, value in model.state_dict().items() if value.is_floating_point()}
+    not_float = [
+        f"{key}: {state_dict[key].dtype}"
+        for key in sorted(floating)
+        if key in state_dict and not state_dict[key].is_floating_point()
+    ]
+    not_finite = [
+        key
+        for key in expected
+        if key in state_dict
+        and state_dict[key].is_floating_point()
+        and not torch.isfinite(state_dict[key]).all()
+    ]
     problems = []
     if missing:
         problems.append(f"missing keys ({len(missing)}): {_some(missing)}")
@@ -185,9 +204,13 @@ def check_state_dict(state_dict: Mapping[str, torch.Tensor], model: NPNet, sourc
             )
     if mis_shaped:
         problems.append(f"wrong shapes ({len(mis_shaped)}): {_some(mis_shaped)}")
+    if not_float:
+        problems.append(f"not floating point ({len(not_float)}): {_some(not_float)}; NPNet weights are float")
+    if not_finite:
+        problems.append(f"NaN or Inf values ({len(not_finite)}): {_some(not_finite)}; the file is damaged")
     if problems:
         raise ValueError(
-            f"{source} does not match NPNet ({model.family or 'custom'} family, D={model.embed_dim}, "
+            f"{shown(source)} does not match NPNet ({model.family or 'custom'} family, D={model.embed_dim}, "
             f"{model.config.describe()}):\n  "
             + "\n  ".join(problems)
             + f"\nAccepted formats:\n  {ACCEPTED_FORMATS}"

@@ -32,6 +32,30 @@ _KNOWN_WIDTHS = {
 }
 
 
+# Unit-variance Gaussian noise never comes near this; a latent scaled by ~1e30 would overflow the
+# network and be blamed on its weights.
+NOISE_LIMIT = 1e4
+
+
+def shown(path: object) -> str:
+    """A path as a message or log line may hold it: a file name that is not valid UTF-8 (its bytes kept as
+    surrogate escapes by Python) is shown with \\x escapes, never as surrogates a logger cannot write."""
+    text = str(path)
+    return (
+        text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        if _unencodable(text)
+        else text
+    )
+
+
+def _unencodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def describe_width(width: int) -> str:
     """Which base-model family produces `width`-wide text tokens, in words."""
     return _KNOWN_WIDTHS.get(width, "no base model NPNet knows")
@@ -83,6 +107,13 @@ def check_noise(noise: object, config: NPNetConfig, *, any_size: bool = False) -
         raise InputError("noise", f"noise must be a floating-point tensor, got {noise.dtype}.")
     if not torch.isfinite(noise).all():
         raise InputError("noise", "noise contains NaN or Inf values; NPNet needs finite Gaussian noise.")
+    largest = float(noise.abs().max())
+    if largest > NOISE_LIMIT:
+        raise InputError(
+            "noise",
+            f"noise reaches {largest:.3g}; NPNet refines unit-variance Gaussian noise (values within a few "
+            "units), not a scaled latent. Feed it the sampler's noise before any sigma scaling.",
+        )
     got_h, got_w = noise.shape[-2:]
     if not any_size and (got_h, got_w) != (h, w):
         raise InputError(

@@ -38,3 +38,24 @@ def test_an_extra_model_paths_entry_is_searched_beside_models_npnet(
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # found on disk: no download is attempted
     assert loader.resolve("Hunyuan-DiT", node_id="7") == extra / "npnet-dit.safetensors"
+
+
+def test_a_file_name_that_is_not_utf8_is_left_out_of_the_list_and_the_log_survives(
+    loader, comfy_inprocess, tmp_path, caplog
+):
+    """A surrogate-escaped name in a log line kills ComfyUI's prompt worker: the list skips it, escaped."""
+    import os
+
+    folder_paths = comfy_inprocess.folder_paths
+    folder = tmp_path / "odd_npnet"
+    folder.mkdir()
+    (folder / os.fsdecode(b"broken\xff.safetensors")).write_bytes(b"x")
+    (folder / "fine.safetensors").write_bytes(b"x")
+    folder_paths.folder_names_and_paths["npnet"] = ([str(folder)], {".pth", ".safetensors"})
+    if hasattr(folder_paths, "filename_list_cache"):  # the list is cached per folder type
+        folder_paths.filename_list_cache.clear()
+    choices = loader.weight_choices()
+    assert "fine.safetensors" in choices
+    assert all(name.encode("utf-8") for name in choices)
+    assert "broken\\xff.safetensors" in caplog.text
+    caplog.text.encode("utf-8")
