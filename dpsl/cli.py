@@ -199,6 +199,12 @@ def _process_group(device: str) -> tuple[bool, str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.out and (
+        os.path.isdir(args.out) or not os.path.isdir(os.path.dirname(os.path.abspath(args.out)))
+    ):
+        # Checked before the run, so a long simulation is not lost to a typo in the output path.
+        print(f"error: --out {args.out}: not a file in an existing folder", file=sys.stderr)
+        return EXIT_INVALID
     distributed, device, rank = _process_group(getattr(args, "device", "cpu") or "cpu")
     try:
         if args.command == "sweep":
@@ -231,8 +237,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0  # every rank holds the result; one writes it
     text = _to_csv(rows()) if args.csv else json.dumps(payload, indent=2) + "\n"
     if args.out:
-        with open(args.out, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        try:
+            with open(args.out, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as err:
+            print(f"error: --out {args.out}: {err.strerror or err}", file=sys.stderr)
+            return EXIT_INVALID
     else:
         sys.stdout.write(text)
     return 0

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -99,11 +100,31 @@ def result_bytes(scenario: Scenario) -> int:
     return total
 
 
-def check_memory(scenario: Scenario, budget: int) -> None:
+def budget_from_gib(gib: float) -> int:
+    """A memory budget given in GiB (a widget, a flag) as bytes; ScenarioError unless finite and > 0."""
+    if isinstance(gib, bool) or not isinstance(gib, (int, float)) or not math.isfinite(gib) or gib <= 0:
+        raise ScenarioError(f"memory_budget_gb must be a positive number of GiB, got {gib!r}")
+    return int(gib * 2**30)
+
+
+def device_memory(dev: torch.device) -> int:
+    """Bytes of memory the device has: the GPU's, or the machine's physical memory for the CPU."""
+    if dev.type == "cuda":
+        return torch.cuda.get_device_properties(dev).total_memory
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_memory(scenario: Scenario, budget: int, limited_by_device: bool = False) -> None:
     need = result_bytes(scenario)
     if need <= budget:
         return
     gib = 2**30
+    if limited_by_device:
+        raise MemoryBudgetError(
+            f"the outputs need {need / gib:.2f} GiB, more than this device has ({budget / gib:.2f} GiB), whatever "
+            "the memory budget says; lower runs, agents or the number of checkpoints"
+            + (", or turn keep_paths off" if scenario.keep_paths else "")
+        )
     if scenario.keep_paths:
         raise MemoryBudgetError(
             f"keep_paths stores runs x agents = {scenario.runs} x {scenario.agents + 1} LLR values "
@@ -120,7 +141,10 @@ def check_memory(scenario: Scenario, budget: int) -> None:
 def _resolve_device(device) -> torch.device:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device("cpu" if device is None else device)
+    try:
+        dev = torch.device("cpu" if device is None else device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ScenarioError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ScenarioError(f"device {device!r} was requested but CUDA is not available; use 'cpu'")
     if dev.type not in _DEFAULT_CHUNK_RUNS:
@@ -165,8 +189,19 @@ def simulate(
     plus zeros, and the summaries are computed from those identical per-run arrays.
     """
     dev = _resolve_device(device)
-    budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
-    check_memory(scenario, budget)
+    budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget
+    if (
+        isinstance(budget, bool)
+        or not isinstance(budget, (int, float))
+        or not math.isfinite(budget)
+        or budget <= 0
+    ):
+        raise ScenarioError(f"memory_budget must be a positive number of bytes, got {memory_budget!r}")
+    # A budget above what the device has is no budget: bound it, so an oversized request fails here with
+    # a message instead of in the allocator (or the kernel's overcommit).
+    available = device_memory(dev)
+    check_memory(scenario, int(min(budget, available)), limited_by_device=available < budget)
+    budget = int(min(budget, available))
     chunk = _chunk_size(scenario, dev, chunk_runs, budget)
     rank, world = (
         (torch.distributed.get_rank(), torch.distributed.get_world_size()) if distributed else (0, 1)

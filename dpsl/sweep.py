@@ -10,11 +10,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .engine import CancelFn, ProgressFn, simulate
+from .engine import CancelFn, Cancelled, ProgressFn, simulate
 from .model import Scenario, ScenarioError
 from .results import SweepResult
 
 SWEEPABLE = ("epsilon", "sigma", "p", "agents", "runs", "belief_threshold", "amplitude", "mechanism")
+
+
+MAX_VALUES = 1000  # a sweep's grid: each value is a whole simulation
 
 
 def parse_values(text: str, name: str, convert=float) -> list:
@@ -29,14 +32,24 @@ def parse_values(text: str, name: str, convert=float) -> list:
             start, stop, count = (part.strip() for part in text[len("linspace(") : -1].split(","))
             if int(count) < 1:
                 raise ValueError
+            if int(count) > MAX_VALUES:
+                raise ScenarioError(
+                    f"{name} asks for {int(count)} values; at most {MAX_VALUES} (each is a whole simulation)"
+                )
             values = np.linspace(float(start), float(stop), int(count)).round(10).tolist()
         else:
             values = [convert(v.strip()) for v in text.replace(";", ",").split(",") if v.strip()]
+    except ScenarioError:
+        raise
     except ValueError:
         example = "'0.25, 0.5, 1' or 'linspace(start, stop, count)'" if convert is float else "'1, 2, 5'"
         raise ScenarioError(
             f"{name} must be {kind} separated by commas (e.g. {example}), got {text!r}"
         ) from None
+    if len(values) > MAX_VALUES:
+        raise ScenarioError(
+            f"{name} has {len(values)} values; at most {MAX_VALUES} (each is a whole simulation)"
+        )
     if not values:
         raise ScenarioError(
             f"{name} is empty: give at least one value, e.g. "
@@ -86,6 +99,8 @@ def sweep_series(
     for row in grid:
         results = []
         for s in row:
+            if should_cancel is not None and should_cancel():  # also between values: a grid of tiny runs
+                raise Cancelled(f"cancelled after {offset} of {total} agent steps")
 
             def forward(done, _total, offset=offset):
                 progress(offset + done, total)

@@ -169,6 +169,17 @@ def expected_reports_before_cascade(eps: float | None, p: float, flip: float | N
 # -- the summary attached to results (same key names as the simulation summaries) ------------------
 
 
+def _finite(compute):
+    """compute() when it gives a finite number (or a list of them), else None."""
+    try:
+        with np.errstate(all="ignore"):
+            value = compute()
+    except (ArithmeticError, ValueError):
+        return None
+    values = value if isinstance(value, list) else [value]
+    return value if all(isinstance(v, (int, float)) and math.isfinite(v) for v in values) else None
+
+
 def summary(scenario) -> dict:
     """Closed-form values for a scenario, under the keys the simulation summaries use.
 
@@ -203,15 +214,16 @@ def summary(scenario) -> dict:
         out["llr_mean"] = constant_rr_llr_leading(n, sigma).tolist()
         out["llr_mean_note"] = "leading term 2 sqrt(log n)/sigma"
         return out
-    out["llr_mean"] = llr_asymptote(n, eps, sigma, scenario.amplitude).tolist()
+    # At extreme budgets (eps -> 0) the closed forms leave the float range; such a value is reported
+    # as not finite (None), never as a failure of the whole summary.
+    out["llr_mean"] = _finite(lambda: llr_asymptote(n, eps, sigma, scenario.amplitude).tolist())
     out["llr_mean_note"] = "asymptote (2/(eps sigma^2)) log(K n)"
-    out["K"] = smooth_rr_K(eps, sigma, scenario.amplitude)
-    bound = first_correct_time_bound(eps, sigma)
-    out["first_correct_action_bound"] = bound if math.isfinite(bound) else None
-    out["tail_exponent_action"] = tail_exponent_action(eps, sigma)
-    out["tail_exponent_report"] = tail_exponent_report(eps, sigma)
+    out["K"] = _finite(lambda: smooth_rr_K(eps, sigma, scenario.amplitude))
+    out["first_correct_action_bound"] = _finite(lambda: first_correct_time_bound(eps, sigma))
+    out["tail_exponent_action"] = _finite(lambda: tail_exponent_action(eps, sigma))
+    out["tail_exponent_report"] = _finite(lambda: tail_exponent_report(eps, sigma))
     if scenario.belief_threshold is not None:
-        out["belief_stop_time_asymptote"] = belief_stop_time_asymptote(
-            scenario.belief_threshold, eps, sigma, scenario.amplitude
+        out["belief_stop_time_asymptote"] = _finite(
+            lambda: belief_stop_time_asymptote(scenario.belief_threshold, eps, sigma, scenario.amplitude)
         )
     return out

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..dpsl import EpsilonUniform, Scenario, ScenarioError, charts, report, simulate
+from ..dpsl.engine import budget_from_gib
 from ..dpsl.model import AMPLITUDES, MAX_QUADRATURE_NODES, SIGNALS, chart_checkpoints
 from ..dpsl.sweep import parse_values, sweep_series
 from .comfy_host import MENU, folder_paths, io, model_management, progress_and_cancel, ui
@@ -264,7 +265,7 @@ class DPSLSimulate(io.ComfyNode):
                 device=device,
                 progress=progress,
                 should_cancel=cancel,
-                memory_budget=int(memory_budget_gb * 2**30),
+                memory_budget=budget_from_gib(memory_budget_gb),
             )
         )
         log.info(
@@ -341,7 +342,7 @@ class DPSLSweep(io.ComfyNode):
                 device=device,
                 progress=progress,
                 should_cancel=cancel,
-                memory_budget=int(memory_budget_gb * 2**30),
+                memory_budget=budget_from_gib(memory_budget_gb),
             )
 
         return io.NodeOutput(run_with_host_controls(work))

@@ -256,3 +256,30 @@ def test_torchrun_with_two_processes_gives_the_single_process_json(tmp_path, arg
     one = json.loads((tmp_path / "one.json").read_text())
     two = json.loads((tmp_path / "two.json").read_text())
     assert _without_timing(one) == _without_timing(two)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--epsilon", "0.01"], None),
+        (["--epsilon", "1e-300"], None),
+        (["--epsilon", "1", "--device", "tpu"], "device must be"),
+        (["--epsilon", "1", "--device", "cuda:abc"], "device must be"),
+        (["--epsilon", "1", "--out", "/nonexistent/dir/x.json"], "--out"),
+        (["--epsilon", "1", "--out", "."], "--out"),
+    ],
+)
+def test_user_errors_exit_2_with_one_error_line_and_no_traceback(extra, message):
+    done = subprocess.run(
+        [sys.executable, "-m", "dpsl", "simulate", "--agents", "10", "--runs", "10", *extra],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
+    if message is None:  # extreme but valid budgets simulate; their closed forms are reported as null
+        assert done.returncode == 0 and json.loads(done.stdout)["scenario"]["agents"] == 10
+    else:
+        assert done.returncode == 2
+        assert done.stderr.startswith("error: ") and message in done.stderr and done.stderr.count("\n") == 1

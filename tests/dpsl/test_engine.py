@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from dpsl import (
     RNG_BLOCK_RUNS,
@@ -188,3 +189,17 @@ def test_invalid_parameters_name_the_parameter_and_its_range(kwargs, message):
 def test_epsilon_uniform_validates_its_bounds():
     with pytest.raises(ScenarioError, match="epsilon high must be finite and > low"):
         EpsilonUniform(1.0, 0.5)
+
+
+def test_a_budget_beyond_the_machine_is_bounded_by_the_machine():
+    from dpsl.engine import MemoryBudgetError, budget_from_gib, device_memory
+
+    machine = device_memory(torch.device("cpu"))
+    runs = int(machine / 8 / 12) + 1  # per-run outputs alone exceed the machine's memory
+    with pytest.raises(MemoryBudgetError, match="more than this device has"):
+        simulate(Scenario(epsilon=1.0, agents=2, runs=runs, checkpoints=(1, 2)), memory_budget=1024 * 2**40)
+    for bad in (float("nan"), -1.0, 0.0, float("inf")):
+        with pytest.raises(ValueError, match="memory_budget_gb must be a positive number"):
+            budget_from_gib(bad)
+    with pytest.raises(ValueError, match="memory_budget must be a positive number"):
+        simulate(Scenario(epsilon=1.0, agents=2, runs=2), memory_budget=float("nan"))

@@ -32,3 +32,23 @@ def test_a_series_reports_progress_over_all_its_sweeps_and_matches_single_sweeps
         alone = sweep(base, "epsilon", [0.5, 1.0])
         for a, b in zip(alone.results, got.results, strict=True):
             assert (a.llr_final == b.llr_final).all()
+
+
+@pytest.mark.parametrize("text", ["linspace(0.1, 1, 2000000)", ",".join(["1"] * 1001)])
+def test_a_grid_is_capped_before_any_memory_is_taken(text):
+    with pytest.raises(ValueError, match="at most 1000"):
+        parse_values(text, "epsilon_grid")
+
+
+def test_cancel_is_honoured_between_the_values_of_a_grid():
+    from dpsl import Cancelled
+
+    polls = []
+
+    def cancel():
+        polls.append(1)
+        return len(polls) > 3
+
+    with pytest.raises(Cancelled):
+        sweep(Scenario(epsilon=1.0, agents=2, runs=2), "epsilon", [0.5] * 200, should_cancel=cancel)
+    assert len(polls) <= 5

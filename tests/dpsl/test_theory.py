@@ -166,3 +166,14 @@ def test_the_truncated_bound_is_finite_where_the_series_is_not():
 def test_tiny_eps_gives_an_infinite_bound_not_an_error(eps):
     assert math.isinf(theory.first_correct_time_bound(eps, 1.0))
     assert math.isinf(theory.first_correct_time_bound(eps, 1.0, zeta_terms=100))
+
+
+@pytest.mark.parametrize("eps", [0.01, 1e-300])
+def test_closed_forms_at_extreme_budgets_are_not_finite_not_an_error(eps):
+    from dpsl import Scenario, report, simulate
+
+    s = Scenario(epsilon=eps, agents=5, runs=10, belief_threshold=2.0)
+    th = theory.summary(s)
+    assert th["first_correct_action_bound"] is None
+    rows = report.report_rows(simulate(s))  # the report after a simulation never fails on a closed form
+    assert rows and all(r.closed_form is None or math.isfinite(r.closed_form) for r in rows)
