@@ -16,7 +16,7 @@ from pathlib import Path
 from .. import npnet
 from ..npnet.inputs import shown
 from ..npnet.variants import VARIANTS
-from .comfy_host import comfy_utils, folder_paths, model_management, model_patcher
+from .comfy_host import folder_paths, model_management, model_patcher, progress_and_cancel
 from .errors import GoldenNoiseError
 
 log = logging.getLogger(__name__)
@@ -80,21 +80,28 @@ def resolve(choice: str, node_id: str | None) -> Path:
         (f for f in folders if any((f / name).is_file() for name in VARIANTS[variant].local_names)),
         default_folder(),
     )
-    pbar = comfy_utils.ProgressBar(1, node_id=node_id)
-
-    def progress(done: int, total: int | None) -> None:
-        pbar.update_absolute(done, total or max(done, 1))
-
-    try:
-        # A file already in `dest` is returned (a .pth converted once) without any network request.
-        return Path(npnet.download(variant, dest_dir=dest, progress=progress))
-    except Exception as error:  # offline, network, Hub: every cause needs the user, and says what to do
-        raise GoldenNoiseError(
-            "Golden Noise Loader",
-            node_id,
-            "weights",
-            f"no {choice} weights in the npnet folders ({_folders()}) and the download failed: {error}",
-        ) from error
+    # progress_and_cancel: the byte count on the node's bar, and Cancel stops the download within a
+    # fraction of a second (reported by ComfyUI as interrupted, not as an error).
+    with progress_and_cancel(1, node_id) as (progress, cancel):
+        try:
+            # A file already in `dest` is returned (a .pth converted once) without any network request.
+            return Path(
+                npnet.download(
+                    variant,
+                    dest_dir=dest,
+                    progress=lambda done, total: progress(done, total or max(done, 1)),
+                    should_cancel=cancel,
+                )
+            )
+        except npnet.Cancelled:
+            raise
+        except Exception as error:  # offline, stalled, network, Hub: every cause needs the user
+            raise GoldenNoiseError(
+                "Golden Noise Loader",
+                node_id,
+                "weights",
+                f"no {choice} weights in the npnet folders ({_folders()}) and the download failed: {error}",
+            ) from error
 
 
 def _folders() -> str:

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import torch
 
+from ..npnet import Cancelled
 from ..npnet.hub import download_folder
-from .comfy_host import comfy_utils, folder_paths, model_management, model_patcher
+from .comfy_host import folder_paths, model_management, model_patcher, progress_and_cancel
 from .errors import GoldenNoiseError
 
 log = logging.getLogger(__name__)
@@ -112,23 +113,33 @@ def resolve(choice: str, node_id: str | None) -> tuple[Path, Path, str]:
             )
         return folder, folder, "cosine"
     base = _local_models().get(spec.folder, default_folder() / spec.folder)
-    bar = comfy_utils.ProgressBar(1, node_id=node_id)
+    with progress_and_cancel(1, node_id) as (bar, cancel):
 
-    def progress(done: int, total: int | None) -> None:
-        bar.update_absolute(done, total or max(done, 1))
+        def progress(done: int, total: int | None) -> None:
+            bar(done, total or max(done, 1))
 
-    try:
-        if spec.processor_repo == spec.repo:
-            model = processor = download_folder(
-                spec.repo, base, lambda files: _pick_model(files) + _pick_processor(files), progress
-            )
-        else:
-            model = download_folder(spec.repo, base, _pick_model, progress)
-            processor = download_folder(
-                spec.processor_repo, base.with_name(base.name + "-processor"), _pick_processor, progress
-            )
-    except Exception as error:  # offline, network, Hub: the message says what to fetch and where
-        raise GoldenNoiseError(NODE, node_id, "reward", f"{choice} is not available: {error}") from error
+        try:
+            if spec.processor_repo == spec.repo:
+                model = processor = download_folder(
+                    spec.repo,
+                    base,
+                    lambda files: _pick_model(files) + _pick_processor(files),
+                    progress,
+                    cancel,
+                )
+            else:
+                model = download_folder(spec.repo, base, _pick_model, progress, cancel)
+                processor = download_folder(
+                    spec.processor_repo,
+                    base.with_name(base.name + "-processor"),
+                    _pick_processor,
+                    progress,
+                    cancel,
+                )
+        except Cancelled:
+            raise
+        except Exception as error:  # offline, stalled, network, Hub: the message says what to fetch and where
+            raise GoldenNoiseError(NODE, node_id, "reward", f"{choice} is not available: {error}") from error
     return model, processor, spec.score
 
 

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import shutil
 import tempfile
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from huggingface_hub import HfApi, constants, hf_hub_download
 
 from .checkpoint import read_checked, save_safetensors
+from .golden import Cancelled
 from .variants import FAMILIES, OFFICIAL_REPO, VARIANTS, Variant
 
 logger = logging.getLogger(__name__)
@@ -28,13 +32,82 @@ class DownloadError(RuntimeError):
     """No source could provide the weights; the message says where to get them by hand."""
 
 
+class HubStalled(DownloadError):
+    """The Hub stopped answering: no progress for the stall timeout."""
+
+
+STALL_ENV = "GOLDEN_NOISE_HUB_TIMEOUT"
+DEFAULT_STALL_S = 60.0
+
+
+def stall_timeout() -> float:
+    """Seconds without any progress after which a Hub call is given up ($GOLDEN_NOISE_HUB_TIMEOUT, default 60)."""
+    try:
+        value = float(os.environ.get(STALL_ENV, DEFAULT_STALL_S))
+    except ValueError:
+        return DEFAULT_STALL_S
+    return value if math.isfinite(value) and value > 0 else DEFAULT_STALL_S
+
+
+class _Watch:
+    """Runs each blocking Hub call on a daemon thread and waits for it here, so that a Hub which accepts
+    the connection and never answers cannot hold the caller (huggingface_hub's own timeouts did not bound
+    every call): the call is abandoned after `stall_timeout()` seconds without progress, or within a
+    fraction of a second once should_cancel() returns True. An abandoned call's files stay in its staging
+    folder, which is never moved into place."""
+
+    def __init__(self, should_cancel: Callable[[], bool] | None):
+        self.should_cancel = should_cancel
+        self.timeout = stall_timeout()
+        self.last = time.monotonic()
+
+    def touch(self) -> None:
+        self.last = time.monotonic()
+
+    def progress(self, progress: Progress | None) -> Progress:
+        def forward(done: int, total: int | None) -> None:
+            self.touch()
+            if progress is not None:
+                progress(done, total)
+
+        return forward
+
+    def call(self, fn: Callable[[], object], what: str):
+        box: dict = {}
+
+        def run() -> None:
+            try:
+                box["value"] = fn()
+            except BaseException as error:  # noqa: BLE001 - handed to the waiting thread below
+                box["error"] = error
+
+        worker = threading.Thread(target=run, daemon=True, name="npnet-hub")
+        self.touch()
+        worker.start()
+        while worker.is_alive():
+            worker.join(0.1)
+            if self.should_cancel is not None and self.should_cancel():
+                raise Cancelled(f"download cancelled ({what})")
+            if worker.is_alive() and time.monotonic() - self.last > self.timeout:
+                raise HubStalled(
+                    f"{what}: the Hub sent nothing for {self.timeout:g} s; check the network or HF_ENDPOINT "
+                    f"(set {STALL_ENV} to wait longer)"
+                )
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
+
+
 def default_dir() -> Path:
     """Where `download` keeps weights when no folder is given: $XDG_CACHE_HOME/golden_noise."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "golden_noise"
 
 
 def download(
-    variant: str, dest_dir: str | os.PathLike | None = None, progress: Progress | None = None
+    variant: str,
+    dest_dir: str | os.PathLike | None = None,
+    progress: Progress | None = None,
+    should_cancel: Callable[[], bool] | None = None,
 ) -> Path:
     """Path of `dest_dir`/npnet-<variant>.safetensors, fetching and converting it first if needed.
 
@@ -50,8 +123,11 @@ def download(
     rename, so an interrupted download never leaves a file a later call or `npnet.load` would use.
     progress(downloaded_bytes, total_bytes) is called as bytes arrive (total_bytes None if unknown).
 
-    Raises DownloadError (offline, or every source failed) with the URL to fetch by hand and where to
-    put the file.
+    should_cancel() is polled several times a second during network calls and raises `Cancelled`; a
+    Hub that sends nothing for `stall_timeout()` seconds raises `HubStalled` (a DownloadError).
+
+    Raises DownloadError (offline, stalled, or every source failed) with the URL to fetch by hand and
+    where to put the file.
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {variant!r}.")
@@ -72,9 +148,14 @@ def download(
     token = os.environ.get("HF_TOKEN") or None
     dest.mkdir(parents=True, exist_ok=True)
     failures = []
-    for repo, filename in _sources(spec, endpoint, token, failures):
+    watch = _Watch(should_cancel)
+    for repo, filename in _sources(spec, endpoint, token, failures, watch):
         try:
-            _fetch(spec, repo, filename, target, endpoint, token, progress)
+            _fetch(spec, repo, filename, target, endpoint, token, progress, watch)
+        except (Cancelled, HubStalled) as error:
+            if isinstance(error, HubStalled):  # every source is on the same endpoint: do not wait again
+                raise HubStalled(f"{error}. " + _manual_instructions(spec, dest, endpoint)) from None
+            raise
         except Exception as error:  # noqa: BLE001 - any failure of one source moves on to the next; all are reported
             logger.warning("NPNet %s: %s/%s failed: %s", variant, repo, filename, error)
             failures.append(f"{repo}/{filename}: {type(error).__name__}: {error}")
@@ -108,10 +189,15 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE or constants.HF_HUB_OFFLINE
 
 
-def _sources(spec: Variant, endpoint: str, token: str | None, failures: list[str]):
+def _sources(spec: Variant, endpoint: str, token: str | None, failures: list[str], watch: _Watch):
     """(repo, path) pairs to try, official first; a listing failure is recorded and skipped."""
     try:
-        files = HfApi(endpoint=endpoint, token=token).list_repo_files(OFFICIAL_REPO)
+        files = watch.call(
+            lambda: HfApi(endpoint=endpoint, token=token).list_repo_files(OFFICIAL_REPO),
+            f"listing {OFFICIAL_REPO}",
+        )
+    except HubStalled as error:
+        raise HubStalled(f"{error}. " + _manual_instructions(spec, Path("."), endpoint)) from None
     except Exception as error:  # noqa: BLE001 - the mirrors may still work; the reason is reported
         failures.append(f"{OFFICIAL_REPO}: listing files failed: {type(error).__name__}: {error}")
     else:
@@ -145,23 +231,29 @@ def _fetch(
     endpoint: str,
     token: str | None,
     progress: Progress | None,
+    watch: _Watch,
 ) -> None:
-    _fetch_into(repo, filename, target, endpoint, token, progress, lambda path: _convert(spec, path, target))
+    _fetch_into(
+        repo, filename, target, endpoint, token, progress, lambda path: _convert(spec, path, target), watch
+    )
 
 
 def _fetch_into(
-    repo, filename, target: Path, endpoint, token, progress, place: Callable[[Path], None]
+    repo, filename, target: Path, endpoint, token, progress, place: Callable[[Path], None], watch: _Watch
 ) -> None:
     """Download repo/filename into a staging folder beside `target` and `place(downloaded_path)` it."""
     staging = Path(tempfile.mkdtemp(prefix=".npnet-download-", dir=target.parent))
     try:
-        path = hf_hub_download(
-            repo,
-            filename,
-            local_dir=staging,
-            endpoint=endpoint,
-            token=token,
-            tqdm_class=_reporter(progress) if progress is not None else None,
+        path = watch.call(
+            lambda: hf_hub_download(
+                repo,
+                filename,
+                local_dir=staging,
+                endpoint=endpoint,
+                token=token,
+                tqdm_class=_reporter(watch.progress(progress)),
+            ),
+            f"downloading {repo}/{filename}",
         )
         place(Path(path))
     finally:
@@ -173,7 +265,9 @@ IMAGENET_SWIN = ("timm/swin_tiny_patch4_window7_224.ms_in1k", "model.safetensors
 
 
 def download_imagenet_swin(
-    dest_dir: str | os.PathLike | None = None, progress: Progress | None = None
+    dest_dir: str | os.PathLike | None = None,
+    progress: Progress | None = None,
+    should_cancel: Callable[[], bool] | None = None,
 ) -> Path:
     """Path of timm's ImageNet Swin-T weights in `dest_dir` (default `default_dir()`), downloaded once.
 
@@ -200,6 +294,7 @@ def download_imagenet_swin(
             os.environ.get("HF_TOKEN") or None,
             progress,
             lambda path: shutil.move(str(path), target),
+            _Watch(should_cancel),
         )
     except Exception as error:  # noqa: BLE001 - any failure needs the user; the message says what to do
         raise DownloadError(
@@ -213,6 +308,7 @@ def download_folder(
     dest: str | os.PathLike,
     pick: Callable[[list[str]], list[str]],
     progress: Progress | None = None,
+    should_cancel: Callable[[], bool] | None = None,
 ) -> Path:
     """The files `pick(repo_files)` of a Hub repo, in the folder `dest`, downloaded once.
 
@@ -232,8 +328,11 @@ def download_folder(
     token = os.environ.get("HF_TOKEN") or None
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-download-", dir=dest.parent))
+    watch = _Watch(should_cancel)
     try:
-        files = pick(HfApi(endpoint=endpoint, token=token).list_repo_files(repo))
+        files = pick(
+            watch.call(lambda: HfApi(endpoint=endpoint, token=token).list_repo_files(repo), f"listing {repo}")
+        )
         if not files:
             raise DownloadError(f"{repo} has none of the files this model needs")
         done = [0]
@@ -244,18 +343,21 @@ def download_folder(
 
         for name in files:
             path = Path(
-                hf_hub_download(
-                    repo,
-                    name,
-                    local_dir=staging,
-                    endpoint=endpoint,
-                    token=token,
-                    tqdm_class=_reporter(forward),
+                watch.call(
+                    lambda name=name: hf_hub_download(
+                        repo,
+                        name,
+                        local_dir=staging,
+                        endpoint=endpoint,
+                        token=token,
+                        tqdm_class=_reporter(watch.progress(forward)),
+                    ),
+                    f"downloading {repo}/{name}",
                 )
             )
             done[0] += path.stat().st_size
         os.replace(staging, dest)
-    except DownloadError:
+    except (DownloadError, Cancelled):
         raise
     except Exception as error:  # noqa: BLE001 - any failure needs the user; the message says what to do
         raise DownloadError(

@@ -59,3 +59,34 @@ def test_a_file_name_that_is_not_utf8_is_left_out_of_the_list_and_the_log_surviv
     assert all(name.encode("utf-8") for name in choices)
     assert "broken\\xff.safetensors" in caplog.text
     caplog.text.encode("utf-8")
+
+
+def test_cancel_stops_a_stalled_download_and_a_stall_is_a_node_error(loader, comfy_inprocess, monkeypatch):
+    import threading
+    import time
+
+    import comfy.model_management as mm
+
+    from tests.npnet.test_hub import SilentHub
+
+    hub = SilentHub()
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("GOLDEN_NOISE_HUB_TIMEOUT", "600")
+    try:
+        timer = threading.Timer(0.5, mm.interrupt_current_processing, args=(True,))  # the user presses Cancel
+        timer.start()
+        started = time.monotonic()
+        with pytest.raises(mm.InterruptProcessingException):
+            loader.resolve("DreamShaper-XL", node_id="3")
+        assert time.monotonic() - started < 3
+        mm.interrupt_current_processing(False)
+        monkeypatch.setenv("GOLDEN_NOISE_HUB_TIMEOUT", "1")
+        with pytest.raises(
+            ValueError, match="Golden Noise Loader \\(node 3\\), input 'weights'.*sent nothing for 1 s"
+        ):
+            loader.resolve("DreamShaper-XL", node_id="3")
+    finally:
+        mm.interrupt_current_processing(False)
+        hub.close()
+    assert not list(loader.default_folder().glob("npnet-dreamshaper*"))

@@ -149,3 +149,66 @@ def test_unknown_variant():
 )
 def test_variant_file_matching(files, variant, expected):
     assert variant_file(files, variant) == expected
+
+
+class SilentHub:
+    """A loopback server that accepts every connection and never answers: a stalled Hub."""
+
+    def __init__(self):
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.held = []
+        self.stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        self.sock.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                self.held.append(self.sock.accept()[0])
+            except OSError:
+                continue
+
+    def close(self):
+        self.stop.set()
+        for conn in self.held:
+            conn.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def silent_hub(monkeypatch):
+    hub = SilentHub()
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("GOLDEN_NOISE_HUB_TIMEOUT", "2")
+    yield hub
+    hub.close()
+
+
+def test_a_hub_that_never_answers_times_out_with_a_clear_error(silent_hub, tmp_path):
+    import time
+
+    from npnet.hub import HubStalled
+
+    started = time.monotonic()
+    with pytest.raises(HubStalled, match="sent nothing for 2 s.*GOLDEN_NOISE_HUB_TIMEOUT"):
+        npnet.download("sdxl", dest_dir=tmp_path)
+    assert time.monotonic() - started < 10
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and not p.name.startswith(".")]
+
+
+def test_cancel_stops_a_stalled_download_within_a_second(silent_hub, tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setenv("GOLDEN_NOISE_HUB_TIMEOUT", "600")
+    started = time.monotonic()
+    with pytest.raises(npnet.Cancelled):
+        npnet.download("sdxl", dest_dir=tmp_path, should_cancel=lambda: time.monotonic() - started > 0.5)
+    assert time.monotonic() - started < 2
+    assert not list(tmp_path.glob("npnet-*.safetensors"))
