@@ -365,7 +365,7 @@ def sweep(src: str, grid: str, series: str = "none", values: str = "0.55, 0.7, 0
 
 
 def chart(kind: str, **links) -> dict:
-    inputs = {"kind": kind, "width": 1024, "height": 640, "theme": "light", "threshold": -3.0}
+    inputs = {"kind": kind, "width": 1024, "height": 640, "theme": "light", "threshold": -3.0, "cost": 0.01}
     inputs.update({name: [src, 0] for name, src in links.items()})
     return {"class_type": "DPSLChart", "inputs": inputs}
 
@@ -420,10 +420,33 @@ DPSL_EXAMPLES: dict[str, dict] = {
         "6": chart("first_correct_survival", sweep="2"),
     },
 }
+DPSL_EXAMPLES.update(
+    {
+        # docs/dpsl-model.md §6.2 (MOR Fig. 2): expected pre-cascade reports and calendar time vs eps
+        "precascade_reports": {
+            "1": scenario(signal="binary", mechanism="rr", p=0.7, agents=400, runs=2000),
+            "2": sweep("1", "0.25, 0.5, 0.75, 1, 1.5, 2, 3", series="p", values="0.55, 0.7, 0.9"),
+            "3": chart("precascade_reports", sweep="2"),
+        },
+        # docs/dpsl-model.md §6.3 (MOR Fig. 3): the platform objective; closed form, p from a binary scenario
+        "platform_objective": {
+            "1": scenario(signal="binary", mechanism="rr", p=0.7),
+            "2": chart("platform_objective", scenario="1"),
+        },
+        # docs/dpsl-model.md §6.5 (Fig. J.1): the all-positive-reports recursion, no simulation
+        "llr_recursion": {
+            "1": scenario(epsilon=1.0),
+            "2": chart("llr_recursion", scenario="1"),
+        },
+    }
+)
 DPSL_TITLES = {
     "binary_cascade": "Binary signals: P(correct cascade) vs ε (p = 0.55, 0.7, 0.9)",
     "llr_regimes": "Public LLR in five privacy regimes",
     "smooth_rr": "Smooth randomized response illustrated",
     "stopping_time": "Belief-threshold stopping time vs ε",
     "first_correct": "First correct time and mistakes vs ε",
+    "precascade_reports": "Binary signals: reports before the cascade vs ε",
+    "platform_objective": "Binary signals: the platform objective J(ε)",
+    "llr_recursion": "The all-positive-reports recursion (appendix)",
 }

@@ -648,6 +648,205 @@ def smooth_rr_chart(ill: SmoothRRIllustration, *, title: str, style: ChartStyle 
 MAX_SAMPLE_PATHS = 5
 
 
+# -- 7. expected pre-cascade reports, and the platform objective --------------------------------------
+
+
+@dataclass
+class ReportsCurve:
+    """Closed-form E[tau] (reports before the cascade) over a fine eps grid for one p, plus MC points."""
+
+    p: float
+    eps: np.ndarray
+    reports: np.ndarray  # (k/mu)(1 - rho^k)/(1 + rho^k)
+    k: np.ndarray
+    non_private: float
+    mc_eps: np.ndarray | None = None
+    mc_reports: np.ndarray | None = None
+    mc_se: np.ndarray | None = None
+
+
+PARTICIPATION_KAPPA = theory.PARTICIPATION_KAPPA
+
+
+def precascade_reports_chart(
+    curves: Sequence[ReportsCurve], *, title: str, style: ChartStyle = ChartStyle()
+) -> Chart:
+    """(a) E[tau] against eps, coloured by k; (b) its calendar-time twin E[tau]/(1 - eps/5)."""
+
+    def draw(fig, axes, colours):
+        for panel, ax in enumerate(axes):
+            for i, c in enumerate(curves):
+                ls = LINESTYLES[i % len(LINESTYLES)]
+                scale = 1 - c.eps / PARTICIPATION_KAPPA if panel else np.ones_like(c.eps)
+                y = c.reports / scale
+                starts = np.flatnonzero(np.r_[True, c.k[1:] != c.k[:-1]])
+                ends = np.r_[starts[1:], len(c.k)]
+                for a, b in zip(starts, ends, strict=True):
+                    ax.plot(
+                        c.eps[a:b], y[a:b], color=_k_colour(int(c.k[a]), colours), linestyle=ls, linewidth=2.0
+                    )
+                if panel == 0:
+                    ax.axhline(c.non_private, color=colours["black"], linestyle=ls, linewidth=1.0)
+                if c.mc_eps is not None and len(c.mc_eps):
+                    mc_scale = 1 - c.mc_eps / PARTICIPATION_KAPPA if panel else 1.0
+                    ax.errorbar(
+                        c.mc_eps,
+                        c.mc_reports / mc_scale,
+                        yerr=2 * c.mc_se / mc_scale,
+                        fmt=MARKERS[i % len(MARKERS)],
+                        color=colours["black"],
+                        markersize=4,
+                        capsize=2,
+                        linestyle="none",
+                        zorder=5,
+                    )
+            ax.set_yscale("log")
+            ax.set_xlabel(r"privacy budget $\varepsilon$ (linear scale)")
+            ax.grid(True, which="both", alpha=0.3)
+        axes[0].set_ylabel("E[reports before the cascade] (log scale)")
+        axes[0].set_title("(a) reports")
+        axes[1].set_ylabel(r"E[calendar time] = E[$\tau$] / (1 − ε/5) (log scale)")
+        axes[1].set_title("(b) calendar time, participation 1 − ε/5")
+        ks = sorted({int(k) for c in curves for k in c.k})
+        handles = [Line2D([], [], color=_k_colour(k, colours), linewidth=3, label=f"k = {k}") for k in ks[:6]]
+        handles += [
+            Line2D(
+                [],
+                [],
+                color=colours["black"],
+                linestyle=LINESTYLES[i % len(LINESTYLES)],
+                label=f"p = {format_number(c.p, 3)} (horizontal: non-private)",
+            )
+            for i, c in enumerate(curves)
+        ]
+        fig.legend(handles=handles, loc="outside right center")
+        fig.suptitle(title)
+
+    return _draw(style, 2, draw)
+
+
+@dataclass
+class ObjectiveCurve:
+    p: float
+    eps: np.ndarray
+    objective: np.ndarray  # J(eps) = P(correct cascade) - c E[tau] / (1 - eps/5)
+    best_eps: float
+    best: float
+
+
+def platform_objective_chart(
+    curves: Sequence[ObjectiveCurve], *, cost: float, title: str, style: ChartStyle = ChartStyle()
+) -> Chart:
+    """J(eps) for each p with its maximiser marked."""
+
+    def draw(fig, axes, colours):
+        ax = axes[0]
+        for i, c in enumerate(curves):
+            colour = colours[SERIES_COLOURS[i % len(SERIES_COLOURS)]]
+            ax.plot(
+                c.eps,
+                c.objective,
+                color=colour,
+                linestyle=LINESTYLES[i % len(LINESTYLES)],
+                linewidth=2.0,
+                label=f"p = {format_number(c.p, 3)}",
+            )
+            ax.plot(
+                [c.best_eps],
+                [c.best],
+                marker=MARKERS[i % len(MARKERS)],
+                color=colour,
+                markersize=8,
+                markeredgecolor=colours["black"],
+                linestyle="none",
+            )
+            ax.annotate(
+                rf"p = {format_number(c.p, 3)}: max at $\varepsilon$ = {c.best_eps:.2f} (J = {c.best:.3f})",
+                (c.best_eps, c.best),
+                xytext=(10, -16 - 14 * i),  # stacked: maximisers of different p can coincide
+                textcoords="offset points",
+                fontsize="small",
+                arrowprops={"arrowstyle": "-", "color": colour, "linewidth": 0.6},
+            )
+        # The objective plunges at both ends of the grid; show the region around the maximisers.
+        top = max(c.best for c in curves)
+        ax.set_ylim(min(c.best for c in curves) - 0.6, top + 0.12)
+        ax.set_xlabel(r"privacy budget $\varepsilon$ set by the platform (linear scale)")
+        ax.set_ylabel(
+            rf"J($\varepsilon$) = P(correct cascade) − {format_number(cost, 3)}·E[$\tau$]/(1 − ε/5)"
+        )
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="lower right")
+        ax.set_title(title)
+
+    return _draw(style, 1, draw)
+
+
+# -- 8. the all-positive-reports recursion (appendix J.1) ---------------------------------------------
+
+
+@dataclass
+class RecursionPanel:
+    n: np.ndarray
+    exact: dict[str, np.ndarray]  # label -> l_n
+    approximate: np.ndarray | None = None  # l_{n+1} = l_n + C e^{-eps sigma^2 l_n / 2} at eps = 1
+    approximate_of: str | None = None
+
+
+def llr_recursion_chart(panel: RecursionPanel, *, title: str, style: ChartStyle = ChartStyle()) -> Chart:
+    """(a) l_n under all-positive reports for several eps; (b) eps = 1 exact against the approximation."""
+
+    def draw(fig, axes, colours):
+        a, b = axes
+        for i, (label, values) in enumerate(panel.exact.items()):
+            a.plot(
+                panel.n,
+                values,
+                color=colours[SERIES_COLOURS[i % len(SERIES_COLOURS)]],
+                linestyle=LINESTYLES[i % len(LINESTYLES)],
+                linewidth=2.0,
+                label=label,
+            )
+        a.set_title("(a) every report +1")
+        if panel.approximate is not None:
+            b.plot(
+                panel.n,
+                panel.exact[panel.approximate_of],
+                color=colours["blue"],
+                linewidth=2.0,
+                label=f"exact, {panel.approximate_of}",
+            )
+            b.plot(
+                panel.n,
+                panel.approximate,
+                color=colours["vermillion"],
+                linestyle="--",
+                linewidth=2.0,
+                label=r"approximation $l_{n+1} = l_n + C e^{-\varepsilon\sigma^2 l_n/2}$",
+            )
+        b.set_title("(b) exact against the approximation")
+        for ax in axes:
+            ax.set_xlabel("n (agents)")
+            ax.set_ylabel(r"public LLR $l_n$")
+            ax.grid(True, alpha=0.3)
+            ax.legend(loc="lower right")
+        fig.suptitle(title)
+
+    return _draw(style, 2, draw)
+
+
+@dataclass(frozen=True)
+class ChartInputs:
+    """What a chart builder gets: the node's sockets and its chart-specific widgets."""
+
+    results: list
+    sweeps: Sequence
+    scenario: Scenario | None
+    style: ChartStyle
+    threshold: float = -3.0  # t of the smooth-RR illustration
+    cost: float = 0.01  # c of the platform objective
+
+
 class ChartInputError(ValueError):
     """The chart kind needs inputs that were not given; the message says which."""
 
@@ -711,13 +910,9 @@ def _sweep_title(sw: SweepResult, what: str) -> str:
     )
 
 
-def _llr_paths_from(
-    results: list[Result],
-    sweeps: Sequence[SweepResult],
-    scenario: Scenario | None,
-    style: ChartStyle,
-    threshold: float,
-) -> Chart:
+def _llr_paths_from(inputs: ChartInputs) -> Chart:
+    results = inputs.results
+    style = inputs.style
     if not results:
         raise ChartInputError("chart kind 'llr_paths' needs a DPSLSimulate result: connect one to 'result'")
     s = results[0].scenario
@@ -731,13 +926,9 @@ def _llr_paths_from(
     )
 
 
-def _cascade_probability_from(
-    results: list[Result],
-    sweeps: Sequence[SweepResult],
-    scenario: Scenario | None,
-    style: ChartStyle,
-    threshold: float,
-) -> Chart:
+def _cascade_probability_from(inputs: ChartInputs) -> Chart:
+    sweeps = inputs.sweeps
+    style = inputs.style
     _require_sweeps("cascade_probability", sweeps, "binary")
     curves = [_cascade_curve(sw) for sw in sweeps]
     s = sweeps[0].results[0].scenario
@@ -749,13 +940,10 @@ def _cascade_probability_from(
     return cascade_probability_chart(curves, title=title, style=style)
 
 
-def _first_correct_survival_from(
-    results: list[Result],
-    sweeps: Sequence[SweepResult],
-    scenario: Scenario | None,
-    style: ChartStyle,
-    threshold: float,
-) -> Chart:
+def _first_correct_survival_from(inputs: ChartInputs) -> Chart:
+    results = inputs.results
+    sweeps = inputs.sweeps
+    style = inputs.style
     series: list[SurvivalSeries] = []
     for r in results:
         s = r.scenario
@@ -787,13 +975,10 @@ def _first_correct_survival_from(
     return survival_chart(series, title=title, style=style)
 
 
-def _mistakes_vs_eps_from(
-    results: list[Result],
-    sweeps: Sequence[SweepResult],
-    scenario: Scenario | None,
-    style: ChartStyle,
-    threshold: float,
-) -> Chart:
+def _mistakes_vs_eps_from(inputs: ChartInputs) -> Chart:
+    results = inputs.results
+    sweeps = inputs.sweeps
+    style = inputs.style
     _require_sweeps("mistakes_vs_eps", sweeps, "gaussian")
     sw = sweeps[0]
     reference = next((r for r in results if not r.scenario.private), None)
@@ -815,13 +1000,9 @@ def _mistakes_vs_eps_from(
     )
 
 
-def _stopping_time_vs_eps_from(
-    results: list[Result],
-    sweeps: Sequence[SweepResult],
-    scenario: Scenario | None,
-    style: ChartStyle,
-    threshold: float,
-) -> Chart:
+def _stopping_time_vs_eps_from(inputs: ChartInputs) -> Chart:
+    sweeps = inputs.sweeps
+    style = inputs.style
     _require_sweeps("stopping_time_vs_eps", sweeps, "gaussian")
     sw = sweeps[0]
     s = sw.results[0].scenario
@@ -850,13 +1031,12 @@ def _stopping_time_vs_eps_from(
     )
 
 
-def _smooth_rr_illustration_from(
-    results: list[Result],
-    sweeps: Sequence[SweepResult],
-    scenario: Scenario | None,
-    style: ChartStyle,
-    threshold: float,
-) -> Chart:
+def _smooth_rr_illustration_from(inputs: ChartInputs) -> Chart:
+    results = inputs.results
+    sweeps = inputs.sweeps
+    scenario = inputs.scenario
+    style = inputs.style
+    threshold = inputs.threshold
     s = scenario or (results[0].scenario if results else (sweeps[0].results[0].scenario if sweeps else None))
     if s is None:
         raise ChartInputError("chart kind 'smooth_rr_illustration' needs a scenario, result or sweep")
@@ -870,6 +1050,90 @@ def _smooth_rr_illustration_from(
     return smooth_rr_chart(ill, title=title, style=style)
 
 
+def _binary_ps(kind: str, inputs: ChartInputs) -> list[tuple[float, SweepResult | None]]:
+    """(p, its sweep or None) for the binary closed-form charts: one per sweep series, or the scenario's p."""
+    if inputs.sweeps:
+        _require_sweeps(kind, inputs.sweeps, "binary")
+        return [(sw.results[0].scenario.p, sw) for sw in inputs.sweeps]
+    s = inputs.scenario or (inputs.results[0].scenario if inputs.results else None)
+    if s is None or s.signal != "binary":
+        raise ChartInputError(
+            f"chart kind '{kind}' needs binary signals: connect a DPSLSweep over epsilon (series over p) to "
+            "'sweep', or a binary DPSLScenario to 'scenario'"
+        )
+    return [(s.p, None)]
+
+
+def _precascade_reports_from(inputs: ChartInputs) -> Chart:
+    curves = []
+    for p, sw in _binary_ps("precascade_reports", inputs):
+        eps = np.linspace(0.05, 4.5, 1500)
+        curve = ReportsCurve(
+            p=p,
+            eps=eps,
+            reports=np.array([theory.expected_reports_before_cascade(e, p) for e in eps]),
+            k=np.array([theory.cascade_threshold(e, p) for e in eps]),
+            non_private=theory.expected_reports_before_cascade(None, p),
+        )
+        if sw is not None:
+            summaries = [r.summary() for r in sw.results]
+            curve.mc_eps = _sweep_eps(sw)
+            curve.mc_reports = np.array([sm.get("reports_before_cascade_mean") or np.nan for sm in summaries])
+            curve.mc_se = np.array([sm.get("reports_before_cascade_se") or 0.0 for sm in summaries])
+        curves.append(curve)
+    ps = ", ".join(f"{c.p:g}" for c in curves)
+    title = (
+        f"Binary signals: expected reports before the cascade vs ε, p ∈ {{{ps}}}\nlines: closed form "
+        r"$(k/\mu)(1-\rho^k)/(1+\rho^k)$" + ("; points: Monte Carlo ± 2 SE" if inputs.sweeps else "")
+    )
+    return precascade_reports_chart(curves, title=title, style=inputs.style)
+
+
+def _platform_objective_from(inputs: ChartInputs) -> Chart:
+    cost = inputs.cost
+    if not (math.isfinite(cost) and cost >= 0):
+        raise ChartInputError(f"cost must be a finite number >= 0, got {cost!r}")
+    curves = []
+    for p, _ in _binary_ps("platform_objective", inputs):
+        eps = np.linspace(0.1, 4.95, 2000)
+        j = np.array(
+            [
+                theory.p_correct_cascade(e, p)
+                - cost * theory.expected_reports_before_cascade(e, p) / (1 - e / 5)
+                for e in eps
+            ]
+        )
+        best = int(np.argmax(j))
+        curves.append(ObjectiveCurve(p, eps, j, float(eps[best]), float(j[best])))
+    title = (
+        f"Platform objective J(ε) = P(correct cascade) − c·E[τ]/(1 − ε/5), c = {format_number(cost, 3)}, "
+        "agents' tolerances ε_i ~ U[0, 5]"
+    )
+    return platform_objective_chart(curves, cost=cost, title=title, style=inputs.style)
+
+
+def _llr_recursion_from(inputs: ChartInputs) -> Chart:
+    s = inputs.scenario or (inputs.results[0].scenario if inputs.results else None)
+    sigma = s.sigma if s is not None and s.signal == "gaussian" else 1.0
+    l1, steps = 6.0, 200
+    n = np.arange(1, steps + 2)
+    exact = {
+        f"ε = {e:g}": np.asarray(theory.positive_report_recursion(l1, steps, e, sigma, "legacy"))
+        for e in (0.1, 0.5, 1.0)
+    }
+    exact["non-private"] = np.asarray(theory.positive_report_recursion(l1, steps, None, sigma, "legacy"))
+    panel = RecursionPanel(
+        n=n,
+        exact=exact,
+        approximate=np.asarray(
+            theory.positive_report_recursion(l1, steps, 1.0, sigma, "legacy", approximate=True)
+        ),
+        approximate_of="ε = 1",
+    )
+    title = f"Appendix recursion: every report +1 from l_1 = 6, σ = {sigma:g}, A = 1/(1+e^ε)"
+    return llr_recursion_chart(panel, title=title, style=inputs.style)
+
+
 # One builder per chart kind: the kind names the figure, the builder checks its inputs and titles it.
 _BUILDERS = {
     "llr_paths": _llr_paths_from,
@@ -878,6 +1142,9 @@ _BUILDERS = {
     "mistakes_vs_eps": _mistakes_vs_eps_from,
     "stopping_time_vs_eps": _stopping_time_vs_eps_from,
     "smooth_rr_illustration": _smooth_rr_illustration_from,
+    "precascade_reports": _precascade_reports_from,
+    "platform_objective": _platform_objective_from,
+    "llr_recursion": _llr_recursion_from,
 }
 CHART_KINDS = tuple(_BUILDERS)
 
@@ -889,12 +1156,15 @@ def chart_from(
     scenario: Scenario | None = None,
     style: ChartStyle = ChartStyle(),
     threshold: float = -3.0,
+    cost: float = 0.01,
 ) -> Chart:
     """Render chart `kind` from simulation results (one per regime) and/or sweeps (one per series)."""
     builder = _BUILDERS.get(kind)
     if builder is None:
         raise ChartInputError(f"kind must be one of {', '.join(CHART_KINDS)}, got {kind!r}")
-    return builder([r for r in results if r is not None], sweeps, scenario, style, threshold)
+    return builder(
+        ChartInputs([r for r in results if r is not None], sweeps, scenario, style, threshold, cost)
+    )
 
 
 def _cascade_curve(sw: SweepResult) -> CascadeCurve:

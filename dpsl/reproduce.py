@@ -147,10 +147,7 @@ def platform_objective(rep: Report) -> None:
     grid = np.linspace(0.1, 4.95, 20_000)
     rows = []
     for p, (eref, jref) in {0.55: (1.96, 0.5095), 0.7: (2.73, 0.734), 0.9: (2.73, 0.911)}.items():
-        j = [
-            theory.p_correct_cascade(e, p) - 0.01 * theory.expected_reports_before_cascade(e, p) / (1 - e / 5)
-            for e in grid
-        ]
+        j = [theory.platform_objective(e, p, 0.01) for e in grid]
         i = int(np.argmax(j))
         rows.append([p, f"{grid[i]:.3f}", eref, f"{j[i]:.4f}", jref])
     rep.table(["p", "argmax ε (ours)", "reference", "max J (ours)", "reference"], rows)

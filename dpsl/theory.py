@@ -169,6 +169,18 @@ def expected_reports_before_cascade(eps: float | None, p: float, flip: float | N
 # -- the summary attached to results (same key names as the simulation summaries) ------------------
 
 
+PARTICIPATION_KAPPA = 5.0
+"""The authors' participation model: agents' privacy tolerances eps_i ~ U[0, 5]; a platform that sets
+eps keeps the share eta(eps) = 1 - eps/5 of them, so calendar time is reports / eta."""
+
+
+def platform_objective(eps: float, p: float, cost: float = 0.01) -> float:
+    """J(eps) = P(correct cascade) - cost * E[reports before the cascade] / (1 - eps/5) (MOR Figure 3)."""
+    return p_correct_cascade(eps, p) - cost * expected_reports_before_cascade(eps, p) / (
+        1 - eps / PARTICIPATION_KAPPA
+    )
+
+
 def _finite(compute):
     """compute() when it gives a finite number (or a list of them), else None."""
     try:

@@ -403,6 +403,14 @@ class DPSLChart(io.ComfyNode):
                     step=0.1,
                     tooltip="Decision threshold t of the smooth_rr_illustration (the paper uses -3).",
                 ),
+                io.Float.Input(
+                    "cost",
+                    default=0.01,
+                    min=0.0,
+                    max=1.0,
+                    step=0.001,
+                    tooltip="Cost c per unit of expected calendar time in the platform_objective (the paper: 0.01).",
+                ),
                 RESULT.Input("result", optional=True, tooltip="From DPSL Simulate."),
                 SWEEPS.Input("sweep", optional=True, tooltip="From DPSL Sweep."),
                 SCENARIO.Input("scenario", optional=True, tooltip="For smooth_rr_illustration."),
@@ -422,12 +430,18 @@ class DPSLChart(io.ComfyNode):
 
     @classmethod
     def execute(
-        cls, kind, width, height, theme, threshold, result=None, sweep=None, scenario=None, **extra
+        cls, kind, width, height, theme, threshold, cost=0.01, result=None, sweep=None, scenario=None, **extra
     ) -> io.NodeOutput:
         style = charts.ChartStyle(width=width, height=height, theme=theme)
         results = [result, *(extra.get(name) for name in EXTRA_RESULTS)]
         chart = charts.chart_from(
-            kind, results=results, sweeps=sweep or (), scenario=scenario, style=style, threshold=threshold
+            kind,
+            results=results,
+            sweeps=sweep or (),
+            scenario=scenario,
+            style=style,
+            threshold=threshold,
+            cost=cost,
         )
         image = torch.from_numpy(chart.rgb.astype(np.float32) / 255.0)[None]  # 1, H, W, 3
         return io.NodeOutput(image, ui=ui.PreviewImage(image, cls=cls))

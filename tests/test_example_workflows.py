@@ -27,6 +27,9 @@ EXPECTED = {
     "dpsl_smooth_rr",
     "dpsl_stopping_time",
     "dpsl_first_correct",
+    "dpsl_precascade_reports",
+    "dpsl_platform_objective",
+    "dpsl_llr_recursion",
 }
 
 

@@ -30,6 +30,9 @@ def small():
         "mistakes_vs_eps": dict(results=[nonpriv], sweeps=[gsweep]),
         "stopping_time_vs_eps": dict(sweeps=[gsweep]),
         "smooth_rr_illustration": dict(scenario=gauss.scenario),
+        "precascade_reports": dict(sweeps=binary),
+        "platform_objective": dict(sweeps=binary),
+        "llr_recursion": dict(scenario=gauss.scenario),
     }
 
 

@@ -177,3 +177,14 @@ def test_closed_forms_at_extreme_budgets_are_not_finite_not_an_error(eps):
     assert th["first_correct_action_bound"] is None
     rows = report.report_rows(simulate(s))  # the report after a simulation never fails on a closed form
     assert rows and all(r.closed_form is None or math.isfinite(r.closed_form) for r in rows)
+
+
+@pytest.mark.parametrize(
+    "p, best_eps, best_j", [(0.55, 1.96, 0.5095), (0.7, 2.73, 0.734), (0.9, 2.73, 0.911)]
+)
+def test_platform_objective_maximiser(p, best_eps, best_j):
+    # docs/dpsl-model.md §6.3: argmax of J(eps) = P - 0.01 E[tau]/(1 - eps/5) over eps in [0.1, 4.95].
+    grid = np.linspace(0.1, 4.95, 20_000)
+    j = np.array([theory.platform_objective(e, p) for e in grid])
+    assert grid[j.argmax()] == pytest.approx(best_eps, abs=0.01)
+    assert j.max() == pytest.approx(best_j, abs=5e-4)
