@@ -516,9 +516,12 @@ def stopping_time_chart(
     asymptote_eps: np.ndarray | None = None,
     asymptote: np.ndarray | None = None,
     capped_fraction: np.ndarray | None = None,
+    bellman_eps: np.ndarray | None = None,
+    bellman: np.ndarray | None = None,
     style: ChartStyle = ChartStyle(),
 ) -> Chart:
-    """E[tau_B] against eps, Monte Carlo against the asymptote exp(eps sigma^2 B / 2) / K (docs/dpsl-model.md §6.4)."""
+    """E[tau_B] against eps: Monte Carlo, the value-iteration curve on an l-grid, and the asymptote
+    exp(eps sigma^2 B / 2) / K (docs/dpsl-model.md §6.4)."""
 
     def draw(fig, axes, colours):
         ax = axes[0]
@@ -531,6 +534,14 @@ def stopping_time_chart(
                 linestyle=(0, (6, 3)),
                 linewidth=1.5,
                 label=r"asymptote $e^{\varepsilon\sigma^2 B/2}/K(\varepsilon,\sigma)$",
+            )
+        if bellman is not None:
+            ax.plot(
+                bellman_eps,
+                bellman,
+                color=colours["vermillion"],
+                linewidth=1.8,
+                label="value iteration on a 401-point l-grid (the authors' Bellman curve)",
             )
         if capped_fraction is not None and np.any(np.asarray(capped_fraction) > 0):
             worst = float(np.max(capped_fraction))
@@ -551,7 +562,7 @@ def stopping_time_chart(
         )
         ax.set_yscale("log")
         ax.set_xlabel(r"privacy budget $\varepsilon$ (linear scale)")
-        ax.set_ylabel(r"expected stopping time E[$\tau_B$] (agents, log scale)")
+        ax.set_ylabel(r"expected stopping time E[$\tau_B$] (reports, log scale)")
         ax.legend(loc="upper center")
         ax.set_title(title)
 
@@ -1020,13 +1031,28 @@ def _stopping_time_vs_eps_from(inputs: ChartInputs) -> Chart:
         else None
     )
     capped = np.array([r.summary().get("belief_stop_time_censored", 0.0) for r in sw.results])
-    title = _sweep_title(sw, f"Belief-threshold stopping time τ_B, B = {s.belief_threshold:g}")
+    bellman_eps = np.linspace(float(mc.eps.min()), float(mc.eps.max()), 25)
+    bellman = (
+        np.array(
+            [
+                theory.belief_stop_time_bellman(s.belief_threshold, e, s.sigma, s.amplitude)
+                for e in bellman_eps
+            ]
+        )
+        if s.mechanism == "smooth"
+        else None
+    )
+    title = _sweep_title(
+        sw, f"Belief-threshold stopping time τ_B (reports until |l| ≥ B), B = {s.belief_threshold:g}"
+    )
     return stopping_time_chart(
         mc,
         title=title,
         asymptote_eps=grid if asym is not None else None,
         asymptote=asym,
         capped_fraction=capped,
+        bellman_eps=bellman_eps,
+        bellman=bellman,
         style=style,
     )
 

@@ -178,11 +178,23 @@ def stopping_time(rep: Report) -> None:
                 _pm(s["belief_stop_time_mean"], s["belief_stop_time_se"]),
                 _pm(ref, ref_se),
                 f"{z:+.2f}",
+                f"{theory.belief_stop_time_bellman(10, eps, 1.0):.1f} / {theory.belief_stop_time_bellman(10, eps, 1.0, grid_points=2001):.1f}",
                 f"{theory.belief_stop_time_asymptote(10, eps, 1.0):.0f}",
                 f"{s['belief_stop_time_censored']:.4f}",
             ]
         )
-    rep.table(["ε", f"ours ({runs} runs)", "authors' MC", "z", "asymptote e^{εB/2}/K", "censored"], rows)
+    rep.table(
+        [
+            "ε",
+            f"ours ({runs} runs)",
+            "authors' MC",
+            "z",
+            "Bellman 401 / 2001 points",
+            "asymptote e^{εB/2}/K",
+            "censored",
+        ],
+        rows,
+    )
 
 
 def appendix_recursion(rep: Report) -> None:

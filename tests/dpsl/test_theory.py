@@ -188,3 +188,14 @@ def test_platform_objective_maximiser(p, best_eps, best_j):
     j = np.array([theory.platform_objective(e, p) for e in grid])
     assert grid[j.argmax()] == pytest.approx(best_eps, abs=0.01)
     assert j.max() == pytest.approx(best_j, abs=5e-4)
+
+
+@pytest.mark.parametrize("eps, authors", [(0.5, 136.1), (1.0, 186.7), (1.5, 394.7), (2.0, 855.2)])
+def test_bellman_curve_on_the_authors_grid_reproduces_their_values(eps, authors):
+    # docs/dpsl-model.md §6.4: their value iteration on a 401-point l-grid, B = 10, sigma = 1.
+    assert theory.belief_stop_time_bellman(10.0, eps, 1.0) == pytest.approx(authors, abs=0.1)
+
+
+@pytest.mark.parametrize("eps, mc, mc_se", [(0.5, 138.1, 1.1), (1.0, 187.6, 1.0), (1.5, 398.3, 1.3)])
+def test_bellman_on_a_fine_grid_converges_to_the_monte_carlo_mean(eps, mc, mc_se):
+    assert abs(theory.belief_stop_time_bellman(10.0, eps, 1.0, grid_points=2001) - mc) < 3 * mc_se
