@@ -86,6 +86,54 @@ def time_loop(runs: int, agents: int) -> float:
     return runs * agents / (time.perf_counter() - start)
 
 
+PAPER = (50_000, 4_000)  # the paper-size run: R x N of a user's `python -m dpsl simulate`
+
+
+def paper_size(device: str) -> dict:
+    """Ours in-process and as a whole `python -m dpsl simulate` process, and numpy, at R x N = PAPER,
+    timed one after another in this run (numpy once: it takes the longest)."""
+    import subprocess
+
+    runs, agents = PAPER
+    ours, _ = time_ours(runs, agents, device)
+    command = [
+        sys.executable,
+        "-m",
+        "dpsl",
+        "simulate",
+        "--signal",
+        "gaussian",
+        "--sigma",
+        str(SIGMA),
+        "--mechanism",
+        "smooth",
+        "--epsilon",
+        str(EPS),
+        "--agents",
+        str(agents),
+        "--runs",
+        str(runs),
+        "--device",
+        device,
+        "--json",
+        "--out",
+        "/dev/null",
+    ]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, cwd=Path(__file__).resolve().parents[1])
+    cli = runs * agents / (time.perf_counter() - start)
+    numpy_rate = time_numpy(runs, agents)
+    return {
+        "runs": runs,
+        "agents": agents,
+        "ours": ours,
+        "cli": cli,
+        "numpy": numpy_rate,
+        "ratio": ours / numpy_rate,
+        "cli_ratio": cli / numpy_rate,
+    }
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
@@ -93,6 +141,11 @@ def main(argv=None) -> int:
     parser.add_argument("--agents", type=int, default=None, help="N (default 200 CPU, 500 CUDA)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="print one JSON line instead of text")
+    parser.add_argument(
+        "--paper-size",
+        action="store_true",
+        help="also R=50000 x N=4000: in-process, whole CLI process, numpy",
+    )
     args = parser.parse_args(argv)
     cuda = args.device.startswith("cuda")
     if cuda and not torch.cuda.is_available():
@@ -129,6 +182,8 @@ def main(argv=None) -> int:
         "peak_mib_at_4N": peak_4n,
         "peak_kind": "cuda max allocated" if cuda else "process peak RSS",
     }
+    if args.paper_size:
+        report["paper_size"] = paper_size(args.device)
     if args.json:
         print(json.dumps(report))
         return 0
@@ -144,6 +199,12 @@ def main(argv=None) -> int:
         f"  peak memory ({report['peak_kind']}): {peak:.0f} MiB; at N={agents}: {peak_n:.0f} MiB, "
         f"at N={4 * agents}: {peak_4n:.0f} MiB"
     )
+    if args.paper_size:
+        ps = report["paper_size"]
+        print(
+            f"  paper size R={ps['runs']} N={ps['agents']}: ours {ps['ours']:.3e}, whole CLI process {ps['cli']:.3e}, "
+            f"numpy {ps['numpy']:.3e} agent-steps/s -> ours x{ps['ratio']:.2f}, CLI x{ps['cli_ratio']:.2f}"
+        )
     return 0
 
 

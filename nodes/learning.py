@@ -8,6 +8,7 @@ scores are `reward_models.ClipReward.score`. Node ids are a public contract: nev
 from __future__ import annotations
 
 import json
+import math
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -287,6 +288,11 @@ class CollectNoisePromptDataset(io.ComfyNode):
     ) -> io.NodeOutput:
         nid = node_id(cls)
         prompt_list = read_prompts(cls.NAME, nid, prompts, prompt_file)
+        for widget, value in (("cfg_denoise", cfg_denoise), ("cfg_inversion", cfg_inversion)):
+            if not math.isfinite(value):
+                raise GoldenNoiseError(
+                    cls.NAME, nid, widget, f"{widget} must be a finite number, got {value!r}."
+                )
         with on_node(cls.NAME, nid):
             name = collection.check_dataset_name(dataset_name)
             samples = collection.plan(prompt_list, samples_per_prompt, seed, shard_index, shard_count)
@@ -435,6 +441,14 @@ class EvaluateGoldenNoise(io.ComfyNode):
                     ]
                 )
                 plain_score, golden_score = reward.score(pair, [prompt] * 2).tolist()
+                if not (math.isfinite(plain_score) and math.isfinite(golden_score)):
+                    raise GoldenNoiseError(
+                        cls.NAME,
+                        nid,
+                        "reward",
+                        f"the reward scored prompt {prompt!r}, seed {job_seed} as NaN or Inf; the images may hold "
+                        "NaN (the model diverged at these settings: check cfg and steps). Nothing was reported.",
+                    )
                 scores.append(evaluation.PairScore(prompt, job_seed, plain_score, golden_score))
                 images.append(pair)
                 progress(number + 1, len(jobs))

@@ -9,6 +9,7 @@ it, and compute the re-denoise target of `npnet.redenoise` with the model's own 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -43,6 +44,8 @@ class Renderer:
                 raise self.error(
                     name, f"{name} must be a multiple of {ratio} (the VAE's scale factor), got {value}."
                 )
+        if not math.isfinite(self.cfg):
+            raise self.error("cfg", f"cfg must be a finite number, got {self.cfg!r}.")
         if self.steps < 2:
             raise self.error(
                 "steps", "re-denoise sampling needs at least 2 steps (it takes the first one twice)."

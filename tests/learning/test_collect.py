@@ -157,6 +157,8 @@ def test_other_settings_in_the_same_folder_are_refused_and_nothing_is_touched(
         ({"width": 100}, "'width'.*multiple of 8"),
         ({"shard_index": 2, "shard_count": 2}, "'shard_index': shard_index must be in 0..1"),
         ({"prompt_file": "prompts.txt"}, "'prompt_file': both prompts and prompt_file"),
+        ({"cfg_denoise": float("nan")}, "'cfg_denoise': cfg_denoise must be a finite number"),
+        ({"cfg": float("nan")}, "'cfg': cfg must be a finite number"),
     ],
 )
 def test_bad_input_is_a_node_error_naming_the_input(comfy_inprocess, learning, models, changes, match):

@@ -108,3 +108,18 @@ def test_student_t_quantile_against_scipy(dof):
 def test_summary_of_a_single_pair_has_no_interval():
     s = evaluation.summarise([evaluation.PairScore("p", 1, 0.2, 0.5)])
     assert s.ci95_low is None and s.win_rate == 1.0 and math.isclose(s.mean_difference, 0.3)
+
+
+class NaNReward:
+    name = "broken"
+
+    def score(self, images, prompts):
+        return torch.full((images.shape[0],), float("nan"))
+
+
+def test_a_nan_score_is_an_error_not_a_report(comfy_inprocess, learning, setup):
+    out = Path(comfy_inprocess.folder_paths.get_output_directory())
+    before = set(out.rglob("*.csv"))
+    with pytest.raises(ValueError, match="Evaluate Golden Noise.*'reward'.*NaN or Inf"):
+        evaluate(learning, setup, reward=NaNReward(), seeds=1)
+    assert set(out.rglob("*.csv")) == before  # nothing was written
