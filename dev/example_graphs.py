@@ -433,6 +433,11 @@ DPSL_EXAMPLES.update(
             "1": scenario(signal="binary", mechanism="rr", p=0.7),
             "2": chart("platform_objective", scenario="1"),
         },
+        # docs/dpsl-model.md §6.4 (MOR Fig. 4): why the Bayes action is not metric DP, no simulation
+        "threshold_schematic": {
+            "1": scenario(epsilon=1.0),
+            "2": chart("threshold_schematic", scenario="1"),
+        },
         # docs/dpsl-model.md §6.5 (Fig. J.1): the all-positive-reports recursion, no simulation
         "llr_recursion": {
             "1": scenario(epsilon=1.0),
@@ -449,4 +454,5 @@ DPSL_TITLES = {
     "precascade_reports": "Binary signals: reports before the cascade vs ε",
     "platform_objective": "Binary signals: the platform objective J(ε)",
     "llr_recursion": "The all-positive-reports recursion (appendix)",
+    "threshold_schematic": "The decision step and why it is not private",
 }

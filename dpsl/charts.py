@@ -659,6 +659,88 @@ def smooth_rr_chart(ill: SmoothRRIllustration, *, title: str, style: ChartStyle 
 MAX_SAMPLE_PATHS = 5
 
 
+def threshold_schematic_chart(
+    ill: SmoothRRIllustration, *, title: str, style: ChartStyle = ChartStyle()
+) -> Chart:
+    """The decision step P(a = +1 | s) = 1{s > t} over the signal densities, two close signals on either
+    side of t, and the smooth RR report probability that replaces the step (MOR Figure 4)."""
+
+    def draw(fig, axes, colours):
+        ax = axes[0]
+        s, t = ill.s, ill.threshold
+        ax.plot(
+            s,
+            _normal_pdf(s, 1.0, ill.sigma),
+            color=colours["blue"],
+            linewidth=1.6,
+            label=r"density of $s$, $\theta = +1$",
+        )
+        ax.plot(
+            s,
+            _normal_pdf(s, -1.0, ill.sigma),
+            color=colours["vermillion"],
+            linewidth=1.6,
+            linestyle="--",
+            label=r"density of $s$, $\theta = -1$",
+        )
+        ax.set_xlabel("private signal s")
+        ax.set_ylabel("signal density")
+        right = ax.twinx()
+        right.step(
+            s,
+            (s > t).astype(float),
+            where="post",
+            color=colours["black"],
+            linewidth=2.2,
+            label=r"intended action: P($a = +1$ | s) = 1{s > t}",
+        )
+        u = ill.flip_probability()
+        report_plus = np.where(s > t, 1 - u, u)
+        right.plot(
+            s,
+            report_plus,
+            color=colours["green"],
+            linewidth=2.0,
+            linestyle=":",
+            label=rf"smooth RR report: P($x = +1$ | s), $\varepsilon$ = {format_number(ill.eps, 3)}",
+        )
+        delta = 0.15
+        for x, label in ((t - delta, r"$s_n$: $a = -1$"), (t + delta, r"$s_n'$: $a = +1$")):
+            right.plot(
+                [x],
+                [1.0 if x > t else 0.0],
+                marker="o",
+                color=colours["purple"],
+                markersize=7,
+                linestyle="none",
+            )
+            right.annotate(
+                label,
+                (x, 1.0 if x > t else 0.0),
+                xytext=(-60 if x < t else 12, 18 if x < t else -28),
+                textcoords="offset points",
+                fontsize="small",
+                arrowprops={"arrowstyle": "-", "color": colours["purple"], "linewidth": 0.6},
+            )
+        ax.axvline(t, color="#8C8C8C", linestyle=(0, (5, 3)), linewidth=1.2)
+        right.set_ylim(-0.05, 1.15)
+        right.set_ylabel("probability of +1")
+        handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+        ax.legend(handles=handles, loc="upper left", fontsize="small")
+        ax.text(
+            0.99,
+            0.97,
+            "two signals 0.3 apart get opposite actions:\nthe step is not metric DP; smooth RR is",
+            transform=ax.transAxes,
+            ha="right",
+            va="top",
+            fontsize="small",
+        )
+        ax.set_title(title)
+
+    return _draw(style, 1, draw)
+
+
 # -- 7. expected pre-cascade reports, and the platform objective --------------------------------------
 
 
@@ -1076,6 +1158,15 @@ def _smooth_rr_illustration_from(inputs: ChartInputs) -> Chart:
     return smooth_rr_chart(ill, title=title, style=style)
 
 
+def _threshold_schematic_from(inputs: ChartInputs) -> Chart:
+    s = inputs.scenario or (inputs.results[0].scenario if inputs.results else None)
+    sigma = s.sigma if s is not None and s.signal == "gaussian" else 1.0
+    eps = float(s.epsilon) if s is not None and isinstance(s.epsilon, (int, float)) else 1.0
+    ill = SmoothRRIllustration(sigma=sigma, eps=eps, amplitude=0.5, threshold=inputs.threshold)
+    title = f"Why the Bayes action is not private: the step at t = {inputs.threshold:g} (σ = {sigma:g})"
+    return threshold_schematic_chart(ill, title=title, style=inputs.style)
+
+
 def _binary_ps(kind: str, inputs: ChartInputs) -> list[tuple[float, SweepResult | None]]:
     """(p, its sweep or None) for the binary closed-form charts: one per sweep series, or the scenario's p."""
     if inputs.sweeps:
@@ -1171,6 +1262,7 @@ _BUILDERS = {
     "precascade_reports": _precascade_reports_from,
     "platform_objective": _platform_objective_from,
     "llr_recursion": _llr_recursion_from,
+    "threshold_schematic": _threshold_schematic_from,
 }
 CHART_KINDS = tuple(_BUILDERS)
 

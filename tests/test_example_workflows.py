@@ -30,6 +30,7 @@ EXPECTED = {
     "dpsl_precascade_reports",
     "dpsl_platform_objective",
     "dpsl_llr_recursion",
+    "dpsl_threshold_schematic",
 }
 
 

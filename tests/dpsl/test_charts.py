@@ -33,6 +33,7 @@ def small():
         "precascade_reports": dict(sweeps=binary),
         "platform_objective": dict(sweeps=binary),
         "llr_recursion": dict(scenario=gauss.scenario),
+        "threshold_schematic": dict(scenario=gauss.scenario),
     }
 
 
