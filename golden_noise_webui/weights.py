@@ -66,6 +66,10 @@ def resolve(choice: str, folder: Path) -> Path:
             return Path(npnet.download(LABELS[choice], dest_dir=folder, progress=progress))
         finally:
             progress.close()
+    if Path(choice).name != choice:  # a name from the dropdown, never a path (API calls can send anything)
+        raise FileNotFoundError(
+            f"Golden Noise weights {choice!r}: give a file name from {folder}, not a path"
+        )
     path = folder / choice
     if not path.is_file():
         raise FileNotFoundError(f"Golden Noise weights {choice!r} are not in {folder}")

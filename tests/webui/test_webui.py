@@ -92,6 +92,8 @@ def test_missing_weights_stop_the_generation_naming_the_file(webui, monkeypatch)
         webui.run(txt2img(webui), True, "DreamShaper-XL", 1.0, "first_chunk", "strict")
     with pytest.raises(RuntimeError, match="Golden Noise.*nothing-here.safetensors"):
         webui.run(txt2img(webui), True, "nothing-here.safetensors", 1.0, "first_chunk", "strict")
+    with pytest.raises(RuntimeError, match="not a path"):
+        webui.run(txt2img(webui), True, "../npnet/my-sdxl.safetensors", 1.0, "first_chunk", "strict")
 
 
 def test_infotext_is_read_back_to_the_same_settings(webui):
