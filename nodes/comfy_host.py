@@ -38,7 +38,7 @@ try:
 except ImportError:
     model_patcher = comfy_sample = comfy_samplers = latent_preview = Noise_RandomNoise = None
 
-Progress = Callable[[int, int], None]
+Progress = Callable[[int, "int | None"], None]
 
 
 @contextmanager
@@ -53,14 +53,26 @@ def progress_and_cancel(
     """
     bar = comfy_utils.ProgressBar(total, node_id=node_id)
 
-    def progress(done: int, total: int) -> None:
-        bar.update_absolute(done, total)
+    def progress(done: int, total: int | None) -> None:
+        # A download may not know its size: the bar then shows the bytes so far as the whole.
+        bar.update_absolute(done, total or max(done, 1))
 
     try:
         yield progress, model_management.processing_interrupted
     except Exception:
         model_management.throw_exception_if_processing_interrupted()
         raise
+
+
+def register_model_folder(name: str, default: str, extensions: set[str]) -> None:
+    """Declare the model folder type `name`: `default` plus any folders an `name:` entry of
+    extra_model_paths.yaml gave it. Such an entry, read before this pack loaded, creates the type with
+    only the user's paths and no extension filter: keep those paths, add the default, set the filter."""
+    paths, _ = folder_paths.folder_names_and_paths.get(name, ([], set()))
+    folder_paths.folder_names_and_paths[name] = (
+        [*paths, *([] if default in paths else [default])],
+        set(extensions),
+    )
 
 
 _RATIO_KEYS = ("downscale_ratio_spacial", "downscale_ratio_temporal")

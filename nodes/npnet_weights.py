@@ -16,7 +16,13 @@ from pathlib import Path
 from .. import npnet
 from ..npnet.inputs import shown
 from ..npnet.variants import VARIANTS
-from .comfy_host import folder_paths, model_management, model_patcher, progress_and_cancel
+from .comfy_host import (
+    folder_paths,
+    model_management,
+    model_patcher,
+    progress_and_cancel,
+    register_model_folder,
+)
 from .errors import GoldenNoiseError
 
 log = logging.getLogger(__name__)
@@ -34,15 +40,9 @@ def default_folder() -> Path:
 
 
 def register_folder() -> None:
-    """Declare the `npnet` model folder: `models/npnet`, plus any `npnet:` folders of extra_model_paths.yaml."""
-    default = str(default_folder())
-    paths, _ = folder_paths.folder_names_and_paths.get(FOLDER, ([], set()))
-    # An `npnet:` entry read before this pack loaded creates the folder type with only the user's paths
-    # and no extension filter; keep those paths, add the default one, list only weight files.
-    folder_paths.folder_names_and_paths[FOLDER] = (
-        [*paths, *([] if default in paths else [default])],
-        set(EXTENSIONS),
-    )
+    """Declare the `npnet` model folder: `models/npnet`, plus any `npnet:` folders of extra_model_paths.yaml;
+    only weight files are listed."""
+    register_model_folder(FOLDER, str(default_folder()), EXTENSIONS)
 
 
 def weight_choices() -> list[str]:
@@ -89,7 +89,7 @@ def resolve(choice: str, node_id: str | None) -> Path:
                 npnet.download(
                     variant,
                     dest_dir=dest,
-                    progress=lambda done, total: progress(done, total or max(done, 1)),
+                    progress=progress,
                     should_cancel=cancel,
                 )
             )

@@ -21,7 +21,13 @@ import torch
 
 from ..npnet import Cancelled
 from ..npnet.hub import download_folder
-from .comfy_host import folder_paths, model_management, model_patcher, progress_and_cancel
+from .comfy_host import (
+    folder_paths,
+    model_management,
+    model_patcher,
+    progress_and_cancel,
+    register_model_folder,
+)
 from .errors import GoldenNoiseError
 
 log = logging.getLogger(__name__)
@@ -70,9 +76,7 @@ def default_folder() -> Path:
 
 def register_folder() -> None:
     """Declare `models/reward_models` (plus any `reward_models:` folders of extra_model_paths.yaml)."""
-    default = str(default_folder())
-    paths, _ = folder_paths.folder_names_and_paths.get(FOLDER, ([], set()))
-    folder_paths.folder_names_and_paths[FOLDER] = ([*paths, *([] if default in paths else [default])], set())
+    register_model_folder(FOLDER, str(default_folder()), set())
 
 
 def _local_models() -> dict[str, Path]:
@@ -113,11 +117,7 @@ def resolve(choice: str, node_id: str | None) -> tuple[Path, Path, str]:
             )
         return folder, folder, "cosine"
     base = _local_models().get(spec.folder, default_folder() / spec.folder)
-    with progress_and_cancel(1, node_id) as (bar, cancel):
-
-        def progress(done: int, total: int | None) -> None:
-            bar(done, total or max(done, 1))
-
+    with progress_and_cancel(1, node_id) as (progress, cancel):
         try:
             if spec.processor_repo == spec.repo:
                 model = processor = download_folder(

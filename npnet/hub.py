@@ -139,13 +139,13 @@ def download(
     if local is not None:
         return local
 
-    endpoint = (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+    endpoint = _endpoint()
     if _offline():
         raise DownloadError(
             f"NPNet weights for {variant!r} are not in {dest} and downloads are off (HF_HUB_OFFLINE is set). "
             + _manual_instructions(spec, dest, endpoint)
         )
-    token = os.environ.get("HF_TOKEN") or None
+    token = _token()
     dest.mkdir(parents=True, exist_ok=True)
     failures = []
     watch = _Watch(should_cancel)
@@ -182,6 +182,15 @@ def _local_file(spec: Variant, dest: Path) -> Path | None:
         _convert(spec, official, target)
         return target
     return None
+
+
+def _endpoint() -> str:
+    # Read at call time, like HF_TOKEN and HF_HUB_OFFLINE: a host may set them after importing us.
+    return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+
+
+def _token() -> str | None:
+    return os.environ.get("HF_TOKEN") or None
 
 
 def _offline() -> bool:
@@ -280,7 +289,7 @@ def download_imagenet_swin(
     target = dest / "swin_tiny_patch4_window7_224.ms_in1k.safetensors"
     if target.is_file():
         return target
-    endpoint = (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+    endpoint = _endpoint()
     manual = f"Download {endpoint}/{repo}/resolve/main/{filename} and save it as {target}."
     if _offline():
         raise DownloadError(f"the ImageNet Swin-T weights are not in {dest} and downloads are off. {manual}")
@@ -291,7 +300,7 @@ def download_imagenet_swin(
             filename,
             target,
             endpoint,
-            os.environ.get("HF_TOKEN") or None,
+            _token(),
             progress,
             lambda path: shutil.move(str(path), target),
             _Watch(should_cancel),
@@ -321,11 +330,11 @@ def download_folder(
     dest = Path(dest).expanduser()
     if dest.is_dir():
         return dest
-    endpoint = (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+    endpoint = _endpoint()
     manual = f"Download the model files of {endpoint}/{repo} into {dest}."
     if _offline():
         raise DownloadError(f"{dest} does not exist and downloads are off (HF_HUB_OFFLINE). {manual}")
-    token = os.environ.get("HF_TOKEN") or None
+    token = _token()
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-download-", dir=dest.parent))
     watch = _Watch(should_cancel)
