@@ -1,0 +1,217 @@
+"""One agent step of homogeneous smooth RR as five functions of the public LLR: exact, and tabulated.
+
+Under theta = +1 with one budget eps for every agent, all that agent n's step needs is a function of
+the public LLR l = l_n alone (docs/dpsl-model.md §3.2; small/large side as in `public_belief`):
+
+    c1(l) = T1 - T2,  c2(l) = S,  c3(l) = S + T2    bounds that split one uniform into (action, report):
+                                                    [0, c1) action and report on the small side,
+                                                    [c1, c2) report small, action large (T3),
+                                                    [c2, c3) action small, report large (T2);
+    inc_small(l), inc_large(l)                      the public LLR's move after a small-side /
+                                                    large-side report, log P(x|l,+1) - log P(x|l,-1);
+    flip(l) = (z > 0) = (l < L_STAR)                the small side is the correct report.
+
+`SmoothStepLaw` evaluates them from the closed form (`SmoothReportKernel`): six erfc, nine exp and
+four log per run and step. `StepLawTable` evaluates them from a table of polynomials, which is what
+makes the CPU engine fast: the closed form costs ~135 ns per run-step on one core, the table ~30 ns
+(benchmarks/dpsl_throughput.py).
+
+The table
+    The five functions are analytic in l except at L_STAR = -2/sigma^2, where the small side changes
+    from the wrong to the correct report (the bounds and increments are labelled by side there). The
+    grid is anchored at L_STAR, so no interval straddles it, and each interval [L_STAR + k h,
+    L_STAR + (k+1) h) holds the degree-5 polynomial in the fraction f in [0, 1) through the exact
+    values at six Chebyshev nodes. The step h scales with how fast the law varies in l
+    (d/dl = sigma^2/2 d/dt, t-scales sigma and 1/eps): h = 1 / (16 max(1, sigma/2 + eps sigma^2/2)),
+    which holds every function to the closed form within 1e-13 over the scenario range (the tests
+    check 1e-12 at random l). With the same uniforms, a step drawn from the table and one drawn from
+    the closed form differ only when the uniform falls within that distance of a bound: the two
+    engines give the same actions and reports, and LLRs equal to ~1e-12 per step (a test checks this
+    on a whole simulation).
+
+    The table grows as the runs' LLRs spread: intervals come in pages of PAGE_INTERVALS, each page
+    always evaluated on its own, in the same order, so an interval's coefficients are the same bits
+    whichever chunk built it and whatever else it built before (chunked and unchunked simulations
+    stay identical).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .public_belief import EXP_FLOOR, SmoothReportKernel
+
+DEGREE = 3
+PAGE_INTERVALS = 64
+# Chebyshev nodes of the first kind on [0, 1], and the matrix that turns the six values there into
+# monomial coefficients in f (well conditioned at degree 5: the values round-trip to 1e-15).
+_NODES = 0.5 - 0.5 * np.cos((2 * np.arange(DEGREE + 1) + 1) * np.pi / (2 * (DEGREE + 1)))
+_TO_COEFFS = np.linalg.inv(np.vander(_NODES, DEGREE + 1, increasing=True))
+FUNCTIONS = ("c1", "c2", "c3", "inc_small", "inc_large")
+
+
+def kink(sigma: float) -> float:
+    """L_STAR = -2/sigma^2: the LLR at which the threshold t = -sigma^2 l / 2 meets theta = +1."""
+    return -2.0 / (sigma * sigma)
+
+
+def grid_step(sigma: float, eps: float) -> float:
+    """The table's interval length in l (see module doc)."""
+    return 1.0 / (96.0 * max(1.0, 0.5 * sigma * (1.0 + min(eps * sigma, 1.0))))
+
+
+class SmoothStepLaw:
+    """The five functions and flip at n LLRs from the closed form, into preallocated buffers."""
+
+    def __init__(self, n: int, sigma: float, eps: float, amplitude: str, device):
+        self.sigma = sigma
+        self.report = SmoothReportKernel(n, sigma, eps, amplitude, device)
+
+        def buf(dtype=torch.float64):
+            return torch.empty(n, dtype=dtype, device=device)
+
+        self.c1, self.c2, self.c3, self.inc_small, self.inc_large = (buf() for _ in FUNCTIONS)
+        self.z, self.v, self.ls_p, self.ls_m, self.diff, self.t2, self.lm1 = (buf() for _ in range(7))
+        self.flip, self.m_small = buf(torch.bool), buf(torch.bool)
+
+    def at(self, llr: torch.Tensor) -> None:
+        sigma, report = self.sigma, self.report
+        z, v, ls_p, ls_m, diff, t2, lm1 = self.z, self.v, self.ls_p, self.ls_m, self.diff, self.t2, self.lm1
+        c1, c2, c3, inc_small, inc_large = self.c1, self.c2, self.c3, self.inc_small, self.inc_large
+        # theta = +1: z = (t - 1)/sigma; the small side is the wrong report iff z <= 0.
+        torch.mul(llr, -0.5 * sigma, out=z).sub_(1.0 / sigma)
+        torch.abs(z, out=v)
+        report.log_small_side(v, ls_p, diff)
+        report.sampling_masses(v, diff, c1, t2)
+        torch.clamp(ls_p, min=EXP_FLOOR, out=c2).exp_()
+        torch.add(c2, t2, out=c3)
+        torch.gt(z, 0.0, out=self.flip)
+        # theta = -1: z moves by 2/sigma. A small-side report (the wrong one iff not flip) is on
+        # theta = -1's small side iff (z_m > 0) xor (the report is the wrong one).
+        z.add_(2.0 / sigma)
+        torch.abs(z, out=v)
+        report.log_small_side(v, ls_m, diff)
+        torch.gt(z, 0.0, out=self.m_small).bitwise_xor_(self.flip).logical_not_()
+        torch.clamp(ls_m, min=EXP_FLOOR, out=lm1).exp_().neg_().log1p_()  # log(1 - S_-)
+        torch.where(self.m_small, ls_m, lm1, out=inc_small)
+        torch.sub(ls_p, inc_small, out=inc_small)
+        torch.where(self.m_small, lm1, ls_m, out=inc_large)
+        torch.neg(c2, out=t2).log1p_()  # log(1 - S_+)
+        torch.sub(t2, inc_large, out=inc_large)
+
+    bounds = at  # the engine's interface, shared with StepLawTable
+
+    def increment(self, x_small: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """The LLR move at the llr of the last `bounds`, for a small-side report where x_small."""
+        return torch.where(x_small, self.inc_small, self.inc_large, out=out)
+
+
+class StepLawTable:
+    """The five functions and flip at n LLRs from per-interval cubics (see module doc).
+
+    Built for one chunk of n runs on the CPU; pages are added whenever an LLR leaves the covered
+    range, which needs the range on the host every step (free on the CPU, a sync on a GPU). Each
+    coefficient is a contiguous row gathered with one index_select, so every op of the evaluation
+    runs on contiguous memory; only the increment of the side actually reported is gathered.
+    """
+
+    def __init__(self, n: int, sigma: float, eps: float, amplitude: str, device):
+        self.law_args = (sigma, eps, amplitude, device)
+        self.anchor, self.step = kink(sigma), grid_step(sigma, eps)
+        self.inv_step = 1.0 / self.step
+        self.computed: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # page -> its coefficients
+        self.first_page, self.end_page = 0, 0
+        self.bound_rows = self.inc_rows = None
+
+        def buf(dtype=torch.float64):
+            return torch.empty(n, dtype=dtype, device=device)
+
+        self.c1, self.c2, self.c3 = buf(), buf(), buf()
+        self.frac, self.floor, self.coeff = buf(), buf(), buf()
+        self.index, self.side_index, self.side_index_small = (buf(torch.int64) for _ in range(3))
+        self.flip = buf(torch.bool)
+
+    def bounds(self, llr: torch.Tensor) -> None:
+        """c1, c2, c3 and flip at llr; remembers where llr lies for `increment`."""
+        frac, floor, index = self.frac, self.floor, self.index
+        # (l - anchor)/h = interval + fraction in [0, 1); intervals below 0 are where z > 0.
+        torch.sub(llr, self.anchor, out=frac).mul_(self.inv_step)
+        torch.floor(frac, out=floor)
+        frac.sub_(floor)
+        torch.lt(floor, 0.0, out=self.flip)
+        lo, hi = (int(b) for b in torch.aminmax(floor))
+        self._cover(lo // PAGE_INTERVALS, hi // PAGE_INTERVALS)
+        index.copy_(floor.sub_(self.first_page * PAGE_INTERVALS))
+        for rows, out in zip(self.bound_rows, (self.c1, self.c2, self.c3), strict=True):
+            self._cubic(rows, index, out)
+
+    def increment(self, x_small: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """The LLR move at the llr of the last `bounds`, for a small-side report where x_small."""
+        # Increment rows interleave the sides: 2 * interval for a large-side report, + 1 for small
+        # (where, not add: adding the bool mask would make a converted temporary every step).
+        torch.mul(self.index, 2, out=self.side_index)
+        torch.add(self.side_index, 1, out=self.side_index_small)
+        torch.where(x_small, self.side_index_small, self.side_index, out=self.side_index)
+        return self._cubic(self.inc_rows, self.side_index, out)
+
+    def _cubic(self, rows: list[torch.Tensor], index: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """sum_d rows[d][index] frac^d by Horner; one contiguous gather and multiply-add per degree.
+
+        (Gathering all coefficients as one (n, degree + 1) block and reading it column by column is
+        slower: the strided reads cost more than the separate gathers save.)
+        """
+        coeff = self.coeff
+        torch.index_select(rows[DEGREE], 0, index, out=out)
+        for d in range(DEGREE - 1, -1, -1):
+            torch.index_select(rows[d], 0, index, out=coeff)
+            torch.addcmul(coeff, out, self.frac, out=out)
+        return out
+
+    def _cover(self, lo: int, hi: int) -> None:
+        """Make sure pages lo..hi are in the table, with one spare page on each side."""
+        if self.bound_rows is not None and self.first_page <= lo and hi < self.end_page:
+            return
+        first = lo - 1 if self.bound_rows is None else min(self.first_page, lo - 1)
+        end = hi + 2 if self.bound_rows is None else max(self.end_page, hi + 2)
+        for page in range(first, end):
+            if page not in self.computed:
+                self.computed[page] = self._page(page)
+        pages = [self.computed[page] for page in range(first, end)]
+        # Lists of contiguous per-coefficient rows, so that a step indexes no tensor to find them.
+        bounds = torch.cat([b for b, _ in pages], dim=-1)  # 3 bounds, degree + 1, intervals
+        self.bound_rows = [list(rows) for rows in bounds]
+        self.inc_rows = list(torch.cat([i for _, i in pages], dim=-1))  # degree + 1 of (2 intervals,)
+        self.first_page, self.end_page = first, end
+
+    def _page(self, page: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Coefficients of intervals page*P .. page*P + P - 1: bounds (3, degree + 1, P) and the
+        side-interleaved increments (degree + 1, 2P)."""
+        sigma, eps, amplitude, device = self.law_args
+        k = torch.arange(PAGE_INTERVALS, dtype=torch.float64, device=device) + page * PAGE_INTERVALS
+        nodes = torch.tensor(_NODES, dtype=torch.float64, device=device)
+        llr = (k[:, None] + nodes[None, :]).mul_(self.step).add_(self.anchor).reshape(-1)
+        law = SmoothStepLaw(llr.numel(), sigma, eps, amplitude, device)
+        law.at(llr)
+        values = torch.stack([getattr(law, name) for name in FUNCTIONS]).reshape(
+            len(FUNCTIONS), PAGE_INTERVALS, DEGREE + 1
+        )
+        # coefficient d = sum_j M[d, j] value_j, summed in a fixed order (elementwise, so the same
+        # bits for an interval whatever page layout produced it).
+        coeffs = []
+        for d in range(DEGREE + 1):
+            acc = values[..., 0] * float(_TO_COEFFS[d, 0])
+            for j in range(1, DEGREE + 1):
+                acc = acc + values[..., j] * float(_TO_COEFFS[d, j])
+            coeffs.append(acc)
+        coeffs = torch.stack(coeffs, dim=1)  # functions, degree + 1, P
+        bounds = coeffs[:3].contiguous()
+        increments = torch.stack([coeffs[4], coeffs[3]], dim=-1).reshape(DEGREE + 1, 2 * PAGE_INTERVALS)
+        return bounds, increments
+
+
+def step_law(n: int, sigma: float, eps: float, amplitude: str, device) -> SmoothStepLaw | StepLawTable:
+    """The engine's evaluator: the table on the CPU, the closed form on a GPU (its transcendentals are
+    cheap there, and the table's per-step range check would cost a host sync)."""
+    cls = StepLawTable if torch.device(device).type == "cpu" else SmoothStepLaw
+    return cls(n, sigma, eps, amplitude, device)
