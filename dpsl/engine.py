@@ -29,6 +29,7 @@ Memory
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -63,6 +64,11 @@ DEFAULT_MEMORY_BUDGET = 2 * 2**30
 # another process holds a core (100x slowdowns measured on a shared 2-core machine); independent
 # chunk threads only slow down in proportion.
 _DEFAULT_CHUNK_RUNS = {"cpu": RNG_BLOCK_RUNS, "cuda": 2**21}
+# A CPU kernel that runs on the caller's thread (threads_help False) runs with one intra-op thread:
+# its ops are a few microseconds long, and the few that cross the parallel grain cost more in OpenMP
+# teams than they share (R = 50000, N = 1000, best of 3 interleaved: 2.54e7 agent-steps/s against
+# 2.21e7 with two intra-op threads; chunks of four blocks instead of one: 2.06e7, as their working set
+# leaves the L2 cache).
 # Agent steps whose uniforms are drawn in one call per block. Changing it changes CUDA streams
 # (Philox offsets advance per call), so it is fixed per device type.
 _STEPS_PER_TILE = {"cpu": 16, "cuda": 64}
@@ -210,10 +216,13 @@ def simulate(
     spans = [(start, min(start + chunk, scenario.runs)) for start in range(0, scenario.runs, chunk)]
     spans = spans[rank::world]
     total = sum(stop - start for start, stop in spans) * scenario.agents
-    threaded = dev.type == "cpu" and _kernel_for(scenario).threads_help
-    workers = min(len(spans), torch.get_num_threads()) if threaded else 1
+    one_thread = dev.type == "cpu" and not _kernel_for(scenario).threads_help
+    workers = 1 if one_thread or dev.type != "cpu" else min(len(spans), torch.get_num_threads())
     started = time.perf_counter()
-    if workers == 1:
+    if one_thread:
+        with _one_intra_op_thread():
+            _run_sequential(scenario, dev, spans, out, progress, should_cancel, total)
+    elif workers == 1:
         _run_sequential(scenario, dev, spans, out, progress, should_cancel, total)
     else:
         _run_threaded(scenario, dev, spans, out, progress, should_cancel, total, workers)
@@ -222,6 +231,18 @@ def simulate(
     elapsed = time.perf_counter() - started
     log.debug("simulated %d agent steps in %.3f s on %s (chunks of %d runs)", total, elapsed, dev, chunk)
     return out.to_result(str(dev), elapsed)
+
+
+@contextlib.contextmanager
+def _one_intra_op_thread():
+    """torch's intra-op thread count at 1 for the duration, restored after (OpenMP keeps the count per
+    calling thread, so other threads' ops keep theirs)."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
 
 
 def _run_sequential(scenario, dev, spans, out, progress, should_cancel, total) -> None:
