@@ -89,9 +89,26 @@ def time_loop(runs: int, agents: int) -> float:
 PAPER = (50_000, 4_000)  # the paper-size run: R x N of a user's `python -m dpsl simulate`
 
 
-def paper_size(device: str) -> dict:
-    """Ours in-process and as a whole `python -m dpsl simulate` process, and numpy, at R x N = PAPER,
-    timed one after another in this run (numpy once: it takes the longest)."""
+def paper_size(device: str, repeats: int) -> dict:
+    """Ours in-process and as a whole `python -m dpsl simulate` process, and numpy, at R x N = PAPER:
+    the best of `repeats` rounds, each round timing the three one after another, so that load from
+    other processes hits all three alike."""
+    best = {"ours": 0.0, "cli": 0.0, "numpy": 0.0}
+    for _ in range(repeats):
+        for name, rate in _paper_round(device).items():
+            best[name] = max(best[name], rate)
+    runs, agents = PAPER
+    return {
+        "runs": runs,
+        "agents": agents,
+        "repeats": repeats,
+        **best,
+        "ratio": best["ours"] / best["numpy"],
+        "cli_ratio": best["cli"] / best["numpy"],
+    }
+
+
+def _paper_round(device: str) -> dict:
     import subprocess
 
     runs, agents = PAPER
@@ -122,16 +139,7 @@ def paper_size(device: str) -> dict:
     start = time.perf_counter()
     subprocess.run(command, check=True, cwd=Path(__file__).resolve().parents[1])
     cli = runs * agents / (time.perf_counter() - start)
-    numpy_rate = time_numpy(runs, agents)
-    return {
-        "runs": runs,
-        "agents": agents,
-        "ours": ours,
-        "cli": cli,
-        "numpy": numpy_rate,
-        "ratio": ours / numpy_rate,
-        "cli_ratio": cli / numpy_rate,
-    }
+    return {"ours": ours, "cli": cli, "numpy": time_numpy(runs, agents)}
 
 
 def main(argv=None) -> int:
@@ -144,7 +152,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--paper-size",
         action="store_true",
-        help="also R=50000 x N=4000: in-process, whole CLI process, numpy",
+        help="also R=50000 x N=4000: in-process, whole CLI process, numpy (best of --repeats rounds)",
     )
     args = parser.parse_args(argv)
     cuda = args.device.startswith("cuda")
@@ -183,7 +191,7 @@ def main(argv=None) -> int:
         "peak_kind": "cuda max allocated" if cuda else "process peak RSS",
     }
     if args.paper_size:
-        report["paper_size"] = paper_size(args.device)
+        report["paper_size"] = paper_size(args.device, args.repeats)
     if args.json:
         print(json.dumps(report))
         return 0

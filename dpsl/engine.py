@@ -18,9 +18,15 @@ One uniform per agent step
     quadrature average. The signal-level simulation (draw s_n, flip with A e^{-eps|s-t|}) lives in
     `reference.py`, and the tests check the two agree in law.
 
+The step law of homogeneous smooth RR
+    For the paper's case (Gaussian signals, one smooth-RR budget for all) the masses and increments
+    are functions of l_n alone. On the CPU they come from a table of cubics (`step_law`), within
+    1e-13 of the closed form, so the same uniforms give the same actions and reports either way.
+
 Threads
-    On the CPU, chunks of one block each run concurrently on a small thread pool (see
-    _DEFAULT_CHUNK_RUNS); progress and should_cancel are called only on the caller's thread.
+    On the CPU, chunks of whole blocks run concurrently on torch.get_num_threads() Python threads
+    (see _CPU_CHUNK_CAP); torchrun spreads them over processes too.
+    progress and should_cancel are called only on the caller's thread.
 
 Memory
     Per-run outputs and the LLR at the checkpoints are O(runs); the full LLR path (keep_paths) is
@@ -30,6 +36,7 @@ Memory
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import os
@@ -56,19 +63,16 @@ from .theory import cascade_threshold, rho
 
 log = logging.getLogger(__name__)
 
-RNG_BLOCK_RUNS = 16384
+RNG_BLOCK_RUNS = 4096
 DEFAULT_MEMORY_BUDGET = 2 * 2**30
-# On the CPU a chunk is one RNG block, below torch's intra-op parallel grain (32768 elements), so each
-# op runs on the calling thread; chunks run concurrently on a pool of torch.get_num_threads() Python
-# threads instead. Per-op OpenMP teams stall for a scheduler time slice at every barrier whenever
-# another process holds a core (100x slowdowns measured on a shared 2-core machine); independent
-# chunk threads only slow down in proportion.
-_DEFAULT_CHUNK_RUNS = {"cpu": RNG_BLOCK_RUNS, "cuda": 2**21}
-# A CPU kernel that runs on the caller's thread (threads_help False) runs with one intra-op thread:
-# its ops are a few microseconds long, and the few that cross the parallel grain cost more in OpenMP
-# teams than they share (R = 50000, N = 1000, best of 3 interleaved: 2.54e7 agent-steps/s against
-# 2.21e7 with two intra-op threads; chunks of four blocks instead of one: 2.06e7, as their working set
-# leaves the L2 cache).
+# CPU chunks: at most this many runs, split evenly over the worker threads (block boundaries nearest
+# the even split). Wider ops spread the per-op Python cost and
+# the GIL hand-over between worker threads; narrower ones stay in cache. Measured on two cores, R =
+# 50000, N = 1000, tabulated smooth kernel: two threads on ~25000-run chunks 2.83e7 agent-steps/s,
+# one thread 1.60e7, four threads on 16384-run chunks 1.66e7 (the GIL changes hands at every op).
+# A kernel with microsecond ops also runs with one intra-op thread (`_Kernel.intra_op_threads`).
+_CPU_CHUNK_CAP = 8 * RNG_BLOCK_RUNS
+_CUDA_CHUNK_RUNS = 2**21
 # Agent steps whose uniforms are drawn in one call per block. Changing it changes CUDA streams
 # (Philox offsets advance per call), so it is fixed per device type.
 _STEPS_PER_TILE = {"cpu": 16, "cuda": 64}
@@ -153,21 +157,35 @@ def _resolve_device(device) -> torch.device:
         raise ScenarioError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ScenarioError(f"device {device!r} was requested but CUDA is not available; use 'cpu'")
-    if dev.type not in _DEFAULT_CHUNK_RUNS:
+    if dev.type not in _STEPS_PER_TILE:
         raise ScenarioError(f"device must be 'cpu' or a CUDA device, got {device!r}")
     return dev
 
 
-def _chunk_size(scenario: Scenario, dev: torch.device, chunk_runs: int | None, budget: int) -> int:
-    if chunk_runs is None:
-        chunk_runs = _DEFAULT_CHUNK_RUNS[dev.type]
-        paths = (scenario.agents + 1) * 8 if scenario.keep_paths else 0
-        per_run = _work_bytes_per_run(dev, _draws(scenario)) + paths
-        chunk_runs = min(chunk_runs, max(1, budget // 2 // per_run))
-    elif chunk_runs < 1:
-        raise ScenarioError(f"chunk_runs must be >= 1, got {chunk_runs}")
-    blocks = max(1, math.ceil(chunk_runs / RNG_BLOCK_RUNS))
-    return min(blocks * RNG_BLOCK_RUNS, math.ceil(scenario.runs / RNG_BLOCK_RUNS) * RNG_BLOCK_RUNS)
+def _spans(scenario: Scenario, dev: torch.device, chunk_runs: int | None, budget: int, parts: int):
+    """The chunks [start, stop) of all runs, whole RNG blocks each; parts = processes x worker threads.
+
+    chunk_runs given: chunks of that size, rounded up to whole blocks. Otherwise on the CPU a multiple
+    of `parts` chunks of at most _CPU_CHUNK_CAP runs, balanced on block boundaries; on CUDA chunks of
+    _CUDA_CHUNK_RUNS. Both defaults are bounded by the memory budget.
+    """
+    runs, blocks = scenario.runs, math.ceil(scenario.runs / RNG_BLOCK_RUNS)
+    if chunk_runs is not None:
+        if chunk_runs < 1:
+            raise ScenarioError(f"chunk_runs must be >= 1, got {chunk_runs}")
+        size = max(1, math.ceil(chunk_runs / RNG_BLOCK_RUNS)) * RNG_BLOCK_RUNS
+        return [(start, min(start + size, runs)) for start in range(0, runs, size)]
+    paths = (scenario.agents + 1) * 8 if scenario.keep_paths else 0
+    per_run = _work_bytes_per_run(dev, _draws(scenario)) + paths
+    cap = min(_CPU_CHUNK_CAP if dev.type == "cpu" else _CUDA_CHUNK_RUNS, max(1, budget // 2 // per_run))
+    cap_blocks = max(1, cap // RNG_BLOCK_RUNS)
+    if dev.type != "cpu":
+        size = cap_blocks * RNG_BLOCK_RUNS
+        return [(start, min(start + size, runs)) for start in range(0, runs, size)]
+    count = min(blocks, parts * math.ceil(blocks / (parts * cap_blocks)))
+    inner = {round(i * runs / count / RNG_BLOCK_RUNS) * RNG_BLOCK_RUNS for i in range(1, count)}
+    edges = sorted({0, runs} | {edge for edge in inner if 0 < edge < runs})
+    return [(lo, hi) for lo, hi in itertools.pairwise(edges) if hi > lo]
 
 
 def simulate(
@@ -208,37 +226,38 @@ def simulate(
     available = device_memory(dev)
     check_memory(scenario, int(min(budget, available)), limited_by_device=available < budget)
     budget = int(min(budget, available))
-    chunk = _chunk_size(scenario, dev, chunk_runs, budget)
     rank, world = (
         (torch.distributed.get_rank(), torch.distributed.get_world_size()) if distributed else (0, 1)
     )
+    threads = torch.get_num_threads() if dev.type == "cpu" else 1
+    spans = _spans(scenario, dev, chunk_runs, budget, world * threads)[rank::world]
     out = _Outputs(scenario, zeroed=world > 1)
-    spans = [(start, min(start + chunk, scenario.runs)) for start in range(0, scenario.runs, chunk)]
-    spans = spans[rank::world]
     total = sum(stop - start for start, stop in spans) * scenario.agents
-    one_thread = dev.type == "cpu" and not _kernel_for(scenario).threads_help
-    workers = 1 if one_thread or dev.type != "cpu" else min(len(spans), torch.get_num_threads())
+    workers = min(len(spans), threads)
     started = time.perf_counter()
-    if one_thread:
-        with _one_intra_op_thread():
-            _run_sequential(scenario, dev, spans, out, progress, should_cancel, total)
-    elif workers == 1:
+    if dev.type != "cpu":
         _run_sequential(scenario, dev, spans, out, progress, should_cancel, total)
+    elif workers == 1:
+        with _intra_op_threads(_kernel_for(scenario).intra_op_threads):
+            _run_sequential(scenario, dev, spans, out, progress, should_cancel, total)
     else:
         _run_threaded(scenario, dev, spans, out, progress, should_cancel, total, workers)
     if world > 1:
         out.sum_across_ranks(dev)
     elapsed = time.perf_counter() - started
-    log.debug("simulated %d agent steps in %.3f s on %s (chunks of %d runs)", total, elapsed, dev, chunk)
+    log.debug("simulated %d agent steps in %.3f s on %s (%d chunks)", total, elapsed, dev, len(spans))
     return out.to_result(str(dev), elapsed)
 
 
 @contextlib.contextmanager
-def _one_intra_op_thread():
-    """torch's intra-op thread count at 1 for the duration, restored after (OpenMP keeps the count per
-    calling thread, so other threads' ops keep theirs)."""
+def _intra_op_threads(count: int | None):
+    """torch's intra-op thread count on this thread for the duration (None: unchanged), restored after
+    (OpenMP keeps the count per calling thread, so other threads' ops keep theirs)."""
+    if count is None:
+        yield
+        return
     saved = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(count)
     try:
         yield
     finally:
@@ -274,7 +293,8 @@ def _run_threaded(scenario, dev, spans, out, progress, should_cancel, total, wor
 
     def work(span):
         if not stop.is_set():
-            _Chunk(scenario, dev, *span).run(out, tick)
+            with _intra_op_threads(_kernel_for(scenario).intra_op_threads):
+                _Chunk(scenario, dev, *span).run(out, tick)
 
     reported = 0
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dpsl") as pool:
@@ -516,10 +536,9 @@ class _Kernel:
     flush(out, sl) writes the outputs only this model has.
     """
 
-    # Whether chunks gain from running on concurrent threads on the CPU: kernels whose ops take tens of
-    # microseconds do (1.7x for constant RR on two cores); one whose ops take a few mostly trades the
-    # GIL back and forth between threads at every op.
-    threads_help = True
+    # torch's intra-op threads while this kernel runs on the CPU (None: as the caller set them). Kernels
+    # with large ops (the quadrature over eps nodes) gain from OpenMP inside each chunk thread.
+    intra_op_threads: int | None = None
 
     def __init__(self, s: Scenario, dev: torch.device, llr, a_wrong, x_wrong):
         self.s, self.dev = s, dev
@@ -536,12 +555,14 @@ class _SmoothKernel(_Kernel):
     """Homogeneous smooth RR: the step law at l_n (`dpsl.step_law`), then one uniform's draw.
 
     On the CPU the law comes from its polynomial table, on a GPU from the closed form; with the same
-    uniforms both draw the same actions and reports (see dpsl/step_law.py). Its CPU ops are a few
-    microseconds each, and two chunk threads ran at 0.92x of one (R = 65536, N = 2000): it runs on
-    the caller's thread, and more cores are used through torchrun processes.
+    uniforms both draw the same actions and reports (see dpsl/step_law.py).
+
+    Its ops take microseconds, so OpenMP teams cost more than they share: it runs with one intra-op
+    thread per chunk thread (R = 50000, N = 1000, one chunk thread, best of 3 interleaved: 2.54e7
+    agent-steps/s against 2.21e7 with two intra-op threads).
     """
 
-    threads_help = False
+    intra_op_threads = 1
 
     def __init__(self, s, dev, llr, a_wrong, x_wrong):
         super().__init__(s, dev, llr, a_wrong, x_wrong)
