@@ -15,6 +15,7 @@ from dpsl import (
     MemoryBudgetError,
     Scenario,
     ScenarioError,
+    engine,
     simulate,
 )
 from dpsl.reference import simulate_numpy
@@ -203,3 +204,26 @@ def test_a_budget_beyond_the_machine_is_bounded_by_the_machine():
             budget_from_gib(bad)
     with pytest.raises(ValueError, match="memory_budget must be a positive number"):
         simulate(Scenario(epsilon=1.0, agents=2, runs=2), memory_budget=float("nan"))
+
+
+@pytest.mark.parametrize("runs", [5, RNG_BLOCK_RUNS + 1, 50_000, 1_000_000])
+@pytest.mark.parametrize("parts", [1, 2, 3])
+def test_cpu_chunks_are_whole_blocks_balanced_over_the_workers(runs, parts):
+    spans = engine._spans(Scenario(runs=runs, agents=10), torch.device("cpu"), None, 2**31, parts)
+    assert spans[0][0] == 0 and spans[-1][1] == runs
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
+    assert all(lo % RNG_BLOCK_RUNS == 0 for lo, _ in spans)
+    sizes = [hi - lo for lo, hi in spans]
+    assert max(sizes) <= engine._CPU_CHUNK_CAP
+    if runs >= parts * RNG_BLOCK_RUNS:
+        assert len(spans) % parts == 0  # every worker gets as many chunks
+        assert max(sizes) - min(sizes) <= RNG_BLOCK_RUNS  # and as many runs, to a block
+    if runs == 50_000 and parts == 2:
+        assert sizes == [24576, 25424]
+
+
+def test_simulate_leaves_torch_intra_op_threads_as_they_were():
+    before = torch.get_num_threads()
+    simulate(Scenario(mechanism="smooth", epsilon=1.0, agents=20, runs=3 * RNG_BLOCK_RUNS))
+    simulate(Scenario(mechanism="smooth", epsilon=1.0, agents=20, runs=100))  # one chunk, this thread
+    assert torch.get_num_threads() == before
