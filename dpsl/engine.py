@@ -166,7 +166,7 @@ def _spans(scenario: Scenario, dev: torch.device, chunk_runs: int | None, budget
     """The chunks [start, stop) of all runs, whole RNG blocks each; parts = processes x worker threads.
 
     chunk_runs given: chunks of that size, rounded up to whole blocks. Otherwise on the CPU a multiple
-    of `parts` chunks of at most _CPU_CHUNK_CAP runs, balanced on block boundaries; on CUDA chunks of
+    of `parts` chunks of at most _CPU_CHUNK_CAP runs, balanced to a block; on CUDA chunks of
     _CUDA_CHUNK_RUNS. Both defaults are bounded by the memory budget.
     """
     runs, blocks = scenario.runs, math.ceil(scenario.runs / RNG_BLOCK_RUNS)
@@ -183,8 +183,9 @@ def _spans(scenario: Scenario, dev: torch.device, chunk_runs: int | None, budget
         size = cap_blocks * RNG_BLOCK_RUNS
         return [(start, min(start + size, runs)) for start in range(0, runs, size)]
     count = min(blocks, parts * math.ceil(blocks / (parts * cap_blocks)))
-    inner = {round(i * runs / count / RNG_BLOCK_RUNS) * RNG_BLOCK_RUNS for i in range(1, count)}
-    edges = sorted({0, runs} | {edge for edge in inner if 0 < edge < runs})
+    # Chunk i takes blocks [i B / count, (i + 1) B / count): at most cap_blocks each, and the runs
+    # balanced to a block (the partial last block goes to the last chunk).
+    edges = [min(runs, (i * blocks // count) * RNG_BLOCK_RUNS) for i in range(count + 1)]
     return [(lo, hi) for lo, hi in itertools.pairwise(edges) if hi > lo]
 
 
