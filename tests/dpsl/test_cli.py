@@ -223,7 +223,7 @@ def _without_timing(payload: dict) -> dict:
 def test_torchrun_with_two_processes_gives_the_single_process_json(tmp_path, args):
     """Runs are split by whole RNG blocks over the ranks and summed back: the output is exactly equal."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
-    common = [*args, "--seed", "7", "--chunk-runs", "16384", "--json"]
+    common = [*args, "--seed", "7", "--json"]  # the default chunk plan: two chunks, one per rank
     single = subprocess.run(
         [sys.executable, "-m", "dpsl", *common, "--out", str(tmp_path / "one.json")],
         cwd=REPO_ROOT,
