@@ -65,12 +65,12 @@ log = logging.getLogger(__name__)
 
 RNG_BLOCK_RUNS = 4096
 DEFAULT_MEMORY_BUDGET = 2 * 2**30
-# CPU chunks: at most this many runs, split evenly over the worker threads (block boundaries nearest
-# the even split). Wider ops spread the per-op Python cost and
-# the GIL hand-over between worker threads; narrower ones stay in cache. Measured on two cores, R =
-# 50000, N = 1000, tabulated smooth kernel: two threads on ~25000-run chunks 2.83e7 agent-steps/s,
-# one thread 1.60e7, four threads on 16384-run chunks 1.66e7 (the GIL changes hands at every op).
-# A kernel with microsecond ops also runs with one intra-op thread (`_Kernel.intra_op_threads`).
+# CPU chunks: whole blocks, at most this many runs, balanced over the worker threads. Wider ops spread
+# the per-op Python cost and the GIL hand-over between worker threads; narrower ones stay in cache.
+# Measured on two cores, R = 50000, N = 1000, tabulated smooth kernel: two threads on ~25000-run
+# chunks 2.83e7 agent-steps/s, one thread 1.60e7, four threads on 16384-run chunks 1.66e7 (the GIL
+# changes hands at every op). A kernel with microsecond ops also runs with one intra-op thread
+# (`_Kernel.intra_op_threads`).
 _CPU_CHUNK_CAP = 8 * RNG_BLOCK_RUNS
 _CUDA_CHUNK_RUNS = 2**21
 # Agent steps whose uniforms are drawn in one call per block. Changing it changes CUDA streams
