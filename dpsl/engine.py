@@ -170,17 +170,16 @@ def _spans(scenario: Scenario, dev: torch.device, chunk_runs: int | None, budget
     _CUDA_CHUNK_RUNS. Both defaults are bounded by the memory budget.
     """
     runs, blocks = scenario.runs, math.ceil(scenario.runs / RNG_BLOCK_RUNS)
-    if chunk_runs is not None:
-        if chunk_runs < 1:
-            raise ScenarioError(f"chunk_runs must be >= 1, got {chunk_runs}")
-        size = max(1, math.ceil(chunk_runs / RNG_BLOCK_RUNS)) * RNG_BLOCK_RUNS
-        return [(start, min(start + size, runs)) for start in range(0, runs, size)]
+    if chunk_runs is not None and chunk_runs < 1:
+        raise ScenarioError(f"chunk_runs must be >= 1, got {chunk_runs}")
     paths = (scenario.agents + 1) * 8 if scenario.keep_paths else 0
     per_run = _work_bytes_per_run(dev, _draws(scenario)) + paths
     cap = min(_CPU_CHUNK_CAP if dev.type == "cpu" else _CUDA_CHUNK_RUNS, max(1, budget // 2 // per_run))
     cap_blocks = max(1, cap // RNG_BLOCK_RUNS)
-    if dev.type != "cpu":
-        size = cap_blocks * RNG_BLOCK_RUNS
+    if chunk_runs is not None or dev.type != "cpu":
+        size = (
+            math.ceil(chunk_runs / RNG_BLOCK_RUNS) if chunk_runs is not None else cap_blocks
+        ) * RNG_BLOCK_RUNS
         return [(start, min(start + size, runs)) for start in range(0, runs, size)]
     count = min(blocks, parts * math.ceil(blocks / (parts * cap_blocks)))
     # Chunk i takes blocks [i B / count, (i + 1) B / count): at most cap_blocks each, and the runs
