@@ -3,7 +3,7 @@
     python -m dpsl.reproduce --out report.md [--device cpu|cuda] [--scale 1.0]
 
 `--scale` multiplies every run count (0.01 gives a smoke test in seconds). Reference numbers are
-copied from docs/dpsl-model.md; the Monte Carlo references are themselves estimates from the sizes stated
+copied from docs/dpsl-model.md (the tables shared with the tests live in `published`); the Monte Carlo references are themselves estimates from the sizes stated
 there, so agreement means "within a few standard errors of both".
 """
 
@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from . import theory
+from . import published, theory
 from .engine import simulate
 from .model import EpsilonUniform, Scenario
 from .results import format_number
@@ -57,34 +57,14 @@ def binary_cascades(rep: Report) -> None:
         "§6.1 Binary signals: breakpoints and P(correct cascade)",
         "Closed forms (ours) against the table; agent-level Monte Carlo at the spot values.",
     )
-    table = {
-        0.55: [1.1020, 0.6954, 0.5125, 0.4068, 0.3376],
-        0.70: [1.1576, 0.7325, 0.5404, 0.4291, 0.3562],
-        0.90: [1.4663, 0.9403, 0.6968, 0.5544, 0.4607],
-    }
     rows = []
-    for p, refs in table.items():
+    for p, (refs, _, _) in published.BREAKPOINTS.items():
         ours = [theory.eps_breakpoint(k, p) for k in range(3, 8)]
         rows.append([p] + [f"{o:.4f} ({r:.4f})" for o, r in zip(ours, refs, strict=True)])
     rep.table(["p", "ε_3 ours (ref)", "ε_4", "ε_5", "ε_6", "ε_7"], rows)
-    spots = [
-        (0.7, 0.5, 0.7277),
-        (0.7, 1, 0.7544),
-        (0.7, 1.5, 0.7387),
-        (0.7, 2, 0.7788),
-        (0.7, 3, 0.8201),
-        (0.7, 5, 0.8415),
-        (0.9, 0.5, 0.9154),
-        (0.9, 1, 0.9112),
-        (0.9, 1.5, 0.9039),
-        (0.9, 3, 0.9750),
-        (0.55, 1, 0.5689),
-        (0.55, 1.5, 0.5633),
-        (0.55, 3, 0.5898),
-    ]
     runs = rep.runs(200_000)
     rows = []
-    for p, eps, ref in spots:
+    for p, eps, _, ref in published.CASCADE_SPOTS:
         s = rep.sim(
             signal="binary",
             p=p,
@@ -112,17 +92,12 @@ def binary_cascades(rep: Report) -> None:
 
 def binary_reports(rep: Report) -> None:
     rep.section("§6.2 Binary signals: expected pre-cascade reports E[τ]")
-    table = {
-        0.7: [76.0, 23.24, 8.26, 3.76, 3.66, 3.54, 3.448],
-        0.9: [100.5, 25.44, 6.67, 3.18, 2.92, 2.62, 2.439],
-        0.55: [80.7, 24.88, 8.95, 3.98, 3.98, 3.97, 3.960],
-    }
-    grid = [0.25, 0.5, 1, 1.5, 2, 3, None]
+    grid = [*published.EXPECTED_REPORTS_EPS, None]
     runs = rep.runs(20_000)
     rows = []
-    for p, refs in table.items():
+    for p, (values, non_private) in published.EXPECTED_REPORTS.items():
         cells = []
-        for eps, ref in zip(grid, refs, strict=True):
+        for eps, ref in zip(grid, [*values, non_private], strict=True):
             closed = theory.expected_reports_before_cascade(eps, p)
             s = rep.sim(
                 signal="binary",
@@ -201,22 +176,8 @@ def appendix_recursion(rep: Report) -> None:
     rep.section(
         "§6.5 Appendix recursion (all reports +1, l_1 = 6, A = 1/(1+e^ε))", "Cells: ours (reference)."
     )
-    refs = {
-        1.0: {
-            0.1: (10.55, 14.05, 19.29),
-            0.5: (9.39, 11.16, 13.29),
-            1.0: (7.77, 8.66, 9.72),
-            None: (6.71, 7.07, 7.48),
-        },
-        math.sqrt(2): {
-            0.1: (8.90, 11.06, 14.20),
-            0.5: (6.98, 7.64, 8.53),
-            1.0: (6.19, 6.36, 6.62),
-            None: (6.01, 6.02, 6.04),
-        },
-    }
     rows = []
-    for sigma, table in refs.items():
+    for sigma, table in published.APPENDIX_RECURSION.items():
         for eps, values in table.items():
             path = theory.positive_report_recursion(6.0, 199, eps, sigma)
             rows.append(
@@ -225,7 +186,13 @@ def appendix_recursion(rep: Report) -> None:
             )
         approx = theory.positive_report_recursion(6.0, 199, 1.0, sigma, approximate=True)[199]
         rows.append(
-            [f"{sigma:.4g}", "1 (approximation)", "", "", f"{approx:.3f} ({9.645 if sigma == 1 else 6.615})"]
+            [
+                f"{sigma:.4g}",
+                "1 (approximation)",
+                "",
+                "",
+                f"{approx:.3f} ({published.APPENDIX_APPROXIMATION[sigma]})",
+            ]
         )
     rep.table(["σ", "ε", "l_50", "l_100", "l_200"], rows)
 

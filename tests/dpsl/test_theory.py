@@ -1,4 +1,5 @@
-"""Closed forms against the reference numbers of docs/dpsl-model.md §5-§6 (all numbers below come from the spec)."""
+"""Closed forms against the reference numbers of docs/dpsl-model.md §5-§6 (all numbers below, and those in
+dpsl.published, come from the spec)."""
 
 from __future__ import annotations
 
@@ -7,19 +8,12 @@ import math
 import numpy as np
 import pytest
 
-from dpsl import theory
-
-# docs/dpsl-model.md §6.1: eps_3 .. eps_7 and P(correct cascade) at eps_k (top of the k-segment), k = 3..6.
-BREAKPOINTS = {
-    0.55: ([1.1020, 0.6954, 0.5125, 0.4068, 0.3376], [0.5747, 0.5665, 0.5624, 0.5599], 0.5990),
-    0.70: ([1.1576, 0.7325, 0.5404, 0.4291, 0.3562], [0.7809, 0.7558, 0.7425, 0.7343], 0.8448),
-    0.90: ([1.4663, 0.9403, 0.6968, 0.5544, 0.4607], [0.9643, 0.9493, 0.9397, 0.9332], 0.9878),
-}
+from dpsl import published, theory
 
 
-@pytest.mark.parametrize("p", sorted(BREAKPOINTS))
+@pytest.mark.parametrize("p", sorted(published.BREAKPOINTS))
 def test_breakpoints_match_the_table_to_3_decimals(p):
-    eps_k, top, non_private = BREAKPOINTS[p]
+    eps_k, top, non_private = published.BREAKPOINTS[p]
     for k, ref in zip(range(3, 8), eps_k, strict=True):
         assert theory.eps_breakpoint(k, p) == pytest.approx(ref, abs=6e-4)
     for k, ref in zip(range(3, 7), top, strict=True):
@@ -33,24 +27,7 @@ def test_breakpoints_match_the_table_to_3_decimals(p):
     assert theory.cascade_threshold(None, p) == 2
 
 
-@pytest.mark.parametrize(
-    "p, eps, k, prob",
-    [
-        (0.7, 0.5, 5, 0.7277),
-        (0.7, 1, 3, 0.7544),
-        (0.7, 1.5, 2, 0.7387),
-        (0.7, 2, 2, 0.7788),
-        (0.7, 3, 2, 0.8201),
-        (0.7, 5, 2, 0.8415),
-        (0.9, 0.5, 6, 0.9154),
-        (0.9, 1, 3, 0.9112),
-        (0.9, 1.5, 2, 0.9039),
-        (0.9, 3, 2, 0.9750),
-        (0.55, 1, 3, 0.5689),
-        (0.55, 1.5, 2, 0.5633),
-        (0.55, 3, 2, 0.5898),
-    ],
-)
+@pytest.mark.parametrize("p, eps, k, prob", published.CASCADE_SPOTS)
 def test_spot_values(p, eps, k, prob):
     assert theory.cascade_threshold(eps, p) == k
     assert theory.p_correct_cascade(eps, p) == pytest.approx(prob, abs=6e-5)
@@ -66,18 +43,10 @@ def test_p_correct_cascade_is_non_monotone_in_eps_and_bounded(p):
     assert np.all(probs > p - 1e-12) and np.all(probs < non_private)
 
 
-# docs/dpsl-model.md §6.2: expected pre-cascade reports.
-EXPECTED_REPORTS = {
-    0.7: ([76.0, 23.24, 8.26, 3.76, 3.66, 3.54], 3.448),
-    0.9: ([100.5, 25.44, 6.67, 3.18, 2.92, 2.62], 2.439),
-    0.55: ([80.7, 24.88, 8.95, 3.98, 3.98, 3.97], 3.960),
-}
-
-
-@pytest.mark.parametrize("p", sorted(EXPECTED_REPORTS))
+@pytest.mark.parametrize("p", sorted(published.EXPECTED_REPORTS))
 def test_expected_reports_before_cascade(p):
-    values, non_private = EXPECTED_REPORTS[p]
-    for eps, ref in zip([0.25, 0.5, 1, 1.5, 2, 3], values, strict=True):
+    values, non_private = published.EXPECTED_REPORTS[p]
+    for eps, ref in zip(published.EXPECTED_REPORTS_EPS, values, strict=True):
         assert theory.expected_reports_before_cascade(eps, p) == pytest.approx(ref, rel=2e-3, abs=6e-3)
     assert theory.expected_reports_before_cascade(None, p) == pytest.approx(non_private, abs=6e-4)
 
@@ -119,32 +88,15 @@ def test_belief_stop_time_asymptote():
         assert theory.belief_stop_time_asymptote(10, eps, 1.0) == pytest.approx(ref, rel=3e-3)
 
 
-# docs/dpsl-model.md §6.5: (l_50, l_100, l_200) of the all-positive-reports recursion from l_1 = 6, A = 1/(1+e^eps).
-APPENDIX = {
-    1.0: {
-        0.1: (10.55, 14.05, 19.29),
-        0.5: (9.39, 11.16, 13.29),
-        1.0: (7.77, 8.66, 9.72),
-        None: (6.71, 7.07, 7.48),
-    },
-    math.sqrt(2): {
-        0.1: (8.90, 11.06, 14.20),
-        0.5: (6.98, 7.64, 8.53),
-        1.0: (6.19, 6.36, 6.62),
-        None: (6.01, 6.02, 6.04),
-    },
-}
-
-
-@pytest.mark.parametrize("sigma", sorted(APPENDIX))
+@pytest.mark.parametrize("sigma", sorted(published.APPENDIX_RECURSION))
 def test_appendix_recursion_reproduces_the_table(sigma):
-    for eps, values in APPENDIX[sigma].items():
+    for eps, values in published.APPENDIX_RECURSION[sigma].items():
         path = theory.positive_report_recursion(6.0, 199, eps, sigma, amplitude="legacy")
         assert path[0] == 6.0
         got = [path[n - 1] for n in (50, 100, 200)]  # path[n - 1] is l_n
         assert got == pytest.approx(values, abs=6e-3), (sigma, eps)
     approx = theory.positive_report_recursion(6.0, 199, 1.0, sigma, amplitude="legacy", approximate=True)
-    assert approx[199] == pytest.approx({1.0: 9.645, math.sqrt(2): 6.615}[sigma], abs=6e-4)
+    assert approx[199] == pytest.approx(published.APPENDIX_APPROXIMATION[sigma], abs=6e-4)
 
 
 def test_appendix_recursion_with_half_amplitude():
