@@ -1,8 +1,9 @@
 """The learning-framework nodes: a reward model, noise prompt dataset collection, golden-noise evaluation.
 
-Each node translates widgets into the host-free `npnet.collection` / `npnet.evaluation` calls and the
+Each node translates widgets into the host-free `npnet.collection` / `npnet.evaluation` loops and the
 answers back into ComfyUI types; the host work (encode, sample, decode) is `rendering.Renderer`, the
-scores are `reward_models.ClipReward.score`. Node ids are a public contract: never rename one.
+scores are `reward_models.ClipReward.score`, file names are checked by `host_files`. Node ids are a
+public contract: never rename one.
 """
 
 from __future__ import annotations
@@ -10,24 +11,27 @@ from __future__ import annotations
 import json
 import math
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ..npnet import Cancelled, InputError, collection, evaluation
+from ..npnet import InputError, collection, evaluation
 from ..npnet.conditioning import first_tokens
+from . import host_files
 from .comfy_host import MENU, Noise_RandomNoise, folder_paths, io, progress_and_cancel, ui
 from .errors import GoldenNoiseError
 from .golden_noise import golden_inputs, node_id, settings
 from .noise_objects import GoldenNoise, Origin
-from .rendering import Renderer, sampler_inputs
+from .rendering import Renderer, Sampling, sampler_inputs
 from .reward_models import choices as reward_choices
 from .reward_models import load_reward
 
 CATEGORY = f"{MENU}/dataset"
 REWARD = io.Custom("REWARD_MODEL")
-NO_FILE = "(none)"
+NO_FILE = host_files.NO_FILE
 PROMPT_SUFFIXES = (".txt", ".jsonl")
+DATASETS = "npd"  # collections go to output/npd/<dataset_name>/
 
 
 @contextmanager
@@ -40,11 +44,7 @@ def on_node(node: str, nid: str | None):
 
 
 def prompt_files() -> list[str]:
-    root = Path(folder_paths.get_input_directory())
-    found = (
-        sorted(p.name for p in root.glob("*") if p.suffix.lower() in PROMPT_SUFFIXES) if root.is_dir() else []
-    )
-    return [NO_FILE, *found]
+    return [NO_FILE, *host_files.input_files(PROMPT_SUFFIXES)]
 
 
 def read_prompts(node: str, nid: str | None, prompts: str, prompt_file: str) -> list[str]:
@@ -63,15 +63,25 @@ def read_prompts(node: str, nid: str | None, prompts: str, prompt_file: str) -> 
             "prompt_file",
             "both prompts and prompt_file are set; clear the prompts box or pick (none).",
         )
+    path = host_files.input_file(prompt_file, PROMPT_SUFFIXES, "prompt_file", _errors(node, nid))
     with on_node(node, nid):
-        read = collection.read_prompt_file(Path(folder_paths.get_input_directory()) / prompt_file)
+        read = collection.read_prompt_file(path)
     if not read:
         raise GoldenNoiseError(node, nid, "prompt_file", f"{prompt_file} holds no prompts.")
     return read
 
 
-def prompt_inputs() -> list:
+def _errors(node: str, nid: str | None):
+    return lambda input_name, cause: GoldenNoiseError(node, nid, input_name, cause)
+
+
+def shared_inputs() -> list:
+    """The inputs Collect and Evaluate share, in this order: what renders and scores, and the prompts."""
     return [
+        io.Model.Input("model", tooltip="The diffusion model (any model ComfyUI samples)."),
+        io.Clip.Input("clip", tooltip="Its text encoder; the positive prompt's token states are used."),
+        io.Vae.Input("vae", tooltip="Its VAE, to decode the images the reward scores."),
+        REWARD.Input("reward", tooltip="From Reward Model Loader."),
         io.String.Input(
             "prompts",
             multiline=True,
@@ -107,6 +117,49 @@ def size_inputs() -> list:
         ),
         io.Int.Input("height", default=1024, min=16, max=16384, step=8, tooltip="Image height in pixels."),
     ]
+
+
+def preview_input(default: int) -> io.Int.Input:
+    return io.Int.Input(
+        "preview_pairs",
+        default=default,
+        min=0,
+        max=64,
+        optional=True,
+        tooltip="Plain/golden image pairs kept for the image output (the first ones made); the rest are "
+        "scored and dropped, so memory does not grow with the run.",
+    )
+
+
+@dataclass(frozen=True)
+class RenderRun:
+    """What a Collect or Evaluate run renders with: the renderer, the reward and the prompt list."""
+
+    renderer: Renderer
+    reward: object
+    prompts: list[str]
+
+
+def render_run(
+    node, nid, model, clip, vae, reward, prompts, prompt_file, negative_prompt, width, height, **sampler
+) -> RenderRun:
+    prompt_list = read_prompts(node, nid, prompts, prompt_file)
+    sampling = Sampling(negative_prompt, width, height, **sampler)
+    return RenderRun(Renderer(node, nid, model, clip, vae, sampling), reward, prompt_list)
+
+
+class Previews:
+    """The first `pairs` plain/golden image pairs of a run, for the node's image output."""
+
+    def __init__(self, pairs: int) -> None:
+        self.pairs, self.images = pairs, []
+
+    def keep(self, images) -> None:
+        if images is not None and len(self.images) < 2 * self.pairs:
+            self.images.extend(images)
+
+    def tensor(self) -> torch.Tensor:
+        return torch.stack(self.images) if self.images else torch.zeros([1, 64, 64, 3])
 
 
 class RewardModelLoader(io.ComfyNode):
@@ -154,15 +207,7 @@ class CollectNoisePromptDataset(io.ComfyNode):
             "and seed, re-denoise sampling turns the noise into its golden target, both are rendered "
             "and scored, and the pair is written to output/npd/<dataset_name>/. Re-queue to resume.",
             inputs=[
-                io.Model.Input(
-                    "model", tooltip="The diffusion model to collect for (any model ComfyUI samples)."
-                ),
-                io.Clip.Input(
-                    "clip", tooltip="Its text encoder; the positive prompt's token states are stored."
-                ),
-                io.Vae.Input("vae", tooltip="Its VAE, to decode the images the reward scores."),
-                REWARD.Input("reward", tooltip="From Reward Model Loader."),
-                *prompt_inputs(),
+                *shared_inputs(),
                 io.Int.Input(
                     "samples_per_prompt", default=1, min=1, max=100000, tooltip="Noises (seeds) per prompt."
                 ),
@@ -204,14 +249,16 @@ class CollectNoisePromptDataset(io.ComfyNode):
                 io.String.Input(
                     "dataset_name",
                     default="my_npd",
-                    tooltip="Folder under output/npd/. The same name and settings resume a dataset.",
+                    tooltip="Folder under output/npd/: letters, digits, '-', '_' and '.'. The same name "
+                    "and settings resume a dataset; several servers may write one folder at once.",
                 ),
                 io.Int.Input(
                     "samples_per_shard",
                     default=64,
                     min=1,
                     max=100000,
-                    tooltip="Samples per shard file: a shard is written every this many samples.",
+                    tooltip="Samples per shard file: a shard is written every this many samples (or every "
+                    "2 minutes of work, so a crash loses little).",
                 ),
                 io.Int.Input(
                     "shard_index",
@@ -228,13 +275,7 @@ class CollectNoisePromptDataset(io.ComfyNode):
                     max=10000,
                     tooltip="How many servers split the dataset (1: this one makes every sample).",
                 ),
-                io.Int.Input(
-                    "preview_pairs",
-                    default=4,
-                    min=0,
-                    max=64,
-                    tooltip="Plain/golden image pairs shown in the preview output.",
-                ),
+                preview_input(4),
             ],
             outputs=[
                 io.String.Output(
@@ -252,7 +293,11 @@ class CollectNoisePromptDataset(io.ComfyNode):
     @classmethod
     def fingerprint_inputs(cls, dataset_name="", **kwargs):
         # Re-run whenever the folder changed (shards deleted or added), not only when widgets did.
-        folder = Path(folder_paths.get_output_directory()) / "npd" / str(dataset_name)
+        try:
+            name = collection.check_dataset_name(str(dataset_name))
+        except InputError:
+            return None  # execute reports the bad name
+        folder = Path(folder_paths.get_output_directory()) / DATASETS / name
         return (
             sorted((p.name, p.stat().st_mtime_ns) for p in folder.glob("*.safetensors"))
             if folder.is_dir()
@@ -262,21 +307,8 @@ class CollectNoisePromptDataset(io.ComfyNode):
     @classmethod
     def execute(
         cls,
-        model,
-        clip,
-        vae,
-        reward,
-        prompts,
-        prompt_file,
-        negative_prompt,
         samples_per_prompt,
         seed,
-        width,
-        height,
-        sampler_name,
-        scheduler,
-        steps,
-        cfg,
         cfg_denoise,
         cfg_inversion,
         tokens,
@@ -284,85 +316,76 @@ class CollectNoisePromptDataset(io.ComfyNode):
         samples_per_shard,
         shard_index,
         shard_count,
-        preview_pairs,
+        preview_pairs=4,
+        **shared,
     ) -> io.NodeOutput:
         nid = node_id(cls)
-        prompt_list = read_prompts(cls.NAME, nid, prompts, prompt_file)
         for widget, value in (("cfg_denoise", cfg_denoise), ("cfg_inversion", cfg_inversion)):
             if not math.isfinite(value):
                 raise GoldenNoiseError(
                     cls.NAME, nid, widget, f"{widget} must be a finite number, got {value!r}."
                 )
+        run = render_run(cls.NAME, nid, **shared)
         with on_node(cls.NAME, nid):
             name = collection.check_dataset_name(dataset_name)
-            samples = collection.plan(prompt_list, samples_per_prompt, seed, shard_index, shard_count)
-        sampling = (sampler_name, scheduler, steps, cfg)
-        renderer = Renderer(cls.NAME, nid, model, clip, vae, negative_prompt, width, height, *sampling)
-        folder = Path(folder_paths.get_output_directory()) / "npd" / name
-        dataset_settings = {
-            "latent_shape": list(renderer.latent.shape[1:]),
-            "width": width,
-            "height": height,
-            "sampler": sampler_name,
-            "scheduler": scheduler,
-            "steps": steps,
-            "cfg": cfg,
-            "cfg_denoise": cfg_denoise,
-            "cfg_inversion": cfg_inversion,
-            "tokens": tokens,
-            "negative_prompt": negative_prompt,
-            "reward": reward.name,
-            "base_seed": seed,
-            "samples_per_prompt": samples_per_prompt,
-            "prompt_count": len(prompt_list),
-            "prompts_sha256": collection.prompts_fingerprint(prompt_list),
-        }
-        with on_node(cls.NAME, nid):
+            samples = collection.plan(run.prompts, samples_per_prompt, seed, shard_index, shard_count)
+            folder = host_files.output_folder(name, DATASETS, "dataset_name", _errors(cls.NAME, nid))
             writer = collection.DatasetWriter(
-                folder, dataset_settings, shard_index, shard_count, samples_per_shard
+                folder,
+                {
+                    "latent_shape": list(run.renderer.latent.shape[1:]),
+                    **run.renderer.sampling.as_dict(),
+                    "cfg_denoise": cfg_denoise,
+                    "cfg_inversion": cfg_inversion,
+                    "tokens": tokens,
+                    "reward": run.reward.name,
+                    "base_seed": seed,
+                    "samples_per_prompt": samples_per_prompt,
+                    "prompt_count": len(run.prompts),
+                    "prompts_sha256": collection.prompts_fingerprint(run.prompts),
+                },
+                shard_index,
+                shard_count,
+                samples_per_shard,
             )
-        previews: list[torch.Tensor] = []
+        previews = Previews(preview_pairs)
 
         def make(sample: collection.Sample) -> collection.Pair:
+            renderer = run.renderer
             positive = renderer.encode(sample.prompt)
             noise = renderer.noise(sample.seed)
             golden = renderer.golden_target(noise, positive, cfg_denoise, cfg_inversion, sample.seed)
             images = torch.cat(
                 [renderer.image(noise, positive, sample.seed), renderer.image(golden, positive, sample.seed)]
             )
-            plain_score, golden_score = reward.score(images, [sample.prompt] * 2).tolist()
+            plain_score, golden_score = run.reward.score(images, [sample.prompt] * 2).tolist()
             embeds = first_tokens(positive[0][0].float().cpu(), tokens)
             return collection.Pair(noise.float(), golden.float(), embeds, golden_score - plain_score, images)
 
-        def keep_preview(sample, pair) -> None:
-            if len(previews) < 2 * preview_pairs:
-                previews.extend(pair.images)
-
-        with progress_and_cancel(max(len(samples), 1), nid) as (progress, cancel):
-            written = collection.collect(samples, make, writer, progress, cancel, keep_preview)
+        with progress_and_cancel(max(len(samples), 1), nid) as (progress, cancel), on_node(cls.NAME, nid):
+            written = collection.collect(
+                samples, make, writer, progress, cancel, lambda sample, pair: previews.keep(pair.images)
+            )
         text = collection.summary(folder, written)
-        preview = torch.stack(previews) if previews else torch.zeros([1, 64, 64, 3])
-        return io.NodeOutput(str(folder), preview, text, ui=ui.PreviewText(text))
+        return io.NodeOutput(str(folder), previews.tensor(), text, ui=ui.PreviewText(text))
 
 
 class EvaluateGoldenNoise(io.ComfyNode):
     NAME = "Evaluate Golden Noise"
+    NODE_ID = "GoldenNoiseEvaluate"
 
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
-            node_id="GoldenNoiseEvaluate",
+            node_id=cls.NODE_ID,
             display_name=cls.NAME,
             category=CATEGORY,
             description="Renders every prompt x seed from plain and from golden noise (same seed) with your "
             "checkpoint, scores both with the reward model, and reports the paired difference: "
-            "a chart, a CSV/JSON table in the output folder, and the image pairs.",
+            "a chart, a CSV/JSON table in the output folder (rows written as they are scored), and "
+            "the image pairs.",
             inputs=[
-                io.Model.Input("model", tooltip="The checkpoint to evaluate on."),
-                io.Clip.Input("clip", tooltip="Its text encoder."),
-                io.Vae.Input("vae", tooltip="Its VAE."),
-                REWARD.Input("reward", tooltip="From Reward Model Loader."),
-                *prompt_inputs(),
+                *shared_inputs(),
                 io.Int.Input(
                     "seed",
                     default=0,
@@ -379,6 +402,7 @@ class EvaluateGoldenNoise(io.ComfyNode):
                     default="golden_noise/evaluation",
                     tooltip="Where the CSV and JSON go, relative to ComfyUI's output folder.",
                 ),
+                preview_input(8),
             ],
             outputs=[
                 io.Image.Output(
@@ -387,7 +411,10 @@ class EvaluateGoldenNoise(io.ComfyNode):
                 io.String.Output(display_name="report", tooltip="The result in one paragraph."),
                 io.String.Output(display_name="csv_file", tooltip="One row per prompt x seed."),
                 io.String.Output(display_name="json_file", tooltip="Settings, summary and rows."),
-                io.Image.Output(display_name="images", tooltip="Plain and golden images, alternating."),
+                io.Image.Output(
+                    display_name="images",
+                    tooltip="The first preview_pairs plain and golden images, alternating.",
+                ),
             ],
             hidden=[io.Hidden.unique_id],
             is_output_node=True,
@@ -396,86 +423,63 @@ class EvaluateGoldenNoise(io.ComfyNode):
     @classmethod
     def execute(
         cls,
-        model,
-        clip,
-        vae,
-        reward,
-        prompts,
-        prompt_file,
-        negative_prompt,
         seed,
         seeds,
-        width,
-        height,
-        sampler_name,
-        scheduler,
-        steps,
-        cfg,
         npnet,
         token_policy,
         strength,
         resolution_mode,
         filename_prefix,
+        preview_pairs=8,
+        **shared,
     ) -> io.NodeOutput:
         nid = node_id(cls)
-        prompt_list = read_prompts(cls.NAME, nid, prompts, prompt_file)
-        sampling = (sampler_name, scheduler, steps, cfg)
-        renderer = Renderer(cls.NAME, nid, model, clip, vae, negative_prompt, width, height, *sampling)
-        golden_settings = settings(token_policy, strength, resolution_mode)
-        origin = Origin(f"{cls.NAME} ({cls.GET_SCHEMA().node_id})", nid)
-        jobs = [(prompt, seed + k) for prompt in prompt_list for k in range(seeds)]
-        scores, images = [], []
-        with progress_and_cancel(len(jobs), nid) as (progress, cancel):
-            encoded = {}
-            for number, (prompt, job_seed) in enumerate(jobs):
-                if cancel():
-                    raise Cancelled("cancelled")
-                positive = encoded.get(prompt) or encoded.setdefault(prompt, renderer.encode(prompt))
-                noise = renderer.noise(job_seed)
-                golden = GoldenNoise(Noise_RandomNoise(job_seed), npnet, positive, golden_settings, origin)
-                golden_noise = golden.generate_noise({"samples": renderer.latent})
-                pair = torch.cat(
-                    [
-                        renderer.image(noise, positive, job_seed),
-                        renderer.image(golden_noise, positive, job_seed),
-                    ]
-                )
-                plain_score, golden_score = reward.score(pair, [prompt] * 2).tolist()
-                if not (math.isfinite(plain_score) and math.isfinite(golden_score)):
-                    raise GoldenNoiseError(
-                        cls.NAME,
-                        nid,
-                        "reward",
-                        f"the reward scored prompt {prompt!r}, seed {job_seed} as NaN or Inf; the images may hold "
-                        "NaN (the model diverged at these settings: check cfg and steps). Nothing was reported.",
-                    )
-                scores.append(evaluation.PairScore(prompt, job_seed, plain_score, golden_score))
-                images.append(pair)
-                progress(number + 1, len(jobs))
-        out_dir = folder_paths.get_output_directory()
-        folder, stem, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix, out_dir)
-        run_settings = {
-            "npnet": getattr(npnet, "name", None),
-            "reward": reward.name,
-            "width": width,
-            "height": height,
-            "sampler": sampler_name,
-            "scheduler": scheduler,
-            "steps": steps,
-            "cfg": cfg,
-            "token_policy": token_policy,
-            "strength": strength,
-            "resolution_mode": resolution_mode,
-            "negative_prompt": negative_prompt,
-        }
-        csv_path, json_path = evaluation.write_files(
-            Path(folder), f"{stem}_{counter:05}_", scores, run_settings
+        # The output place is checked before any rendering, so a bad prefix costs nothing.
+        folder, stem, counter, subfolder = host_files.output_path(
+            filename_prefix, "filename_prefix", _errors(cls.NAME, nid)
         )
-        text = evaluation.describe(evaluation.summarise(scores), reward.name)
-        chart = torch.from_numpy(evaluation.chart(scores, reward.name)).float().div(255)[None]
-        names = [str(Path(subfolder) / p.name) if subfolder else p.name for p in (csv_path, json_path)]
+        run = render_run(cls.NAME, nid, **shared)
+        golden_settings = settings(token_policy, strength, resolution_mode)
+        origin = Origin(f"{cls.NAME} ({cls.NODE_ID})", nid)
+        todo = list(evaluation.jobs(run.prompts, seed, seeds))
+        files = evaluation.ResultFiles(
+            folder,
+            f"{stem}_{counter:05}_",
+            {
+                "npnet": getattr(npnet, "name", None),
+                "reward": run.reward.name,
+                **run.renderer.sampling.as_dict(),
+                "token_policy": token_policy,
+                "strength": strength,
+                "resolution_mode": resolution_mode,
+            },
+        )
+        previews, encoded = Previews(preview_pairs), {}
+
+        def score_pair(job: evaluation.Job):
+            renderer = run.renderer
+            positive = encoded.get(job.prompt) or encoded.setdefault(job.prompt, renderer.encode(job.prompt))
+            golden = GoldenNoise(Noise_RandomNoise(job.seed), npnet, positive, golden_settings, origin)
+            pair = torch.cat(
+                [
+                    renderer.image(renderer.noise(job.seed), positive, job.seed),
+                    renderer.image(golden.generate_noise({"samples": renderer.latent}), positive, job.seed),
+                ]
+            )
+            plain_score, golden_score = run.reward.score(pair, [job.prompt] * 2).tolist()
+            return plain_score, golden_score, pair
+
+        with progress_and_cancel(len(todo), nid) as (progress, cancel), on_node(cls.NAME, nid):
+            summary = evaluation.run(
+                todo, score_pair, files, progress, cancel, lambda job, images: previews.keep(images)
+            )
+        text = evaluation.describe(summary, run.reward.name)
+        chart = torch.from_numpy(evaluation.chart(files.scores, run.reward.name)).float().div(255)[None]
+        names = [
+            str(Path(subfolder) / p.name) if subfolder else p.name for p in (files.csv_path, files.json_path)
+        ]
         return io.NodeOutput(
-            chart, text, *names, torch.cat(images), ui=ui.PreviewText(text + "\n" + json.dumps(names))
+            chart, text, *names, previews.tensor(), ui=ui.PreviewText(text + "\n" + json.dumps(names))
         )
 
 

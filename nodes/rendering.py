@@ -19,13 +19,10 @@ from .comfy_host import comfy_sample, comfy_samplers, fix_empty_latent, io
 from .errors import GoldenNoiseError
 
 
-@dataclass
-class Renderer:
-    node: str  # for errors: the node's display name
-    node_id: str | None
-    model: object
-    clip: object
-    vae: object
+@dataclass(frozen=True)
+class Sampling:
+    """How every image of a run is rendered: the widgets Collect and Evaluate share (as on KSampler)."""
+
     negative_prompt: str
     width: int
     height: int
@@ -33,27 +30,51 @@ class Renderer:
     scheduler: str
     steps: int
     cfg: float
+
+    def as_dict(self) -> dict:
+        """The settings as recorded in datasets and reports (`sampler` is KSampler's sampler_name)."""
+        return {
+            "width": self.width,
+            "height": self.height,
+            "sampler": self.sampler_name,
+            "scheduler": self.scheduler,
+            "steps": self.steps,
+            "cfg": self.cfg,
+            "negative_prompt": self.negative_prompt,
+        }
+
+
+@dataclass
+class Renderer:
+    node: str  # for errors: the node's display name
+    node_id: str | None
+    model: object
+    clip: object
+    vae: object
+    sampling: Sampling
     latent: torch.Tensor = field(init=False)
     _negative: list = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         ratio = int(self.vae.spacial_compression_decode())
         for name in ("width", "height"):
-            value = getattr(self, name)
+            value = getattr(self.sampling, name)
             if value < ratio or value % ratio:
                 raise self.error(
                     name, f"{name} must be a multiple of {ratio} (the VAE's scale factor), got {value}."
                 )
-        if not math.isfinite(self.cfg):
-            raise self.error("cfg", f"cfg must be a finite number, got {self.cfg!r}.")
-        if self.steps < 2:
+        if not math.isfinite(self.sampling.cfg):
+            raise self.error("cfg", f"cfg must be a finite number, got {self.sampling.cfg!r}.")
+        if self.sampling.steps < 2:
             raise self.error(
                 "steps", "re-denoise sampling needs at least 2 steps (it takes the first one twice)."
             )
-        empty = torch.zeros([1, 4, self.height // ratio, self.width // ratio])
+        empty = torch.zeros([1, 4, self.sampling.height // ratio, self.sampling.width // ratio])
         self.latent = fix_empty_latent(self.model, {"samples": empty})["samples"]
         model_sampling = self.model.get_model_object("model_sampling")
-        self.sigmas = comfy_samplers.calculate_sigmas(model_sampling, self.scheduler, self.steps).cpu()
+        self.sigmas = comfy_samplers.calculate_sigmas(
+            model_sampling, self.sampling.scheduler, self.sampling.steps
+        ).cpu()
         self.model_sampling = model_sampling
 
     def error(self, input_name: str, cause: str) -> GoldenNoiseError:
@@ -66,7 +87,7 @@ class Renderer:
     @property
     def negative(self) -> list:
         if self._negative is None:
-            self._negative = self.encode(self.negative_prompt)
+            self._negative = self.encode(self.sampling.negative_prompt)
         return self._negative
 
     def noise(self, seed: int) -> torch.Tensor:
@@ -113,10 +134,10 @@ class Renderer:
             samples = comfy_sample.sample(
                 self.model,
                 noise,
-                self.steps,
-                self.cfg,
-                self.sampler_name,
-                self.scheduler,
+                self.sampling.steps,
+                self.sampling.cfg,
+                self.sampling.sampler_name,
+                self.sampling.scheduler,
                 positive,
                 self.negative,
                 self.latent,
@@ -126,7 +147,8 @@ class Renderer:
         except RuntimeError as error:
             if "size" in str(error) or "shape" in str(error):
                 raise self.error(
-                    "width", f"the model cannot sample a {self.width}x{self.height} image: {error}"
+                    "width",
+                    f"the model cannot sample a {self.sampling.width}x{self.sampling.height} image: {error}",
                 ) from error
             raise
         images = self.vae.decode(samples)

@@ -8,11 +8,16 @@ this module decides everything else, so every host collects the same dataset fro
   given its own `shard_index`, split one dataset without talking to each other, and together write
   exactly the samples one host would have written.
 - `DatasetWriter` writes NPD shards (`npnet.dataset`) into one folder as it goes, a shard every
-  `samples_per_shard` samples and whatever is pending when the run stops (finished, cancelled or
-  failed). Each shard carries the global index of every sample (`index`), so a re-run skips what is
-  already written: no sample is lost or written twice. A folder collected with other settings is
-  refused, never mixed.
-- `collect` runs the loop with progress and cancel callbacks.
+  `samples_per_shard` samples or `flush_seconds` of work, whichever comes first, and whatever is pending
+  when the run stops (finished, cancelled or failed): a kill -9 loses at most that much work. Each shard
+  carries the global index of every sample (`index`), so a re-run skips what is already written. A
+  folder collected with other settings is refused, never mixed.
+- Several servers may write one folder at once, with any `samples_per_shard`: a shard's name is claimed
+  atomically and never overwritten, and before each shard is written the folder is read again, so
+  samples another server wrote meanwhile are dropped from it and skipped afterwards. Should two writes
+  still race, readers keep one copy of each sample (`npnet.dataset`).
+- `collect` runs the loop with progress and cancel callbacks. Memory stays bounded by one shard's
+  tensors: the plan is lazy and images are never kept in the pending shard.
 """
 
 from __future__ import annotations
@@ -22,20 +27,21 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 
-from .dataset import METADATA_KEY, write_shard
+from .dataset import PER_SHARD, DatasetError, open_shard, shard_index, shard_metadata, write_shard
 from .golden import Cancelled
 from .inputs import InputError
 
 SHARD_NAME = re.compile(r"^part-(?P<index>\d{3,})-of-(?P<count>\d{3,})-(?P<seq>\d{5,})\.safetensors$")
-# Metadata that differs from shard to shard (the rest are the dataset's settings, equal in every shard).
-PER_SHARD = ("shard_index", "prompts", "version")
+DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+MAX_NAME = 100  # a folder name every filesystem takes, with room for the shard names under it
+FLOAT16_MAX = 65504.0
 
 
 @dataclass(frozen=True)
@@ -106,44 +112,80 @@ def check_shards(shard_index: int, shard_count: int) -> None:
         )
 
 
+class Plan(Sequence[Sample]):
+    """The samples one host makes, in order, computed on demand (a million-sample plan costs nothing)."""
+
+    def __init__(
+        self, prompts: Sequence[str], total: int, base_seed: int, shard_index: int, shard_count: int
+    ):
+        self.prompts, self.total, self.base_seed = list(prompts), total, base_seed
+        self.shard_index, self.shard_count = shard_index, shard_count
+
+    def __len__(self) -> int:
+        return max(0, (self.total - self.shard_index + self.shard_count - 1) // self.shard_count)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        g = self.shard_index + i * self.shard_count
+        count = len(self.prompts)
+        return Sample(g, g % count, self.prompts[g % count], self.base_seed + g)
+
+    def __iter__(self) -> Iterator[Sample]:
+        return (self[i] for i in range(len(self)))
+
+    def __contains__(self, sample) -> bool:
+        return (
+            isinstance(sample, Sample)
+            and 0 <= sample.index < self.total
+            and (sample.index % self.shard_count == self.shard_index)
+        )
+
+
 def plan(
     prompts: Sequence[str],
     samples_per_prompt: int,
     base_seed: int,
     shard_index: int = 0,
     shard_count: int = 1,
-) -> list[Sample]:
+) -> Plan:
     """The samples this host makes, in order; see the module docstring for the numbering."""
     if not prompts:
         raise InputError("prompts", "no prompts: give one prompt per line (or a .txt / .jsonl prompt file).")
     if samples_per_prompt < 1:
         raise InputError("samples_per_prompt", f"samples_per_prompt must be >= 1, got {samples_per_prompt}.")
     check_shards(shard_index, shard_count)
-    count = len(prompts)
-    return [
-        Sample(g, g % count, prompts[g % count], base_seed + g)
-        for g in range(count * samples_per_prompt)
-        if g % shard_count == shard_index
-    ]
+    return Plan(prompts, len(prompts) * samples_per_prompt, base_seed, shard_index, shard_count)
 
 
 def check_dataset_name(name: str) -> str:
-    """A dataset name is one folder name: no separators, no '..', nothing hidden."""
+    """A dataset name is one plain folder name: letters, digits, '-', '_' and '.', not starting with '.'."""
     name = name.strip()
-    if not name or name in (".", "..") or name.startswith(".") or re.search(r"[/\\:\x00]", name):
+    if not DATASET_NAME.match(name) or len(name) > MAX_NAME:
+        shown = name if len(name) <= 40 else name[:40] + "..."
         raise InputError(
             "dataset_name",
-            f"dataset_name must be a plain folder name (letters, digits, '-', '_'; no path separators), "
-            f"got {name!r}.",
+            f"dataset_name must be a plain folder name of 1 to {MAX_NAME} characters: letters, digits, "
+            f"'-', '_' and '.', starting with a letter or digit; got {shown!r} ({len(name)} characters).",
         )
     return name
 
 
-def _shard_metadata(path: Path) -> tuple[dict, list[int]]:
-    with safe_open(path, "pt") as f:
-        info = json.loads((f.metadata() or {}).get(METADATA_KEY, "{}"))
-        index = f.get_tensor("index").tolist() if "index" in f.keys() else []
-    return info, index
+def _read_shard(path: Path) -> tuple[dict, list[int]]:
+    """(metadata, sample numbers) of a collection shard; a shard without numbers cannot be resumed."""
+    f = open_shard(path)
+    info = shard_metadata(f, path.name)
+    numbers = shard_index(f, path.name)
+    if numbers is None:
+        raise DatasetError(
+            f"{path.name} is named like a collection shard but has no 'index' of sample numbers, so its "
+            "samples cannot be told apart from the ones still to make."
+        )
+    return info, numbers
 
 
 class DatasetWriter:
@@ -156,6 +198,7 @@ class DatasetWriter:
         shard_index: int = 0,
         shard_count: int = 1,
         samples_per_shard: int = 64,
+        flush_seconds: float = 120.0,
     ) -> None:
         check_shards(shard_index, shard_count)
         if samples_per_shard < 1:
@@ -164,20 +207,29 @@ class DatasetWriter:
         self.settings = {**settings, "shard_count": shard_count}
         self.shard_index, self.shard_count = shard_index, shard_count
         self.samples_per_shard = samples_per_shard
-        self.done: set[int] = set()
+        self.flush_seconds = flush_seconds
+        self.done: set[int] = set()  # every sample number in the folder, whichever server wrote it
         self.written = 0
         self._pending: list[tuple[Sample, Pair]] = []
-        self._next_seq = 0
-        self._read_existing()
+        self._pending_since = 0.0
+        self._seen: set[str] = set()  # shard files already read
+        self.refresh()
 
-    def _read_existing(self) -> None:
+    def refresh(self) -> None:
+        """Read the shards that appeared since the last call (this server's or another's)."""
         if not self.folder.is_dir():
             return
         for path in sorted(self.folder.glob("*.safetensors")):
-            match = SHARD_NAME.match(path.name)
-            if match is None:
+            if path.name in self._seen or SHARD_NAME.match(path.name) is None:
                 continue
-            info, indices = _shard_metadata(path)
+            try:
+                info, indices = _read_shard(path)
+            except DatasetError as error:
+                raise InputError(
+                    "dataset_name",
+                    f"the dataset folder {self.folder.name} cannot be resumed: {error} Move that file out "
+                    "of the folder (its samples will be made again), or choose a new dataset_name.",
+                ) from None
             theirs = {k: v for k, v in info.items() if k not in PER_SHARD}
             if theirs != self.settings:
                 changed = sorted(
@@ -189,28 +241,34 @@ class DatasetWriter:
                     f"({', '.join(changed)} differ, e.g. {path.name}); choose a new dataset_name, or the same "
                     "settings to resume it.",
                 )
-            if int(match["index"]) == self.shard_index:
-                self.done.update(indices)
-                self._next_seq = max(self._next_seq, int(match["seq"]) + 1)
+            self._seen.add(path.name)
+            self.done.update(indices)
 
     def add(self, sample: Sample, pair: Pair) -> None:
-        self._pending.append((sample, pair))
-        if len(self._pending) >= self.samples_per_shard:
+        """Queue one finished sample (stored as float16, without its images); write a shard when due."""
+        if not self._pending:
+            self._pending_since = time.monotonic()
+        self._pending.append((sample, as_stored(sample, pair)))
+        due = time.monotonic() - self._pending_since >= self.flush_seconds
+        if len(self._pending) >= self.samples_per_shard or due:
             self.flush()
 
     def flush(self) -> Path | None:
-        """Write the pending samples as one shard (atomic); nothing to do when none are pending."""
+        """Write the pending samples that no shard holds yet as one new shard; None when none are left."""
         if not self._pending:
             return None
+        self.refresh()  # another server may have written some of them meanwhile
+        pending = [(s, p) for s, p in self._pending if s.index not in self.done]
+        self._pending.clear()
+        if not pending:
+            return None
         self.folder.mkdir(parents=True, exist_ok=True)
-        samples = [s for s, _ in self._pending]
-        pairs = [p for _, p in self._pending]
-        name = f"part-{self.shard_index:03d}-of-{self.shard_count:03d}-{self._next_seq:05d}.safetensors"
-        path = write_shard(
-            self.folder / name,
-            noise=torch.cat([p.noise for p in pairs]).half(),
-            golden=torch.cat([p.golden for p in pairs]).half(),
-            embeds=torch.cat([p.embeds for p in pairs]).half(),
+        samples = [s for s, _ in pending]
+        pairs = [p for _, p in pending]
+        tensors = dict(
+            noise=torch.cat([p.noise for p in pairs]),
+            golden=torch.cat([p.golden for p in pairs]),
+            embeds=torch.cat([p.embeds for p in pairs]),
             gain=torch.tensor([p.gain for p in pairs], dtype=torch.float32),
             index=torch.tensor([s.index for s in samples], dtype=torch.int64),
             metadata={
@@ -219,11 +277,44 @@ class DatasetWriter:
                 "prompts": [s.prompt for s in samples],
             },
         )
-        self._next_seq += 1
+        path = self._claim_and_write(tensors)
+        self._seen.add(path.name)
         self.done.update(s.index for s in samples)
         self.written += len(samples)
-        self._pending.clear()
         return path
+
+    def _claim_and_write(self, tensors: dict) -> Path:
+        prefix = f"part-{self.shard_index:03d}-of-{self.shard_count:03d}-"
+        taken = [int(m["seq"]) for m in map(SHARD_NAME.match, os.listdir(self.folder)) if m]
+        seq = max(taken, default=-1) + 1
+        while True:  # a name another server takes between the listing and the write is skipped
+            try:
+                return write_shard(self.folder / f"{prefix}{seq:05d}.safetensors", **tensors, exclusive=True)
+            except FileExistsError:
+                seq += 1
+
+
+def as_stored(sample: Sample, pair: Pair) -> Pair:
+    """The pair as a shard stores it (float16, no images), refused when a value is not finite there:
+    a value beyond float16's range would be written as Inf and make the whole dataset untrainable."""
+    where = f"sample {sample.index} (prompt {sample.prompt_index}, seed {sample.seed})"
+    if not math.isfinite(pair.gain):
+        raise ValueError(
+            f"{where}: the reward gain is {pair.gain} (NaN or Inf are never stored); the model or reward is unstable at these settings "
+            "(try float32 or another cfg)."
+        )
+    stored = {}
+    for name in ("noise", "golden", "embeds"):
+        value = getattr(pair, name).detach().float()
+        half = value.half()
+        if not torch.isfinite(half).all():
+            cause = "NaN or Inf" if not torch.isfinite(value).all() else f"values beyond +-{FLOAT16_MAX:g}"
+            raise ValueError(
+                f"{where}: its {name} holds {cause}, which a float16 shard cannot store; the model or text "
+                "encoder is unstable at these settings (try float32 or another cfg)."
+            )
+        stored[name] = half
+    return replace(pair, **stored, images=None)
 
 
 def collect(
@@ -237,39 +328,50 @@ def collect(
     """Make and write every sample the writer does not hold yet; returns how many were written.
 
     Whatever was made is written before this returns or raises (Cancel, a host error): a re-run with
-    the same settings goes on from there.
+    the same settings goes on from there. Samples that another server writes meanwhile are skipped from
+    the next shard boundary on.
     """
-    todo = [s for s in samples if s.index not in writer.done]
+    total = remaining(samples, writer.done)
     before = writer.written
+    number = 0
     try:
-        for number, sample in enumerate(todo):
+        for sample in samples:
+            if sample.index in writer.done:
+                continue
             if should_cancel is not None and should_cancel():
-                raise Cancelled(f"cancelled after {number} of {len(todo)} samples")
+                raise Cancelled(f"cancelled after {number} of {total} samples")
             pair = make(sample)
-            if not (math.isfinite(pair.gain) and torch.isfinite(pair.golden).all()):
-                raise ValueError(
-                    f"sample {sample.index} (prompt {sample.prompt_index}, seed {sample.seed}) produced NaN or "
-                    "Inf values; the model or reward is unstable at these settings (try float32 or other cfg)."
-                )
             writer.add(sample, pair)
             if on_pair is not None:
                 on_pair(sample, pair)
+            number += 1
             if progress is not None:
-                progress(number + 1, len(todo))
+                progress(min(number, total), total)
     finally:
         writer.flush()
     return writer.written - before
 
 
+def remaining(samples: Iterable[Sample], done: set[int]) -> int:
+    """How many of `samples` are not done, without walking a whole plan (it may be huge)."""
+    if isinstance(samples, Plan):
+        mine = sum(1 for g in done if g < samples.total and g % samples.shard_count == samples.shard_index)
+        return len(samples) - mine
+    return sum(1 for s in samples if s.index not in done)
+
+
 def dataset_gains(folder: str | os.PathLike) -> torch.Tensor:
-    """The gains of every collected sample in a dataset folder (all hosts' shards)."""
-    gains = []
+    """The gains of every collected sample in a dataset folder (all hosts' shards), each sample once."""
+    gains, seen = [], set()
     for path in sorted(Path(folder).glob("*.safetensors")):
         if SHARD_NAME.match(path.name):
-            with safe_open(path, "pt") as f:
-                if "gain" in f.keys():
-                    gains.append(f.get_tensor("gain").float())
-    return torch.cat(gains) if gains else torch.zeros(0)
+            f = open_shard(path)
+            numbers = shard_index(f, path.name) or []
+            if "gain" in f.keys():
+                values = f.get_tensor("gain").float().tolist()
+                gains.extend(v for n, v in zip(numbers, values, strict=False) if n not in seen)
+            seen.update(numbers)
+    return torch.tensor(gains, dtype=torch.float32)
 
 
 def summary(folder: str | os.PathLike, written: int) -> str:

@@ -10,19 +10,24 @@ A dataset is a folder of shard files `*.safetensors`, each holding N samples:
 The metadata key `npd` holds a JSON object with at least {"version": 1} and, when known, the base model,
 sampler settings, reward model and prompts. Shards are read memory-mapped, one sample at a time, so a
 dataset larger than RAM trains.
+
+A sample is identified by its collection settings (the metadata less the per-shard keys) and its
+`index`: when several servers raced on one folder and a sample landed in two shards, readers keep the
+first copy (by file name) and count the others in `duplicates`, so every sample is trained on once.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .config import OFFICIAL, NPNetConfig
@@ -32,6 +37,8 @@ METADATA_KEY = "npd"
 TENSORS = ("noise", "golden", "embeds")
 FLOAT_DTYPES = (torch.float16, torch.float32)
 _CHECK_ROWS = 256  # rows read at a time when checking finiteness: bounded memory for any shard size
+# Metadata that differs from shard to shard of one collection; the rest are the collection's settings.
+PER_SHARD = ("shard_index", "prompts", "version")
 
 
 class DatasetError(ValueError):
@@ -46,8 +53,14 @@ def write_shard(
     gain: torch.Tensor | None = None,
     metadata: Mapping | None = None,
     index: torch.Tensor | None = None,
+    exclusive: bool = False,
 ) -> Path:
-    """Write one NPD shard atomically (a crash leaves no file a reader would take for a shard)."""
+    """Write one NPD shard atomically (a crash leaves no file a reader would take for a shard).
+
+    `exclusive`: never replace an existing file; raise FileExistsError instead. The finished file is
+    hard-linked into place, which fails atomically when the name is taken, so several writers sharing a
+    folder (one per server) can each claim a free name without overwriting another's shard.
+    """
     path = Path(path)
     tensors = {"noise": noise, "golden": golden, "embeds": embeds}
     if gain is not None:
@@ -62,10 +75,77 @@ def write_shard(
             partial,
             metadata={METADATA_KEY: json.dumps(info)},
         )
-        os.replace(partial, path)
+        if exclusive:
+            _link_exclusive(partial, path)
+        else:
+            os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
     return path
+
+
+def _link_exclusive(source: Path, path: Path) -> None:
+    try:
+        os.link(source, path)
+    except FileExistsError:
+        raise
+    except OSError:
+        # A filesystem without hard links: claim the name with an exclusive create, then move the file
+        # over the (empty) claim. Readers refuse an empty shard by name until the move lands.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        os.replace(source, path)
+
+
+def open_shard(path: Path):
+    """`safe_open` of one shard, refusing what is not a regular file before opening it (a FIFO named like
+    a shard would block a reader forever); every failure is a DatasetError naming the file."""
+    name = path.name
+    try:
+        mode = path.stat().st_mode  # follows links: a dangling link fails here
+    except OSError as error:
+        raise DatasetError(f"{name} cannot be read ({error.strerror or error}).") from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+        raise DatasetError(f"{name} is {kind}, not an NPD shard.")
+    try:
+        return safe_open(path, "pt")
+    except Exception as error:  # SafetensorError, OSError, and whatever a corrupt header raises
+        raise DatasetError(f"{name} is not a readable .safetensors file ({error}).") from None
+
+
+def shard_metadata(f, name: str) -> dict:
+    """The `npd` metadata object of an open shard."""
+    try:
+        metadata = json.loads((f.metadata() or {}).get(METADATA_KEY, "{}"))
+    except ValueError:
+        raise DatasetError(f"{name}: its '{METADATA_KEY}' metadata is not JSON.") from None
+    if not isinstance(metadata, dict):
+        raise DatasetError(f"{name}: its '{METADATA_KEY}' metadata must be a JSON object.")
+    return metadata
+
+
+def shard_index(f, name: str, rows: int | None = None) -> list[int] | None:
+    """The sample numbers of an open shard (None when it has no `index`), checked: 1-D integers, one
+    per row, no number twice."""
+    if "index" not in f.keys():
+        return None
+    index = f.get_slice("index")
+    shape = tuple(index.get_shape())
+    if len(shape) != 1 or (rows is not None and shape[0] != rows):
+        expected = f"[{rows}]" if rows is not None else "[N]"
+        raise DatasetError(f"{name}: 'index' has shape {list(shape)}; expected {expected}.")
+    values = index[:]
+    if values.dtype not in (torch.int64, torch.int32):
+        raise DatasetError(f"{name}: 'index' is {values.dtype}; expected int64.")
+    numbers = values.tolist()
+    if len(set(numbers)) != len(numbers) or any(n < 0 for n in numbers):
+        raise DatasetError(f"{name}: 'index' holds a negative or repeated sample number.")
+    return numbers
+
+
+def collection_key(metadata: Mapping) -> str:
+    """The settings that identify one collection: equal for every shard of it, whichever server wrote it."""
+    return json.dumps({k: v for k, v in metadata.items() if k not in PER_SHARD}, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -91,9 +171,17 @@ class NoisePromptDataset(torch.utils.data.Dataset):
             raise DatasetError(f"{self.folder} holds no NPD shards (*.safetensors).")
         self.shards: list[Shard] = []
         self.index: list[tuple[int, int]] = []
+        self.duplicates = 0  # rows skipped because an earlier shard holds the same sample
+        seen: set[tuple[str, int]] = set()
         shapes = None
         for number, path in enumerate(paths):
-            shard, shard_shapes, keep = _check_shard(path, min_gain)
+            shard, shard_shapes, keep, numbers = _check_shard(path, min_gain)
+            if numbers is not None:
+                key = collection_key(shard.metadata)
+                unique = [row for row in keep if (key, numbers[row]) not in seen]
+                self.duplicates += len(keep) - len(unique)
+                seen.update((key, n) for n in numbers)
+                keep = unique
             if shapes is None:
                 shapes, first = shard_shapes, path
             elif shard_shapes != shapes:
@@ -138,22 +226,14 @@ def _describe(shapes) -> str:
 
 def _check_shard(path: Path, min_gain: float | None):
     name = path.name
-    try:
-        f = safe_open(path, "pt")
-    except (SafetensorError, OSError) as error:
-        raise DatasetError(f"{name} is not a readable .safetensors file ({error}).") from None
+    f = open_shard(path)
     keys = set(f.keys())
     missing = [t for t in TENSORS if t not in keys]
     if missing:
         raise DatasetError(
             f"{name} lacks the tensor(s) {missing}; an NPD shard holds {list(TENSORS)} (+ gain)."
         )
-    try:
-        metadata = json.loads((f.metadata() or {}).get(METADATA_KEY, "{}"))
-    except ValueError:
-        raise DatasetError(f"{name}: its '{METADATA_KEY}' metadata is not JSON.") from None
-    if not isinstance(metadata, dict):
-        raise DatasetError(f"{name}: its '{METADATA_KEY}' metadata must be a JSON object.")
+    metadata = shard_metadata(f, name)
     slices = {t: f.get_slice(t) for t in keys & {*TENSORS, "gain"}}
     shapes = {t: tuple(s.get_shape()) for t, s in slices.items()}
     noise = shapes["noise"]
@@ -182,8 +262,9 @@ def _check_shard(path: Path, min_gain: float | None):
         if shapes["gain"] != (rows,):
             raise DatasetError(f"{name}: 'gain' has shape {list(shapes['gain'])}; expected [{rows}].")
         gain = slices["gain"][:].float()
-        if torch.isnan(gain).any():
-            raise DatasetError(f"{name}: 'gain' contains NaN values.")
+        if not torch.isfinite(gain).all():
+            raise DatasetError(f"{name}: 'gain' contains NaN or Inf values.")
         if min_gain is not None:
             keep = torch.nonzero(gain > min_gain).flatten().tolist()
-    return Shard(path, rows, metadata), (tuple(noise[1:]), tuple(embeds[1:])), list(keep)
+    numbers = shard_index(f, name, rows)
+    return Shard(path, rows, metadata), (tuple(noise[1:]), tuple(embeds[1:])), list(keep), numbers

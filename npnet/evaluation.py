@@ -3,8 +3,10 @@
 Every prompt x seed is rendered twice, from the seed's plain noise and from its golden noise, and both
 images are scored by the same reward model. The comparison is paired: the statistic is the difference
 d = golden - plain per (prompt, seed), summarised by its mean with a 95% Student-t interval and by the
-win rate (share of pairs with d > 0; ties count half). The host renders and scores; this module only
-computes, so the numbers a user reads are those in the CSV it writes next to them.
+win rate (share of pairs with d > 0; ties count half). The host renders and scores (`score_pair`);
+`run` is the loop every host shares (progress, Cancel, the rule that a NaN score is an error), and
+`ResultFiles` streams each row to the CSV as it is scored, so the numbers a user reads are those in the
+CSV, and work finished before a Cancel or an error is kept.
 """
 
 from __future__ import annotations
@@ -13,11 +15,15 @@ import csv
 import io
 import json
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .golden import Cancelled
+from .inputs import InputError
 
 
 @dataclass(frozen=True)
@@ -103,13 +109,105 @@ def describe(summary: Summary, reward: str) -> str:
     )
 
 
-def to_csv(scores: Sequence[PairScore]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["prompt", "seed", "plain_score", "golden_score", "difference"])
-    for s in scores:
-        writer.writerow([s.prompt, s.seed, repr(s.plain), repr(s.golden), repr(s.difference)])
-    return out.getvalue()
+CSV_HEADER = ["prompt", "seed", "plain_score", "golden_score", "difference"]
+
+
+def _csv_row(s: PairScore) -> list:
+    return [s.prompt, s.seed, repr(s.plain), repr(s.golden), repr(s.difference)]
+
+
+@dataclass(frozen=True)
+class Job:
+    prompt: str
+    seed: int
+
+
+def jobs(prompts: Sequence[str], first_seed: int, seeds: int) -> Iterator[Job]:
+    """Every prompt with seeds first_seed .. first_seed + seeds - 1, prompt by prompt."""
+    return (Job(prompt, first_seed + k) for prompt in prompts for k in range(seeds))
+
+
+class ResultFiles:
+    """`<stem>.csv`, a row written (and flushed) per scored pair, and `<stem>.json` (settings, summary,
+    rows, and whether the run completed) written when the run ends, however it ends."""
+
+    def __init__(self, directory: Path, stem: str, settings: Mapping) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.csv_path, self.json_path = directory / f"{stem}.csv", directory / f"{stem}.json"
+        self.settings = dict(settings)
+        self.scores: list[PairScore] = []
+        self._file = self.csv_path.open("x", encoding="utf-8", newline="")
+        self._csv = csv.writer(self._file, lineterminator="\n")
+        self._csv.writerow(CSV_HEADER)
+        self._file.flush()
+
+    def add(self, score: PairScore) -> None:
+        self.scores.append(score)
+        self._csv.writerow(_csv_row(score))
+        self._file.flush()
+
+    def close(self, stopped: str | None = None) -> Summary | None:
+        """Finish both files; `stopped` says why the run ended early (None: every pair was scored)."""
+        self._file.close()
+        summary = summarise(self.scores) if self.scores else None
+        document = {
+            "settings": self.settings,
+            "complete": stopped is None,
+            "stopped": stopped,
+            "summary": asdict(summary) if summary else None,
+            "pairs": [asdict(s) for s in self.scores],
+        }
+        partial = self.json_path.with_name(f".{self.json_path.name}.partial")
+        try:
+            partial.write_text(json.dumps(document, indent=1, ensure_ascii=False), encoding="utf-8")
+            os.replace(partial, self.json_path)
+        finally:
+            partial.unlink(missing_ok=True)
+        return summary
+
+
+# score_pair(job) -> (plain score, golden score, the two images or None)
+ScorePair = Callable[[Job], tuple[float, float, object]]
+
+
+def run(
+    todo: Sequence[Job],
+    score_pair: ScorePair,
+    files: ResultFiles,
+    progress: Callable[[int, int], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    on_pair: Callable[[Job, object], None] | None = None,
+) -> Summary:
+    """Score every job, streaming rows into `files`; returns the summary of all pairs.
+
+    A NaN/Inf score is an InputError on `reward` (nothing is summarised from a broken pair); on that,
+    Cancel or any host error the rows scored so far stay in the CSV and the JSON says the run stopped.
+    """
+    stopped = "failed"
+    try:
+        for number, job in enumerate(todo):
+            if should_cancel is not None and should_cancel():
+                stopped = f"cancelled after {number} of {len(todo)} pairs"
+                raise Cancelled(stopped)
+            plain, golden, images = score_pair(job)
+            if not (math.isfinite(plain) and math.isfinite(golden)):
+                stopped = f"prompt {job.prompt!r}, seed {job.seed} scored NaN or Inf"
+                raise InputError(
+                    "reward",
+                    f"the reward scored prompt {job.prompt!r}, seed {job.seed} as NaN or Inf; the images may hold "
+                    "NaN (the model diverged at these settings: check cfg and steps). The "
+                    f"{len(files.scores)} pairs scored before it are in {files.csv_path.name}; nothing was "
+                    "summarised.",
+                )
+            files.add(PairScore(job.prompt, job.seed, plain, golden))
+            if on_pair is not None:
+                on_pair(job, images)
+            if progress is not None:
+                progress(number + 1, len(todo))
+        stopped = None
+    finally:
+        summary = files.close(stopped)
+    return summary
 
 
 def read_csv(text: str) -> list[PairScore]:
@@ -120,22 +218,10 @@ def read_csv(text: str) -> list[PairScore]:
     ]
 
 
-def write_files(directory: Path, stem: str, scores: Sequence[PairScore], settings: dict) -> tuple[Path, Path]:
-    """`<stem>.csv` (one row per pair) and `<stem>.json` (settings, summary and rows)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    summary = summarise(scores)
-    csv_path, json_path = directory / f"{stem}.csv", directory / f"{stem}.json"
-    csv_path.write_text(to_csv(scores), encoding="utf-8")
-    document = {"settings": settings, "summary": asdict(summary), "pairs": [asdict(s) for s in scores]}
-    json_path.write_text(json.dumps(document, indent=1, ensure_ascii=False), encoding="utf-8")
-    return csv_path, json_path
-
-
 def chart(scores: Sequence[PairScore], reward: str, width: int = 1024, height: int = 640) -> np.ndarray:
     """The paired differences, sorted, with their mean, the 95% interval and the win rate: [H, W, 3] uint8."""
+    # The Agg canvas draws off-screen by itself: the process-wide backend is the host's to choose.
     import matplotlib
-
-    matplotlib.use("Agg", force=False)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -110,16 +110,70 @@ def test_summary_of_a_single_pair_has_no_interval():
     assert s.ci95_low is None and s.win_rate == 1.0 and math.isclose(s.mean_difference, 0.3)
 
 
-class NaNReward:
+class NaNOnCall:
+    """A reward that scores NaN from its n-th call on (one call per pair)."""
+
     name = "broken"
 
+    def __init__(self, bad_call: int):
+        self.calls, self.bad_call = 0, bad_call
+
     def score(self, images, prompts):
-        return torch.full((images.shape[0],), float("nan"))
+        self.calls += 1
+        value = float("nan") if self.calls >= self.bad_call else float(self.calls)
+        return torch.tensor([0.0, value])
 
 
-def test_a_nan_score_is_an_error_not_a_report(comfy_inprocess, learning, setup):
+def written(out: Path, name: str) -> tuple[list, dict]:
+    return evaluation.read_csv((out / name).read_text()), json.loads(
+        (out / name.replace(".csv", ".json")).read_text()
+    )
+
+
+def test_a_nan_score_stops_the_run_and_keeps_the_pairs_scored_before_it(comfy_inprocess, learning, setup):
     out = Path(comfy_inprocess.folder_paths.get_output_directory())
     before = set(out.rglob("*.csv"))
-    with pytest.raises(ValueError, match="Evaluate Golden Noise.*'reward'.*NaN or Inf"):
-        evaluate(learning, setup, reward=NaNReward(), seeds=1)
-    assert set(out.rglob("*.csv")) == before  # nothing was written
+    with pytest.raises(
+        ValueError, match="Evaluate Golden Noise.*'reward'.*NaN or Inf.*2 pairs scored before"
+    ):
+        evaluate(learning, setup, reward=NaNOnCall(bad_call=3), seeds=2, filename_prefix="eval/nan")
+    (csv_file,) = set(out.rglob("*.csv")) - before
+    rows, document = written(out, str(csv_file.relative_to(out)))
+    assert [(r.prompt, r.seed, r.golden) for r in rows] == [
+        ("a red bicycle", 40, 1.0),
+        ("a red bicycle", 41, 2.0),
+    ]
+    assert document["complete"] is False and "NaN" in document["stopped"]
+    assert document["summary"]["pairs"] == 2  # the summary of what was scored, marked incomplete
+
+
+def test_cancel_keeps_the_scored_rows(comfy_inprocess, learning, setup):
+    import comfy.model_management
+
+    out = Path(comfy_inprocess.folder_paths.get_output_directory())
+    before = set(out.rglob("*.csv"))
+    try:
+        with pytest.raises(comfy.model_management.InterruptProcessingException):
+            evaluate(learning, setup, reward=ScriptedReward(cancel_on_call=2), filename_prefix="eval/cancel")
+    finally:
+        comfy.model_management.interrupt_current_processing(False)
+    (csv_file,) = set(out.rglob("*.csv")) - before
+    rows, document = written(out, str(csv_file.relative_to(out)))
+    assert len(rows) == 2 and document["complete"] is False and "cancelled" in document["stopped"]
+
+
+@pytest.mark.parametrize("prefix", ["../outside", "/etc/evaluation", "a/../../b", "", "dir/"])
+def test_a_bad_filename_prefix_is_refused_before_anything_is_rendered(
+    comfy_inprocess, learning, setup, prefix
+):
+    reward = ScriptedReward()
+    with pytest.raises(ValueError, match="Evaluate Golden Noise.*'filename_prefix'") as error:
+        evaluate(learning, setup, reward=reward, filename_prefix=prefix)
+    assert reward.calls == 0 and "Traceback" not in str(error.value)
+
+
+def test_the_image_output_keeps_only_the_preview_pairs(comfy_inprocess, learning, setup):
+    result = evaluate(learning, setup, preview_pairs=2, filename_prefix="eval/preview").result
+    out = Path(comfy_inprocess.folder_paths.get_output_directory())
+    assert result[4].shape[0] == 4  # 2 pairs of the 6 scored
+    assert len(evaluation.read_csv((out / result[2]).read_text())) == 6

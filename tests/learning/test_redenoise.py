@@ -19,7 +19,8 @@ def rendering(comfy_inprocess):
 
 
 def renderer(rendering, model, clip, vae, steps=4, cfg=3.0):
-    return rendering.Renderer("test", None, model, clip, vae, "blurry", 64, 64, "euler", "normal", steps, cfg)
+    sampling = rendering.Sampling("blurry", 64, 64, "euler", "normal", steps, cfg)
+    return rendering.Renderer("test", None, model, clip, vae, sampling)
 
 
 def guided(model, x, sigma, cond, uncond, cfg):
@@ -113,11 +114,5 @@ def test_a_size_the_vae_cannot_take_is_refused(comfy_inprocess, rendering, tiny)
             tiny.tiny_model("sd15"),
             tiny.tiny_clip(),
             tiny.tiny_vae(4),
-            "",
-            60,
-            64,
-            "euler",
-            "normal",
-            4,
-            3.0,
+            rendering.Sampling("", 60, 64, "euler", "normal", 4, 3.0),
         )

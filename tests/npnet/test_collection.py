@@ -93,3 +93,190 @@ def test_redenoise_needs_a_second_sigma_above_zero():
             5.5,
             1.0,
         )
+
+
+# -- shared folders, bounded memory, values as stored, unreadable shards (issue 20) -----------------
+
+
+def indices_in_files(folder) -> list[int]:
+    """Every sample number in the folder's shard files, duplicates included."""
+    from safetensors import safe_open
+
+    found = []
+    for path in sorted(folder.glob("part-*.safetensors")):
+        with safe_open(path, "pt") as f:
+            found.extend(f.get_tensor("index").tolist())
+    return found
+
+
+def test_two_servers_with_different_shard_sizes_write_each_sample_once(tmp_path):
+    """Two writers opened on one folder before either wrote (two servers started together), making the
+    same plan in alternation with different samples_per_shard: no shard is overwritten, no sample twice."""
+    samples = plan(["a", "b", "c"], 8, 0)  # 24 samples
+    first = DatasetWriter(tmp_path, {"cfg": 5.5}, samples_per_shard=3)
+    second = DatasetWriter(tmp_path, {"cfg": 5.5}, samples_per_shard=5)
+    for sample in samples:
+        for writer in (first, second):
+            if sample.index not in writer.done:
+                writer.add(sample, pair(sample.seed))
+    first.flush()
+    second.flush()
+    assert sorted(indices_in_files(tmp_path)) == list(range(24))
+    assert len(NoisePromptDataset(tmp_path)) == 24
+    # Re-queuing either server finds nothing left to make.
+    assert collect(samples, lambda s: pair(s.seed), DatasetWriter(tmp_path, {"cfg": 5.5})) == 0
+
+
+def test_a_shard_name_is_never_overwritten(tmp_path):
+    from npnet.dataset import write_shard
+
+    first = pair(1)
+    write_shard(tmp_path / "x.safetensors", first.noise, first.golden, first.embeds, exclusive=True)
+    with pytest.raises(FileExistsError):
+        write_shard(tmp_path / "x.safetensors", first.noise, first.golden, first.embeds, exclusive=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["x.safetensors"]  # no temporary file left behind
+
+
+def test_readers_keep_one_copy_of_a_sample_that_two_servers_wrote(tmp_path):
+    from npnet.dataset import write_shard
+
+    def shard(name, indices):
+        made = [pair(i) for i in indices]
+        write_shard(
+            tmp_path / name,
+            torch.cat([p.noise for p in made]),
+            torch.cat([p.golden for p in made]),
+            torch.cat([p.embeds for p in made]),
+            torch.tensor([0.5] * len(made)),
+            {"cfg": 5.5, "shard_index": 0, "prompts": ["x"] * len(made)},
+            index=torch.tensor(indices),
+        )
+
+    shard("part-000-of-001-00000.safetensors", [0, 1, 2])
+    shard("part-000-of-001-00001.safetensors", [2, 3])  # a race: sample 2 twice
+    dataset = NoisePromptDataset(tmp_path)
+    assert len(dataset) == 4 and dataset.duplicates == 1
+    from npnet.collection import dataset_gains
+
+    assert len(dataset_gains(tmp_path)) == 4
+
+
+def test_the_plan_is_lazy_and_skipping_is_arithmetic():
+    huge = plan([f"p{i}" for i in range(1000)], 100_000, 7, shard_index=3, shard_count=4)
+    assert len(huge) == 25_000_000
+    assert huge[0].index == 3 and huge[-1].index == 99_999_999 and huge[1].seed == 7 + 7
+    from npnet.collection import remaining
+
+    assert remaining(huge, {3, 7, 8}) == 25_000_000 - 2
+
+
+def test_pending_samples_hold_no_images_and_are_float16():
+    from npnet.collection import Sample, as_stored
+
+    sample = Sample(0, 0, "x", 0)
+    made = pair(0)
+    with_images = Pair(made.noise, made.golden, made.embeds, 0.5, images=torch.zeros(2, 1024, 1024, 3))
+    stored = as_stored(sample, with_images)
+    assert stored.images is None and stored.golden.dtype == torch.float16
+
+
+@pytest.mark.parametrize(
+    "field, value, words",
+    [
+        ("golden", 7e4, "golden holds values beyond"),
+        ("embeds", float("nan"), "embeds holds NaN"),
+        ("noise", float("inf"), "noise holds NaN or Inf"),
+    ],
+)
+def test_values_are_checked_as_a_float16_shard_stores_them(tmp_path, field, value, words):
+    made = pair(0)
+    tensors = {"noise": made.noise, "golden": made.golden, "embeds": made.embeds}
+    tensors[field] = tensors[field].clone()
+    tensors[field].view(-1)[0] = value
+    bad = Pair(tensors["noise"], tensors["golden"], tensors["embeds"], 0.5)
+    writer = DatasetWriter(tmp_path, {})
+    with pytest.raises(ValueError, match=words):
+        collect(plan(["x"], 1, 0), lambda s: bad, writer)
+    assert not list(tmp_path.glob("*.safetensors"))
+
+
+def test_an_infinite_gain_is_refused_by_the_training_reader(tmp_path):
+    from npnet.dataset import DatasetError, write_shard
+
+    made = pair(0)
+    write_shard(
+        tmp_path / "a.safetensors", made.noise, made.golden, made.embeds, torch.tensor([float("inf")])
+    )
+    with pytest.raises(DatasetError, match="a.safetensors: 'gain' contains NaN or Inf"):
+        NoisePromptDataset(tmp_path)
+
+
+def test_a_shard_is_written_after_flush_seconds_even_when_not_full(tmp_path):
+    writer = DatasetWriter(tmp_path, {}, samples_per_shard=64, flush_seconds=0.0)
+    collect(plan(["x"], 3, 0), lambda s: pair(s.seed), writer)
+    assert len(list(tmp_path.glob("part-*.safetensors"))) == 3  # one per sample: at most one lost on a kill
+
+
+def _good_shard(folder, name="part-000-of-001-00000.safetensors"):
+    writer = DatasetWriter(folder, {"cfg": 5.5})
+    collect(plan(["x"], 1, 0), lambda s: pair(s.seed), writer)
+    return next(folder.glob("part-*.safetensors"))
+
+
+UNREADABLE = {
+    "truncated": lambda p: p.write_bytes(p.read_bytes()[:40]),
+    "empty": lambda p: p.write_bytes(b""),
+    "huge-header": lambda p: p.write_bytes((2**40).to_bytes(8, "little") + b"{}"),
+    "pickle": lambda p: p.write_bytes(b"\x80\x04\x95" + b"\x00" * 64),
+    "directory": lambda p: (p.unlink(), p.mkdir()),
+    "dangling-link": lambda p: (p.unlink(), p.symlink_to(p.with_name("gone"))),
+    "fifo": lambda p: (p.unlink(), __import__("os").mkfifo(p)),
+}
+
+
+@pytest.mark.parametrize("spoil", list(UNREADABLE), ids=list(UNREADABLE))
+def test_an_unreadable_shard_is_named_and_never_hangs(tmp_path, spoil):
+    shard = _good_shard(tmp_path)
+    UNREADABLE[spoil](shard)
+    with pytest.raises(InputError) as error:
+        DatasetWriter(tmp_path, {"cfg": 5.5})
+    assert error.value.input == "dataset_name" and shard.name in str(error.value)
+    from npnet.dataset import DatasetError
+
+    with pytest.raises(DatasetError, match=shard.name):
+        NoisePromptDataset(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "metadata, index, words",
+    [
+        ("{not json", None, "is not JSON"),
+        (None, torch.zeros(1, 1, dtype=torch.int64), "'index' has shape [1, 1]"),
+        (None, "drop", "has no 'index'"),
+    ],
+    ids=["bad-json", "2d-index", "no-index"],
+)
+def test_a_shard_with_bad_metadata_or_index_is_named(tmp_path, metadata, index, words):
+    import json
+
+    from safetensors.torch import save_file
+
+    made = pair(0)
+    tensors = {"noise": made.noise, "golden": made.golden, "embeds": made.embeds, "gain": torch.tensor([0.5])}
+    if index is None:
+        tensors["index"] = torch.tensor([0])
+    elif not isinstance(index, str):
+        tensors["index"] = index
+    info = metadata if metadata is not None else json.dumps({"version": 1, "cfg": 5.5, "shard_count": 1})
+    save_file(tensors, tmp_path / "part-000-of-001-00000.safetensors", metadata={"npd": info})
+    with pytest.raises(InputError, match=r"part-000-of-001-00000\.safetensors") as error:
+        DatasetWriter(tmp_path, {"cfg": 5.5})
+    assert words in str(error.value)
+
+
+def test_a_long_dataset_name_is_refused_with_its_length():
+    with pytest.raises(InputError, match="300 characters"):
+        check_dataset_name("a" * 300)
+    with pytest.raises(InputError, match="letters, digits"):
+        check_dataset_name("my data$et")
+    assert check_dataset_name(" sdxl_npd-2.v1 ") == "sdxl_npd-2.v1"
