@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .config import METADATA_KEY, OFFICIAL, NPNetConfig
+from .files import atomic_write
 from .inputs import shown
 from .model import NPNet
 from .variants import TOKENS, family_for_embed_dim
@@ -232,18 +232,14 @@ def save_safetensors(
     state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike, config: NPNetConfig | None = None
 ) -> Path:
     """Write `state_dict` to `path` atomically: a crash leaves at most a `*.partial` file, never `path`."""
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
     metadata = {"format": "pt"}
     if config is not None:
         metadata[METADATA_KEY] = config.to_json()
-    try:
-        save_file(
+    return atomic_write(
+        path,
+        lambda partial: save_file(
             {key: value.detach().cpu().contiguous() for key, value in state_dict.items()},
             partial,
             metadata=metadata,
-        )
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-    return path
+        ),
+    )

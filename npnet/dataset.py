@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .config import OFFICIAL, NPNetConfig
+from .files import atomic_write
 
 VERSION = 1
 METADATA_KEY = "npd"
@@ -68,32 +68,15 @@ def write_shard(
     if index is not None:
         tensors["index"] = index.long()
     info = {"version": VERSION, **(metadata or {})}
-    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
-    try:
-        save_file(
+    return atomic_write(
+        path,
+        lambda partial: save_file(
             {k: v.detach().cpu().contiguous() for k, v in tensors.items()},
             partial,
             metadata={METADATA_KEY: json.dumps(info)},
-        )
-        if exclusive:
-            _link_exclusive(partial, path)
-        else:
-            os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-    return path
-
-
-def _link_exclusive(source: Path, path: Path) -> None:
-    try:
-        os.link(source, path)
-    except FileExistsError:
-        raise
-    except OSError:
-        # A filesystem without hard links: claim the name with an exclusive create, then move the file
-        # over the (empty) claim. Readers refuse an empty shard by name until the move lands.
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-        os.replace(source, path)
+        ),
+        exclusive=exclusive,
+    )
 
 
 def open_shard(path: Path):

@@ -15,13 +15,13 @@ import csv
 import io
 import json
 import math
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .files import atomic_write
 from .golden import Cancelled
 from .inputs import InputError
 
@@ -157,12 +157,8 @@ class ResultFiles:
             "summary": asdict(summary) if summary else None,
             "pairs": [asdict(s) for s in self.scores],
         }
-        partial = self.json_path.with_name(f".{self.json_path.name}.partial")
-        try:
-            partial.write_text(json.dumps(document, indent=1, ensure_ascii=False), encoding="utf-8")
-            os.replace(partial, self.json_path)
-        finally:
-            partial.unlink(missing_ok=True)
+        text = json.dumps(document, indent=1, ensure_ascii=False)
+        atomic_write(self.json_path, lambda partial: partial.write_text(text, encoding="utf-8"))
         return summary
 
 

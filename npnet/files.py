@@ -1,0 +1,40 @@
+"""Writing a file so that a crash, a full disk or a kill never leaves a half-written file under its name."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], object], exclusive: bool = False) -> Path:
+    """Call `write(partial)` on a hidden temporary file beside `path`, then move it into place in one step.
+
+    The temporary file is removed whatever happens. `exclusive`: never replace an existing file; raise
+    FileExistsError instead. The finished file is then hard-linked into place, which fails atomically when
+    the name is taken, so several writers sharing a folder can each claim a free name.
+    """
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
+    try:
+        write(partial)
+        if exclusive:
+            _link_exclusive(partial, path)
+        else:
+            os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+def _link_exclusive(source: Path, path: Path) -> None:
+    try:
+        os.link(source, path)
+    except FileExistsError:
+        raise
+    except OSError:
+        # A filesystem without hard links: claim the name with an exclusive create, then move the file
+        # over the (empty) claim. Readers refuse an empty file by name until the move lands.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        os.replace(source, path)
