@@ -11,19 +11,27 @@ schedule), alpha = beta = 0 at the start, each sample conditioned on its own pro
 
 Files in --out: npnet.safetensors (final), npnet-best.safetensors (lowest validation loss), both
 loadable by `npnet.load` and the Golden Noise Loader; state.pt (resumable: model, optimiser, position,
-RNG; tensors and plain values only, read with torch.load(weights_only=True)); metrics.jsonl.
+RNG, and every setting that decides the result, with a fingerprint of the data; tensors and plain
+values only, read with torch.load(weights_only=True)); metrics.jsonl.
+
+Runs are never mixed or lost: a fresh run into an --out that holds one is refused (unless --overwrite),
+a --resume whose settings or data differ is refused naming each difference, state.pt is also saved
+every --save-every-minutes inside an epoch, and under torchrun a peer that stops answering ends the run
+after --dist-timeout seconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -36,6 +44,7 @@ from tqdm.auto import tqdm
 from .checkpoint import load, save
 from .config import NPNetConfig
 from .dataset import DatasetError, NoisePromptDataset
+from .files import atomic_write
 from .hub import DownloadError, download, download_imagenet_swin
 from .model import NPNet
 from .variants import VARIANTS
@@ -44,10 +53,17 @@ STATE_FILE = "state.pt"
 # Parameters NPNet's forward never reads (the SVD branch's BatchNorm, Swin's ImageNet head): kept for
 # the checkpoint layout, frozen so DDP does not wait for gradients that never come.
 UNUSED = ("unet_svd.bn.", "unet_embedding.swin.head.")
+# Arguments whose change changes the weights a run reaches: a resume must match them all.
+RESULT_ARGS = ("epochs", "batch_size", "lr", "weight_decay", "min_gain", "val_fraction", "init", "seed")
+RUN_FILES = ("npnet.safetensors", "npnet-best.safetensors", STATE_FILE, "metrics.jsonl")
 
 
 class TrainingError(ValueError):
     """A problem with the command line or the data, found before training starts."""
+
+
+class PeerLost(RuntimeError):
+    """Under torchrun, another process stopped answering or failed."""
 
 
 @dataclass
@@ -97,8 +113,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--init", default="none", help="none | imagenet | sdxl | dreamshaper | dit | PATH")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--resume", action="store_true", help="continue from --out/state.pt")
+    p.add_argument(
+        "--resume", action="store_true", help="continue from --out/state.pt (every setting above must match)"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh in an --out that holds a run, deleting that run",
+    )
     p.add_argument("--log-every", type=int, default=10, help="steps between metrics lines")
+    p.add_argument(
+        "--save-every-minutes",
+        type=float,
+        default=5.0,
+        help="also save state.pt this often inside an epoch, so a kill loses at most that much work",
+    )
+    p.add_argument(
+        "--dist-timeout",
+        type=float,
+        default=300.0,
+        help="under torchrun: seconds to wait for the other processes before the run stops with an error",
+    )
     p.add_argument("--weights-dir", default=None, help="where --init downloads go (default: the npnet cache)")
     args = p.parse_args(argv)
     for name in ("epochs", "batch_size", "log_every"):
@@ -112,10 +147,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         raise TrainingError(f"--val-fraction must be between 0 and 1 (exclusive), got {args.val_fraction}.")
     if args.device not in ("auto", "cpu", "cuda"):
         raise TrainingError(f"--device must be auto, cpu or cuda, got {args.device!r}.")
+    for name in ("save_every_minutes", "dist_timeout"):
+        if not (math.isfinite(getattr(args, name)) and getattr(args, name) > 0):
+            raise TrainingError(
+                f"--{name.replace('_', '-')} must be a number > 0, got {getattr(args, name)}."
+            )
+    if args.resume and args.overwrite:
+        raise TrainingError("--resume and --overwrite contradict each other: pick one.")
     return args
 
 
-def start_run(device_choice: str) -> Run:
+def start_run(device_choice: str, timeout: float = 300.0) -> Run:
     """Join torchrun's process group if there is one; pick this process's device."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -127,7 +169,10 @@ def start_run(device_choice: str) -> Run:
     if cuda:
         torch.cuda.set_device(device)
     if world > 1:
-        dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world)
+        # The timeout bounds every collective: a stopped or hung peer ends the run instead of blocking it.
+        dist.init_process_group(
+            "nccl" if cuda else "gloo", rank=rank, world_size=world, timeout=timedelta(seconds=timeout)
+        )
     return Run(rank, world, device)
 
 
@@ -227,174 +272,353 @@ class StopRequest:
             signal.signal(s, handler)
 
 
-def _state(model, optimizer, epoch, step, global_step, best, config) -> dict:
+def data_fingerprint(dataset: NoisePromptDataset) -> str:
+    """SHA-256 over every shard's name and bytes, so another dataset of the same shape is told apart."""
+    digest = hashlib.sha256()
+    for shard in dataset.shards:
+        digest.update(shard.path.name.encode("utf-8", "surrogateescape") + b"\0")
+        with shard.path.open("rb") as f:
+            while block := f.read(1 << 22):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def run_settings(args: argparse.Namespace, dataset: NoisePromptDataset) -> dict:
+    """Everything that decides the weights a run reaches: the result-affecting flags and the data."""
     return {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "epoch": epoch,
-        "step": step,
-        "global_step": global_step,
-        "best_val": best,
-        "config": config.to_json(),
-        "torch_rng": torch.get_rng_state(),
+        **{name: getattr(args, name) for name in RESULT_ARGS},
+        "samples": len(dataset),
+        "data_sha256": data_fingerprint(dataset),
     }
 
 
-def _atomic_torch_save(obj: dict, path: Path) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    torch.save(obj, partial)
-    os.replace(partial, path)
+@dataclass
+class Position:
+    """Where a run is: the next epoch and step to run, steps done, the best validation loss so far."""
+
+    epoch: int = 0
+    step: int = 0
+    global_step: int = 0
+    best_val: float = math.inf
 
 
-def train(args: argparse.Namespace) -> dict:
-    """Run the training `args` describe; returns the final metrics (rank 0) or {} (other ranks)."""
-    run = start_run(args.device)
+@dataclass
+class TrainingState:
+    """What state.pt holds (tensors and plain values only): enough to continue exactly, and the settings
+    a resume must match."""
+
+    model: dict
+    optimizer: dict
+    position: Position
+    settings: dict
+    config: str
+    torch_rng: torch.Tensor = field(default_factory=torch.get_rng_state)
+
+    def save(self, path: Path) -> None:
+        document = {**asdict(self), "settings": json.dumps(self.settings)}
+        atomic_write(path, lambda partial: torch.save(document, partial))
+
+    @classmethod
+    def read(cls, path: Path) -> TrainingState:
+        try:
+            document = torch.load(path, map_location="cpu", weights_only=True)
+            return cls(
+                model=document["model"],
+                optimizer=document["optimizer"],
+                position=Position(**document["position"]),
+                settings=json.loads(document["settings"]),
+                config=document["config"],
+                torch_rng=document["torch_rng"],
+            )
+        except Exception as error:  # an older version's state, a truncated or a foreign file
+            raise TrainingError(
+                f"--resume: {path} is not a state this version can continue ({type(error).__name__}: "
+                f"{str(error)[:200]}); start a new --out."
+            ) from None
+
+
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def check_resume(saved: TrainingState, settings: dict, config: NPNetConfig, out: Path) -> None:
+    """Refuse to continue a run with anything that would change its result, naming every difference."""
+    if NPNetConfig.from_json(saved.config) != config:
+        raise TrainingError(f"--resume: {out / STATE_FILE} trains another network shape than the data holds.")
+    differ = []
+    for key in sorted(set(saved.settings) | set(settings)):
+        before, now = saved.settings.get(key), settings.get(key)
+        if before == now:
+            continue
+        if key == "data_sha256":
+            differ.append("--data (its files are not the ones the run started on)")
+        elif key == "samples":
+            differ.append(f"--data (it gives {now} samples, the run had {before})")
+        else:
+            differ.append(f"{_flag(key)} (the run used {before}, now {now})")
+    if differ:
+        raise TrainingError(
+            f"--resume: the run in {out} was started with other settings: {'; '.join(differ)}. Resume with "
+            "the same settings, or start a new --out."
+        )
+
+
+def prepare_out(args: argparse.Namespace, run: Run) -> None:
+    """A fresh run never writes over another: an --out holding a run needs --resume or --overwrite."""
+    out = Path(args.out)
+    found = [name for name in RUN_FILES if (out / name).exists()]
+    if args.resume or not found:
+        return
+    if not args.overwrite:
+        raise TrainingError(
+            f"--out {out} already holds a run ({', '.join(found)}): continue it with --resume, start it "
+            "again with --overwrite (deleting it), or choose another --out."
+        )
+    if run.main:
+        for name in found:
+            (out / name).unlink()
+
+
+class Metrics:
+    """metrics.jsonl, one line per logged step. After a resume, lines past the saved step (logged after
+    the last save, and about to be logged again) are dropped first, so no line is ever written twice."""
+
+    def __init__(self, path: Path, resume_step: int | None) -> None:
+        if resume_step is not None and path.exists():
+            lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+            kept = "".join(line for line in lines if _line_step(line) <= resume_step)
+            atomic_write(path, lambda partial: partial.write_text(kept, encoding="utf-8"))
+        self._file = path.open("a", encoding="utf-8")
+
+    def write(self, row: dict) -> None:
+        self._file.write(json.dumps(row) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _line_step(line: str) -> float:
     try:
-        return _train(args, run)
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return math.inf  # a torn last line from a kill is dropped
+
+
+class Trainer:
+    """One training run in stages: `setup` (data, network, optimiser, resume), then per epoch `run_epoch`
+    (steps, metrics, `validate` at its end, a timed `save_state`), then `finish`. Every process runs the
+    same stages; only rank 0 writes files."""
+
+    def __init__(self, args: argparse.Namespace, run: Run) -> None:
+        self.args, self.run, self.out = args, run, Path(args.out)
+        self.position = Position()
+        self.metrics: Metrics | None = None
+        self.setup()
+
+    # -- set-up ------------------------------------------------------------------------------------
+    def setup(self) -> None:
+        args, run = self.args, self.run
+        try:
+            self.dataset = NoisePromptDataset(args.data, min_gain=args.min_gain)
+        except DatasetError as error:
+            raise TrainingError(str(error)) from None
+        self.config = self.dataset.config
+        self.train_idx, self.val_idx = split(len(self.dataset), args.val_fraction, args.seed)
+        self._check_batches()
+        self.settings = run_settings(args, self.dataset)
+        saved = self._saved_state()
+        prepare_out(args, run)
+        try:
+            model = initial_model(args.init, self.config, args.seed, args.weights_dir)
+        except DownloadError as error:
+            raise TrainingError(str(error)) from None
+        model.init_non_persistent_buffers(torch.device("cpu"))
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad_(not name.startswith(UNUSED))
+        self.model = model.to(run.device).train()
+        self.trained = DistributedDataParallel(model) if run.world > 1 else model
+        self.optimizer = torch.optim.AdamW(
+            [p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=args.weight_decay
+        )
+        if saved is not None:
+            self.model.load_state_dict(saved.model)
+            self.optimizer.load_state_dict(saved.optimizer)
+            self.position = saved.position
+            torch.set_rng_state(saved.torch_rng)
+        self.amp = run.device.type == "cuda" and torch.cuda.is_bf16_supported()
+        self.batches = GlobalBatches(len(self.train_idx), args.batch_size, run, args.seed)
+        self.baseline = identity_loss(self.dataset, self.val_idx) if run.main else math.nan
+        if run.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.metrics = Metrics(self.out / "metrics.jsonl", self.position.global_step if saved else None)
+            if self.dataset.duplicates:
+                print(
+                    f"note: {self.dataset.duplicates} samples appear in two shards (servers that raced); "
+                    "each is trained on once",
+                    file=sys.stderr,
+                )
+
+    def _check_batches(self) -> None:
+        args, run, train_idx = self.args, self.run, self.train_idx
+        if args.batch_size % run.world:
+            raise TrainingError(
+                f"--batch-size {args.batch_size} must be a multiple of the {run.world} processes."
+            )
+        if run.world > len(train_idx):
+            raise TrainingError(
+                f"{run.world} processes for {len(train_idx)} training samples: use fewer processes."
+            )
+        if len(train_idx) < args.batch_size:
+            raise TrainingError(
+                f"the dataset has {len(train_idx)} training samples (of {len(self.dataset)} kept, min gain "
+                f"{args.min_gain}), fewer than one batch of {args.batch_size}: lower --batch-size or collect more."
+            )
+
+    def _saved_state(self) -> TrainingState | None:
+        if not self.args.resume:
+            return None
+        path = self.out / STATE_FILE
+        if not path.is_file():
+            raise TrainingError(f"--resume: there is no {path} to resume from.")
+        saved = TrainingState.read(path)
+        check_resume(saved, self.settings, self.config, self.out)
+        return saved
+
+    # -- the stages --------------------------------------------------------------------------------
+    def train(self, stop: StopRequest) -> dict:
+        args, last = self.args, {}
+        bar = tqdm(
+            total=self.batches.steps * args.epochs,
+            initial=self.position.epoch * self.batches.steps + self.position.step,
+            disable=not self.run.main,
+            unit="step",
+            desc="npnet.train",
+        )
+        try:
+            while self.position.epoch < args.epochs:
+                last = self.run_epoch(stop, bar) or last
+                self.position.epoch, self.position.step = self.position.epoch + 1, 0
+                if self.run.main:
+                    if last.get("val_loss") is not None and last["val_loss"] < self.position.best_val:
+                        self.position.best_val = last["val_loss"]
+                        save(self.model, self.out / "npnet-best.safetensors")
+                    self.save_state()
+            self.finish()
+        finally:
+            bar.close()
+            if self.metrics is not None:
+                self.metrics.close()
+        return last
+
+    def run_epoch(self, stop: StopRequest, bar) -> dict:
+        """The rest of the current epoch: steps, metrics lines, the validation at its end, timed saves."""
+        args, run, position = self.args, self.run, self.position
+        window_start, window_samples, losses, last = time.perf_counter(), 0, [], {}
+        saved_at = time.monotonic()
+        for step, local in self.batches.epoch(position.epoch, skip=position.step):
+            losses.append(self.train_step(local))
+            position.step, position.global_step = step + 1, position.global_step + 1
+            window_samples += args.batch_size
+            end_of_epoch = step == self.batches.steps - 1
+            if run.main and (position.global_step % args.log_every == 0 or end_of_epoch):
+                rate = window_samples / max(time.perf_counter() - window_start, 1e-9)
+                last = self.log(torch.stack(losses).mean().item(), rate, end_of_epoch)
+                bar.set_postfix(loss=f"{last['train_loss']:.4f}", samples_s=f"{rate:.1f}")
+                window_start, window_samples, losses = time.perf_counter(), 0, []
+            bar.update(1)
+            if stop.agreed(run):
+                if run.main:
+                    self.save_state()
+                    print(
+                        f"stopped; state saved to {self.out / STATE_FILE} (resume with --resume)",
+                        file=sys.stderr,
+                    )
+                raise KeyboardInterrupt
+            if run.main and not end_of_epoch and time.monotonic() - saved_at >= 60 * args.save_every_minutes:
+                self.save_state()
+                saved_at = time.monotonic()
+        return last
+
+    def train_step(self, local: list[int]) -> torch.Tensor:
+        noise, golden, embeds = _stack(self.dataset, [self.train_idx[i] for i in local], self.run.device)
+        with torch.autocast(self.run.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            output = self.trained(noise, embeds)
+        loss = F.mse_loss(output.float(), golden)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+    def log(self, train_loss: float, rate: float, end_of_epoch: bool) -> dict:
+        if not math.isfinite(train_loss):
+            raise TrainingError(
+                f"the training loss became {train_loss} at step {self.position.global_step}: lower --lr."
+            )
+        row = {
+            "epoch": self.position.epoch,
+            "step": self.position.global_step,
+            "train_loss": train_loss,
+            "val_loss": self.validate() if end_of_epoch else None,
+            "identity_val_loss": self.baseline,
+            "samples_per_s": rate,
+            "lr": self.args.lr,
+        }
+        self.metrics.write(row)
+        return row
+
+    def validate(self) -> float:
+        return evaluate(
+            self.model, self.dataset, self.val_idx, self.run.device, self.args.batch_size, self.amp
+        )
+
+    def save_state(self) -> None:
+        TrainingState(
+            model=self.model.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            position=self.position,
+            settings=self.settings,
+            config=self.config.to_json(),
+        ).save(self.out / STATE_FILE)
+
+    def finish(self) -> None:
+        if self.run.main:
+            save(self.model, self.out / "npnet.safetensors")
+        if self.run.world > 1:
+            dist.barrier()
+
+
+def train(args: argparse.Namespace, run: Run | None = None) -> dict:
+    """Run the training `args` describe; returns the final metrics (rank 0) or {} (other ranks).
+
+    `run`: this process's place (rank, world size, device); by default torchrun's environment's.
+    """
+    joined = run is None
+    run = run or start_run(args.device, args.dist_timeout)
+    stop = StopRequest()
+    try:
+        return Trainer(args, run).train(stop)
+    except RuntimeError as error:
+        if run.world == 1 or not _peer_failure(error):
+            raise
+        raise PeerLost(
+            f"process {run.rank} of {run.world}: another process stopped answering (nothing within "
+            f"--dist-timeout {args.dist_timeout:g} s) or failed: {str(error).splitlines()[0][:300]}"
+        ) from None
     finally:
-        if run.world > 1:
+        stop.restore()
+        if joined and run.world > 1:
             dist.destroy_process_group()
 
 
-def _train(args: argparse.Namespace, run: Run) -> dict:
-    out = Path(args.out)
-    try:
-        dataset = NoisePromptDataset(args.data, min_gain=args.min_gain)
-    except DatasetError as error:
-        raise TrainingError(str(error)) from None
-    config = dataset.config
-    train_idx, val_idx = split(len(dataset), args.val_fraction, args.seed)
-    if args.batch_size % run.world:
-        raise TrainingError(
-            f"--batch-size {args.batch_size} must be a multiple of the {run.world} processes."
-        )
-    if run.world > len(train_idx):
-        raise TrainingError(
-            f"{run.world} processes for {len(train_idx)} training samples: use fewer processes."
-        )
-    if len(train_idx) < args.batch_size:
-        raise TrainingError(
-            f"the dataset has {len(train_idx)} training samples (of {len(dataset)} kept, min gain "
-            f"{args.min_gain}), fewer than one batch of {args.batch_size}: lower --batch-size or collect more."
-        )
-    state = None
-    if args.resume:
-        state_path = out / STATE_FILE
-        if not state_path.is_file():
-            raise TrainingError(f"--resume: there is no {state_path} to resume from.")
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
-        if NPNetConfig.from_json(state["config"]) != config:
-            raise TrainingError(
-                f"--resume: {state_path} trains another network shape than {args.data} holds."
-            )
-
-    try:
-        model = initial_model(args.init, config, args.seed, args.weights_dir)
-    except DownloadError as error:
-        raise TrainingError(str(error)) from None
-    model.init_non_persistent_buffers(torch.device("cpu"))
-    for name, parameter in model.named_parameters():
-        parameter.requires_grad_(not name.startswith(UNUSED))
-    model.to(run.device).train()
-    trained = DistributedDataParallel(model) if run.world > 1 else model
-    optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=args.weight_decay
+def _peer_failure(error: RuntimeError) -> bool:
+    """A collective that failed because another process did: a DistError, or gloo's / NCCL's own
+    RuntimeError (a DDP gradient all-reduce inside backward raises the latter)."""
+    text = str(error)
+    return isinstance(error, dist.DistError) or any(
+        mark in text
+        for mark in ("Timed out waiting", "Connection closed by peer", "Connection reset", "NCCL")
     )
-    epoch = step0 = global_step = 0
-    best = math.inf
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        epoch, step0, global_step, best = (
-            state["epoch"],
-            state["step"],
-            state["global_step"],
-            state["best_val"],
-        )
-        torch.set_rng_state(state["torch_rng"])
-
-    amp = run.device.type == "cuda" and torch.cuda.is_bf16_supported()
-    batches = GlobalBatches(len(train_idx), args.batch_size, run, args.seed)
-    baseline = identity_loss(dataset, val_idx) if run.main else math.nan
-    if run.main:
-        out.mkdir(parents=True, exist_ok=True)
-    metrics = (out / "metrics.jsonl").open("a") if run.main else None
-    stop = StopRequest()
-    last: dict = {}
-    bar = tqdm(
-        total=batches.steps * args.epochs,
-        initial=epoch * batches.steps + step0,
-        disable=not run.main,
-        unit="step",
-        desc="npnet.train",
-    )
-    try:
-        while epoch < args.epochs:
-            window_start, window_samples, losses = time.perf_counter(), 0, []
-            for step, local in batches.epoch(epoch, skip=step0):
-                noise, golden, embeds = _stack(dataset, [train_idx[i] for i in local], run.device)
-                with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=amp):
-                    output = trained(noise, embeds)
-                loss = F.mse_loss(output.float(), golden)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                global_step += 1
-                losses.append(loss.detach())
-                window_samples += args.batch_size
-                end_of_epoch = step == batches.steps - 1
-                if run.main and (global_step % args.log_every == 0 or end_of_epoch):
-                    train_loss = torch.stack(losses).mean().item()
-                    if not math.isfinite(train_loss):
-                        raise TrainingError(
-                            f"the training loss became {train_loss} at step {global_step}: lower --lr."
-                        )
-                    rate = window_samples / max(time.perf_counter() - window_start, 1e-9)
-                    last = {
-                        "epoch": epoch,
-                        "step": global_step,
-                        "train_loss": train_loss,
-                        "val_loss": None,
-                        "identity_val_loss": baseline,
-                        "samples_per_s": rate,
-                        "lr": args.lr,
-                    }
-                    if end_of_epoch:
-                        last["val_loss"] = evaluate(model, dataset, val_idx, run.device, args.batch_size, amp)
-                    metrics.write(json.dumps(last) + "\n")
-                    metrics.flush()
-                    bar.set_postfix(loss=f"{train_loss:.4f}", samples_s=f"{rate:.1f}")
-                    window_start, window_samples, losses = time.perf_counter(), 0, []
-                bar.update(1)
-                if stop.agreed(run):
-                    if run.main:
-                        _atomic_torch_save(
-                            _state(model, optimizer, epoch, step + 1, global_step, best, config),
-                            out / STATE_FILE,
-                        )
-                        print(
-                            f"stopped; state saved to {out / STATE_FILE} (resume with --resume)",
-                            file=sys.stderr,
-                        )
-                    raise KeyboardInterrupt
-            epoch, step0 = epoch + 1, 0
-            if run.main:
-                if last.get("val_loss") is not None and last["val_loss"] < best:
-                    best = last["val_loss"]
-                    save(model, out / "npnet-best.safetensors")
-                _atomic_torch_save(
-                    _state(model, optimizer, epoch, 0, global_step, best, config), out / STATE_FILE
-                )
-        if run.main:
-            save(model, out / "npnet.safetensors")
-        if run.world > 1:
-            dist.barrier()
-    finally:
-        bar.close()
-        stop.restore()
-        if metrics is not None:
-            metrics.close()
-    return last
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -403,6 +627,9 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except PeerLost as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     if result:
