@@ -50,7 +50,7 @@ class Settings:
         if "enabled" in overrides:
             changes["enabled"] = _boolean(overrides["enabled"])
         if "strength" in overrides:
-            changes["strength"] = float(overrides["strength"])
+            changes["strength"] = _number(overrides["strength"], "X/Y/Z strength")
         return replace(self, **changes)
 
     def infotext(self) -> str:
@@ -64,7 +64,16 @@ def parse_infotext(value: str) -> Settings:
     if len(parts) != 4 or not parts[1].startswith("strength "):
         raise SettingsError(f"not a Golden Noise infotext value: {value!r}")
     weights, strength, policy, mode = parts
-    return Settings(True, weights, float(strength.removeprefix("strength ")), policy, mode).checked()
+    value = _number(strength.removeprefix("strength "), "infotext strength")
+    return Settings(True, weights, value, policy, mode).checked()
+
+
+def _number(value, what: str) -> float:
+    """A float from an infotext or an X/Y/Z cell, or a SettingsError naming what it was."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"Golden Noise {what} must be a number in [0, 1], got {value!r}") from None
 
 
 def _boolean(value) -> bool:

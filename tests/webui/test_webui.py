@@ -186,3 +186,23 @@ def test_neither_adapter_imports_the_other_host(tmp_path):
             [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path
         )
         assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.mark.parametrize(
+    "value", ["SDXL, strength abc, first_chunk, strict", "SDXL, strength , x, y", "garbage"]
+)
+def test_a_garbled_infotext_restores_nothing_and_raises_nothing(webui, value):
+    fields = webui.module.extension.infotext_fields("enabled", "weights", "strength", "policy", "mode")
+    restored = {component: read({"Golden Noise": value}) for component, read in fields}
+    assert restored == dict.fromkeys(("enabled", "weights", "strength", "policy", "mode"))
+
+
+@pytest.mark.parametrize("value", [None, "abc", float("nan"), 2.0])
+def test_a_bad_xyz_strength_stops_the_generation_with_the_reason(webui, value):
+    webui.script_callbacks.before_ui_callback()
+    strength = next(o for o in webui.xyz.axis_options if o.label == "[Golden Noise] Strength")
+    p = txt2img(webui)
+    strength.apply(p, value, [value])
+    with pytest.raises(RuntimeError, match="Golden Noise.*strength must be a number in"):
+        webui.run(p, *ON)
+    assert p.started_from == {}
