@@ -16,6 +16,7 @@ import torch
 
 from . import theory
 from .engine import simulate
+from .files import write_text_atomic
 from .model import AMPLITUDES, SIGNALS, EpsilonUniform, Scenario, ScenarioError
 from .results import json_safe
 from .sweep import SWEEPABLE, parse_values, sweep
@@ -238,8 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     text = _to_csv(rows()) if args.csv else json.dumps(payload, indent=2) + "\n"
     if args.out:
         try:
-            with open(args.out, "w", encoding="utf-8") as fh:
-                fh.write(text)
+            write_text_atomic(args.out, text)
         except OSError as err:
             print(f"error: --out {args.out}: {err.strerror or err}", file=sys.stderr)
             return EXIT_INVALID

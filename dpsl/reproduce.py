@@ -18,6 +18,7 @@ import numpy as np
 
 from . import published, theory
 from .engine import simulate
+from .files import write_text_atomic
 from .model import EpsilonUniform, Scenario
 from .results import format_number
 
@@ -369,8 +370,7 @@ def main(argv=None) -> int:
         section(rep)
         print(f"{section.__name__}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     rep.lines += [f"Total {time.perf_counter() - started:.0f} s.", ""]
-    with open(args.out, "w", encoding="utf-8") as fh:
-        fh.write("\n".join(rep.lines))
+    write_text_atomic(args.out, "\n".join(rep.lines))
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

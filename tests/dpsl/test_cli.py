@@ -283,3 +283,45 @@ def test_user_errors_exit_2_with_one_error_line_and_no_traceback(extra, message)
     else:
         assert done.returncode == 2
         assert done.stderr.startswith("error: ") and message in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_a_full_disk_leaves_the_previous_out_file_whole(tmp_path):
+    """The write fails part-way (a file-size limit stands in for a full disk: the same EFBIG/ENOSPC
+    OSError from write): the previous --out file stays as it was and no temporary file is left."""
+    import resource
+    import signal
+
+    out = tmp_path / "result.json"
+    out.write_text('{"previous": true}\n')
+
+    def small_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (512, 512))
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dpsl",
+            "simulate",
+            "--agents",
+            "50",
+            "--runs",
+            "20",
+            "--per-run",
+            "--json",
+            "--out",
+            str(out),
+            "--epsilon",
+            "1",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=small_files,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    assert done.returncode == 2 and "error: --out" in done.stderr, done.stderr[-2000:]
+    assert out.read_text() == '{"previous": true}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
