@@ -80,8 +80,13 @@ class ComfyServer:
         return self.base_dir / "output"
 
     def start(
-        self, packs: dict[str, Path] | None = None, timeout: float = 120.0, env: dict[str, str] | None = None
+        self,
+        packs: dict[str, Path] | None = None,
+        timeout: float = 120.0,
+        env: dict[str, str] | None = None,
+        extra_args: list[str] | None = None,
     ) -> ComfyServer:
+        """Start the server; `extra_args` go to ComfyUI's main.py (e.g. a shared --output-directory)."""
         packs = packs if packs is not None else {PACK_FOLDER_NAME: REPO_ROOT, TESTING_PACK_NAME: TESTING_PACK}
         custom_nodes = self.base_dir / "custom_nodes"
         for name, source in packs.items():
@@ -97,6 +102,7 @@ class ComfyServer:
                 "--database-url",
                 "sqlite:///:memory:",
                 "--log-stdout",
+                *(extra_args or []),
             ],
         )
         full_env = {

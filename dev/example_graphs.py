@@ -244,14 +244,14 @@ def collect_node(x: int, y: int, name: str, width: int, height: int, cfg: float)
 
 def evaluate_node(x: int, y: int, width: int, height: int, cfg: float) -> Node:
     # prompts, prompt_file, negative, seed, seeds, width, height, sampler, scheduler, steps, cfg,
-    # token_policy, strength, resolution_mode, filename_prefix
+    # token_policy, strength, resolution_mode, filename_prefix, preview_pairs
     return Node(
         "evaluate",
         "GoldenNoiseEvaluate",
         (x, y),
         [EVAL_PROMPTS, "(none)", NEGATIVE, 1000, 4, width, height, "dpmpp_2m", "karras", 30, cfg]
         + GOLDEN_WIDGETS
-        + ["golden_noise/evaluation"],
+        + ["golden_noise/evaluation", 8],
     )
 
 

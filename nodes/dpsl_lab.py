@@ -19,7 +19,8 @@ from ..dpsl import EpsilonUniform, Scenario, ScenarioError, charts, report, simu
 from ..dpsl.engine import budget_from_gib
 from ..dpsl.model import AMPLITUDES, MAX_QUADRATURE_NODES, SIGNALS, chart_checkpoints
 from ..dpsl.sweep import parse_values, sweep_series
-from .comfy_host import MENU, folder_paths, io, model_management, progress_and_cancel, ui
+from . import host_files
+from .comfy_host import MENU, io, model_management, progress_and_cancel, ui
 
 log = logging.getLogger(__name__)
 
@@ -481,13 +482,14 @@ class DPSLReport(io.ComfyNode):
         sweeps = sweep or []
         if result is None and not sweeps:
             raise DPSLError("connect a DPSL Simulate result or a DPSL Sweep to 'result' or 'sweep'")
+        folder, name, counter, subfolder = host_files.output_path(
+            filename_prefix, "filename_prefix", lambda input_name, cause: DPSLError(f"{input_name}: {cause}")
+        )
         rows = report.report_rows(result, sweeps)
         title = report.report_title(result, sweeps)
         text = report.format_table(rows, title)
-        out_dir = folder_paths.get_output_directory()
-        folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix, out_dir)
         csv_path, json_path = report.write_report(
-            Path(folder), f"{name}_{counter:05}_", rows, title, result, sweeps
+            folder, f"{name}_{counter:05}_", rows, title, result, sweeps
         )
         names = [str(Path(subfolder) / p.name) if subfolder else p.name for p in (csv_path, json_path)]
         return io.NodeOutput(text, *names, ui=ui.PreviewText(text))

@@ -25,6 +25,12 @@ def simulate_prompt(keep_paths=False, **scenario) -> dict:
     return prompt
 
 
+def report_prompt(prefix: str) -> dict:
+    prompt = simulate_prompt(agents=20, runs=5, seed=1)
+    prompt["2"]["inputs"]["filename_prefix"] = prefix
+    return prompt
+
+
 def sweep_prompt(grid: str) -> dict:
     prompt = copy.deepcopy(json.loads((API_DIR / "dpsl_stopping_time.json").read_text()))
     prompt["1"]["inputs"].update(runs=10, agents=50)
@@ -45,8 +51,18 @@ def sweep_prompt(grid: str) -> dict:
         ),
         (sweep_prompt(""), "DPSLSweep", ["epsilon_grid", "empty"]),
         (sweep_prompt("0.5, -1"), "DPSLSweep", ["epsilon_grid", "> 0"]),
+        (report_prompt("../../outside/report"), "DPSLReport", ["filename_prefix", "output folder"]),
+        (report_prompt("/tmp/report"), "DPSLReport", ["filename_prefix", "output folder"]),
     ],
-    ids=["eps_zero", "p_half", "memory_budget", "empty_grid", "negative_grid_value"],
+    ids=[
+        "eps_zero",
+        "p_half",
+        "memory_budget",
+        "empty_grid",
+        "negative_grid_value",
+        "prefix_up",
+        "prefix_abs",
+    ],
 )
 def test_bad_parameters_reach_the_user_naming_the_parameter(comfy_server, prompt, node_type, words):
     error = comfy_server.run_expecting_error(prompt)

@@ -14,7 +14,7 @@ def learning(comfy_inprocess):
 
 @pytest.fixture(scope="module")
 def tiny(comfy_inprocess):
-    from tests.learning import tiny_models
+    from tests.testing_pack import tiny_models
 
     return tiny_models
 

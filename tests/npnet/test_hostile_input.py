@@ -13,6 +13,9 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 import npnet
+from npnet import InputError
+from npnet.collection import DatasetWriter, Pair, collect, plan
+from npnet.dataset import NoisePromptDataset
 from npnet.inputs import shown
 
 CONFIG = npnet.NPNetConfig(channels=4, height=16, width=16, tokens=8, embed_dim=32, family=None)
@@ -94,3 +97,100 @@ def test_a_name_that_is_not_utf8_is_shown_escaped_and_can_be_written(tmp_path):
     with pytest.raises(ValueError) as error:
         npnet.load(tmp_path / name)
     str(error.value).encode("utf-8")
+
+
+# -- noise prompt datasets: values a float16 shard cannot hold, files that are not shards (issue 20) -----
+
+
+def pair(seed: int, gain: float = 0.5) -> Pair:
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.randn(1, 4, 8, 8, generator=g)
+    return Pair(noise, noise + 0.1, torch.randn(1, 5, 16, generator=g), gain)
+
+
+@pytest.mark.parametrize(
+    "field, value, words",
+    [
+        ("golden", 7e4, "golden holds values beyond"),
+        ("embeds", float("nan"), "embeds holds NaN"),
+        ("noise", float("inf"), "noise holds NaN or Inf"),
+    ],
+)
+def test_values_are_checked_as_a_float16_shard_stores_them(tmp_path, field, value, words):
+    made = pair(0)
+    tensors = {"noise": made.noise, "golden": made.golden, "embeds": made.embeds}
+    tensors[field] = tensors[field].clone()
+    tensors[field].view(-1)[0] = value
+    bad = Pair(tensors["noise"], tensors["golden"], tensors["embeds"], 0.5)
+    writer = DatasetWriter(tmp_path, {})
+    with pytest.raises(ValueError, match=words):
+        collect(plan(["x"], 1, 0), lambda s: bad, writer)
+    assert not list(tmp_path.glob("*.safetensors"))
+
+
+def test_an_infinite_gain_is_refused_by_the_training_reader(tmp_path):
+    from npnet.dataset import DatasetError, write_shard
+
+    made = pair(0)
+    write_shard(
+        tmp_path / "a.safetensors", made.noise, made.golden, made.embeds, torch.tensor([float("inf")])
+    )
+    with pytest.raises(DatasetError, match="a.safetensors: 'gain' contains NaN or Inf"):
+        NoisePromptDataset(tmp_path)
+
+
+def _good_shard(folder, name="part-000-of-001-00000.safetensors"):
+    writer = DatasetWriter(folder, {"cfg": 5.5})
+    collect(plan(["x"], 1, 0), lambda s: pair(s.seed), writer)
+    return next(folder.glob("part-*.safetensors"))
+
+
+UNREADABLE = {
+    "truncated": lambda p: p.write_bytes(p.read_bytes()[:40]),
+    "empty": lambda p: p.write_bytes(b""),
+    "huge-header": lambda p: p.write_bytes((2**40).to_bytes(8, "little") + b"{}"),
+    "pickle": lambda p: p.write_bytes(b"\x80\x04\x95" + b"\x00" * 64),
+    "directory": lambda p: (p.unlink(), p.mkdir()),
+    "dangling-link": lambda p: (p.unlink(), p.symlink_to(p.with_name("gone"))),
+    "fifo": lambda p: (p.unlink(), __import__("os").mkfifo(p)),
+}
+
+
+@pytest.mark.parametrize("spoil", list(UNREADABLE), ids=list(UNREADABLE))
+def test_an_unreadable_shard_is_named_and_never_hangs(tmp_path, spoil):
+    shard = _good_shard(tmp_path)
+    UNREADABLE[spoil](shard)
+    with pytest.raises(InputError) as error:
+        DatasetWriter(tmp_path, {"cfg": 5.5})
+    assert error.value.input == "dataset_name" and shard.name in str(error.value)
+    from npnet.dataset import DatasetError
+
+    with pytest.raises(DatasetError, match=shard.name):
+        NoisePromptDataset(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "metadata, index, words",
+    [
+        ("{not json", None, "is not JSON"),
+        (None, torch.zeros(1, 1, dtype=torch.int64), "'index' has shape [1, 1]"),
+        (None, "drop", "has no 'index'"),
+    ],
+    ids=["bad-json", "2d-index", "no-index"],
+)
+def test_a_shard_with_bad_metadata_or_index_is_named(tmp_path, metadata, index, words):
+    import json
+
+    from safetensors.torch import save_file
+
+    made = pair(0)
+    tensors = {"noise": made.noise, "golden": made.golden, "embeds": made.embeds, "gain": torch.tensor([0.5])}
+    if index is None:
+        tensors["index"] = torch.tensor([0])
+    elif not isinstance(index, str):
+        tensors["index"] = index
+    info = metadata if metadata is not None else json.dumps({"version": 1, "cfg": 5.5, "shard_count": 1})
+    save_file(tensors, tmp_path / "part-000-of-001-00000.safetensors", metadata={"npd": info})
+    with pytest.raises(InputError, match=r"part-000-of-001-00000\.safetensors") as error:
+        DatasetWriter(tmp_path, {"cfg": 5.5})
+    assert words in str(error.value)

@@ -5,9 +5,9 @@ from comfy_api.latest import ComfyExtension
 
 
 def _node_classes() -> list[type]:
-    from . import golden_noise_probes
+    from . import golden_noise_probes, learning_probes
 
-    return list(golden_noise_probes.NODES)
+    return [*golden_noise_probes.NODES, *learning_probes.NODES]
 
 
 class GoldenNoiseTestingExtension(ComfyExtension):

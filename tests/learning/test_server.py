@@ -1,0 +1,212 @@
+"""The learning nodes as ComfyUI runs them: graphs queued through the real server's /prompt, the example
+workflows executed with their model loaders swapped for the test pack's tiny checkpoint and reward
+(nothing else in them changes but sizes and counts), and collection shared by two real servers."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+import npnet
+from dev.comfy_harness import ExecutionFailed, start_server
+from npnet.dataset import NoisePromptDataset
+
+pytestmark = pytest.mark.server
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+API_DIR = REPO_ROOT / "tests" / "api_workflows"
+SMALL = {"width": 128, "height": 128, "steps": 3}
+
+
+def example(name: str, **changes) -> dict:
+    """An example's API copy on the tiny models: CheckpointLoaderSimple -> GoldenNoiseTinyCheckpoint (the
+    same three outputs in the same order), GoldenNoiseRewardLoader -> GoldenNoiseTinyReward; `changes`
+    apply to every node that has those inputs."""
+    prompt = json.loads((API_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    for node in prompt.values():
+        if node["class_type"] == "CheckpointLoaderSimple":
+            node.update(class_type="GoldenNoiseTinyCheckpoint", inputs={"family": "sd15", "seed": 0})
+        elif node["class_type"] == "GoldenNoiseRewardLoader":
+            node.update(class_type="GoldenNoiseTinyReward", inputs={"nan_from": 0})
+        else:
+            node["inputs"].update({k: v for k, v in changes.items() if k in node["inputs"]})
+    return prompt
+
+
+def node_of(prompt: dict, class_type: str) -> dict:
+    return next(n for n in prompt.values() if n["class_type"] == class_type)
+
+
+def ui_text(entry: dict, prompt: dict, class_type: str) -> str:
+    nid = next(k for k, n in prompt.items() if n["class_type"] == class_type)
+    return "".join(entry["outputs"][nid]["text"])
+
+
+@pytest.fixture(scope="module")
+def eval_net(comfy_server) -> str:
+    """An NPNet for the tiny SD1.5 model at 128x128 (4x16x16 latents, 32-wide prompt states)."""
+    config = npnet.NPNetConfig(channels=4, height=16, width=16, tokens=8, embed_dim=32, family=None)
+    torch.manual_seed(0)
+    network = npnet.NPNet(config)
+    with torch.no_grad():
+        network.alpha.fill_(1.0)
+        network.beta.fill_(0.5)
+    folder = comfy_server.models_dir / "npnet"
+    folder.mkdir(parents=True, exist_ok=True)
+    npnet.save(network, folder / "server_eval_net.safetensors")
+    return "server_eval_net.safetensors"
+
+
+def evaluate_graph(weights: str, **changes) -> dict:
+    prompt = example("golden_noise_evaluate_sdxl", **SMALL, seeds=2, **changes)
+    node_of(prompt, "GoldenNoiseLoader")["inputs"]["weights"] = weights
+    return prompt
+
+
+def test_evaluate_finishes_on_the_server_and_writes_its_files(comfy_server, eval_net):
+    prompt = evaluate_graph(eval_net, filename_prefix="server_eval/run")
+    entry = comfy_server.run(prompt, timeout=300)
+    text = ui_text(entry, prompt, "GoldenNoiseEvaluate")
+    csv_name, json_name = json.loads(text.splitlines()[-1])
+    document = json.loads((comfy_server.output_dir / json_name).read_text())
+    assert document["complete"] is True and document["summary"]["pairs"] == 8  # 4 prompts x 2 seeds
+    assert (comfy_server.output_dir / csv_name).read_text().count("\n") == 9
+    assert f"mean difference {document['summary']['mean_difference']:+.4g}" in text
+
+
+@pytest.mark.parametrize("value", ["../../etc/passwd", "/etc/passwd", "../outside.txt", ".hidden.txt"])
+@pytest.mark.parametrize("node", ["GoldenNoiseCollectDataset", "GoldenNoiseEvaluate"])
+def test_a_prompt_file_outside_the_input_folder_is_refused(comfy_server, eval_net, node, value):
+    (comfy_server.base_dir / "outside.txt").write_text("a secret line\n")
+    (comfy_server.base_dir / "input" / ".hidden.txt").write_text("a hidden line\n")
+    if node == "GoldenNoiseEvaluate":
+        prompt = evaluate_graph(eval_net, filename_prefix="server_eval/refused")
+    else:
+        prompt = example("golden_noise_collect_sdxl", **SMALL, dataset_name="refused_npd")
+    node_of(prompt, node)["inputs"].update(prompts="", prompt_file=value)
+    try:
+        error = comfy_server.run_expecting_error(prompt, timeout=120)
+        message = error["exception_message"]
+    except ExecutionFailed as refused:  # a core that checks combo values refuses it at /prompt
+        message = str(refused)
+    assert "prompt_file" in message and "secret" not in message and "Traceback" not in message
+    assert not (comfy_server.output_dir / "npd" / "refused_npd").exists()
+
+
+def test_a_prompt_file_in_the_input_folder_is_read(comfy_server, eval_net):
+    (comfy_server.base_dir / "input" / "server_prompts.jsonl").write_text(
+        '{"prompt": "a red bicycle"}\n{"prompt": "a bowl of ramen"}\n'
+    )
+    prompt = evaluate_graph(eval_net, filename_prefix="server_eval/from_file")
+    node_of(prompt, "GoldenNoiseEvaluate")["inputs"].update(prompts="", prompt_file="server_prompts.jsonl")
+    entry = comfy_server.run(prompt, timeout=300)
+    csv_name, _ = json.loads(ui_text(entry, prompt, "GoldenNoiseEvaluate").splitlines()[-1])
+    rows = (comfy_server.output_dir / csv_name).read_text().splitlines()[1:]
+    assert [r.split(",")[0] for r in rows] == ["a red bicycle"] * 2 + ["a bowl of ramen"] * 2
+
+
+def test_a_nan_reward_is_an_error_on_the_node_and_keeps_the_scored_rows(comfy_server, eval_net):
+    prompt = evaluate_graph(eval_net, filename_prefix="server_eval/nan")
+    node_of(prompt, "GoldenNoiseTinyReward")["inputs"]["nan_from"] = 3
+    error = comfy_server.run_expecting_error(prompt, timeout=300)
+    assert error["node_type"] == "GoldenNoiseEvaluate" and "input 'reward'" in error["exception_message"]
+    assert "2 pairs scored before it" in error["exception_message"]
+    (csv_file,) = (comfy_server.output_dir / "server_eval").glob("nan_*.csv")
+    assert csv_file.read_text().count("\n") == 3  # header and the two scored pairs
+
+
+def shard_indices(folder: Path) -> list[int]:
+    found = []
+    for path in sorted(folder.glob("part-*.safetensors")):
+        with safe_open(path, "pt") as f:
+            found.extend(f.get_tensor("index").tolist())
+    return found
+
+
+@pytest.mark.slow
+def test_the_learning_loop_example_runs_end_to_end(comfy_server, tmp_path):
+    """collect (the example, queued) -> python -m npnet.train -> the trained file in models/npnet ->
+    Evaluate (the evaluate example, queued) with it."""
+    collect = example(
+        "golden_noise_learning_loop_sd15", **SMALL, samples_per_prompt=2, dataset_name="loop_npd"
+    )
+    entry = comfy_server.run(collect, timeout=600)
+    assert "12 pairs written now, 12 in the dataset" in ui_text(entry, collect, "GoldenNoiseCollectDataset")
+    data = comfy_server.output_dir / "npd" / "loop_npd"
+    assert sorted(shard_indices(data)) == list(range(12))
+    out = tmp_path / "run"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "npnet.train",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "2",
+            "--min-gain",
+            "-1000",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    shutil.copy(out / "npnet.safetensors", comfy_server.models_dir / "npnet" / "loop_trained.safetensors")
+    evaluate = evaluate_graph("loop_trained.safetensors", filename_prefix="server_eval/loop")
+    entry = comfy_server.run(evaluate, timeout=600)
+    assert "8 prompt x seed pairs scored by brightness" in ui_text(entry, evaluate, "GoldenNoiseEvaluate")
+
+
+@pytest.mark.slow
+def test_two_servers_with_different_shard_sizes_on_one_folder_write_each_sample_once(comfy_server, tmp_path):
+    second = start_server(
+        tmp_path / "second", extra_args=["--output-directory", str(comfy_server.output_dir)]
+    )
+    try:
+        graphs = []
+        for server, per_shard in ((comfy_server, 3), (second, 5)):
+            graph = example(
+                "golden_noise_collect_sdxl", **SMALL, samples_per_prompt=6, dataset_name="shared_npd"
+            )
+            node_of(graph, "GoldenNoiseCollectDataset")["inputs"]["samples_per_shard"] = per_shard
+            graphs.append((server, graph))
+        results = {}
+        threads = [
+            threading.Thread(target=lambda s=s, g=g: results.__setitem__(id(s), s.run(g, timeout=600)))
+            for s, g in graphs
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=700)
+        assert len(results) == 2, "a server did not finish its collection"
+        folder = comfy_server.output_dir / "npd" / "shared_npd"
+        prompts = node_of(graphs[0][1], "GoldenNoiseCollectDataset")["inputs"]["prompts"].strip().splitlines()
+        total = 6 * len(prompts)
+        assert len(NoisePromptDataset(folder)) == total  # each sample once
+        assert set(shard_indices(folder)) == set(range(total))
+        # Re-queued, neither server makes anything again.
+        again = copy.deepcopy(graphs[0][1])
+        entry = comfy_server.run(again, timeout=300)
+        assert f"0 pairs written now, {total} in the dataset" in ui_text(
+            entry, again, "GoldenNoiseCollectDataset"
+        )
+    finally:
+        second.stop()

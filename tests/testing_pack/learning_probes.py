@@ -1,0 +1,70 @@
+"""Test-only nodes that give the learning nodes what a user's graph gives them, without any download:
+a tiny checkpoint (MODEL, CLIP, VAE in CheckpointLoaderSimple's order, so an example workflow runs by
+swapping one node) and a scripted reward model (REWARD_MODEL) whose score is the image's brightness."""
+
+from __future__ import annotations
+
+import torch
+from comfy_api.latest import io
+
+from . import tiny_models
+
+CATEGORY = "golden_noise_testing"
+
+
+class GoldenNoiseTinyCheckpoint(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="GoldenNoiseTinyCheckpoint",
+            category=CATEGORY,
+            inputs=[
+                io.Combo.Input("family", options=list(tiny_models.FAMILIES)),
+                io.Int.Input("seed", default=0, min=0, max=2**31),
+            ],
+            outputs=[io.Model.Output(), io.Clip.Output(), io.Vae.Output()],
+        )
+
+    @classmethod
+    def execute(cls, family, seed) -> io.NodeOutput:
+        channels = tiny_models.FAMILIES[family][2]
+        return io.NodeOutput(
+            tiny_models.tiny_model(family, seed),
+            tiny_models.tiny_clip(seed + 1),
+            tiny_models.tiny_vae(channels),
+        )
+
+
+class BrightnessReward:
+    """The reward contract (`name`, `score(images, prompts)` -> one float per image); NaN from the
+    `nan_from`-th call on when it is set (one call per pair)."""
+
+    name = "brightness"
+
+    def __init__(self, nan_from: int = 0):
+        self.calls, self.nan_from = 0, nan_from
+
+    def score(self, images, prompts):
+        self.calls += 1
+        scores = images.float().mean(dim=(1, 2, 3))
+        if self.nan_from and self.calls >= self.nan_from:
+            scores = torch.full_like(scores, float("nan"))
+        return scores
+
+
+class GoldenNoiseTinyReward(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="GoldenNoiseTinyReward",
+            category=CATEGORY,
+            inputs=[io.Int.Input("nan_from", default=0, min=0, max=10**6)],
+            outputs=[io.Custom("REWARD_MODEL").Output()],
+        )
+
+    @classmethod
+    def execute(cls, nan_from) -> io.NodeOutput:
+        return io.NodeOutput(BrightnessReward(nan_from))
+
+
+NODES: list[type] = [GoldenNoiseTinyCheckpoint, GoldenNoiseTinyReward]
