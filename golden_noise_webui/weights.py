@@ -14,8 +14,7 @@ from pathlib import Path
 import torch
 
 import npnet
-from npnet.inputs import shown
-from npnet.variants import VARIANTS
+from npnet import VARIANTS, shown
 
 log = logging.getLogger(__name__)
 

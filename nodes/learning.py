@@ -1,6 +1,6 @@
 """The learning-framework nodes: a reward model, noise prompt dataset collection, golden-noise evaluation.
 
-Each node translates widgets into the host-free `npnet.collection` / `npnet.evaluation` loops and the
+Each node translates widgets into the host-free `npnet.learning` loops (collection, evaluation) and the
 answers back into ComfyUI types; the host work (encode, sample, decode) is `rendering.Renderer`, the
 scores are `reward_models.ClipReward.score`, file names are checked by `host_files`. Node ids are a
 public contract: never rename one.
@@ -16,8 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..npnet import InputError, collection, evaluation
-from ..npnet.conditioning import first_tokens
+from ..npnet import InputError, first_tokens, learning
 from . import host_files
 from .comfy_host import MENU, Noise_RandomNoise, folder_paths, io, progress_and_cancel, ui
 from .errors import GoldenNoiseError
@@ -49,7 +48,7 @@ def prompt_files() -> list[str]:
 
 def read_prompts(node: str, nid: str | None, prompts: str, prompt_file: str) -> list[str]:
     """The prompt list from the text box or the input-folder file (not both: one source is unambiguous)."""
-    typed = collection.read_prompts(prompts)
+    typed = learning.read_prompts(prompts)
     if prompt_file == NO_FILE:
         if not typed:
             raise GoldenNoiseError(
@@ -65,7 +64,7 @@ def read_prompts(node: str, nid: str | None, prompts: str, prompt_file: str) -> 
         )
     path = host_files.input_file(prompt_file, PROMPT_SUFFIXES, "prompt_file", _errors(node, nid))
     with on_node(node, nid):
-        read = collection.read_prompt_file(path)
+        read = learning.read_prompt_file(path)
     if not read:
         raise GoldenNoiseError(node, nid, "prompt_file", f"{prompt_file} holds no prompts.")
     return read
@@ -294,7 +293,7 @@ class CollectNoisePromptDataset(io.ComfyNode):
     def fingerprint_inputs(cls, dataset_name="", **kwargs):
         # Re-run whenever the folder changed (shards deleted or added), not only when widgets did.
         try:
-            name = collection.check_dataset_name(str(dataset_name))
+            name = learning.check_dataset_name(str(dataset_name))
         except InputError:
             return None  # execute reports the bad name
         folder = Path(folder_paths.get_output_directory()) / DATASETS / name
@@ -327,10 +326,10 @@ class CollectNoisePromptDataset(io.ComfyNode):
                 )
         run = render_run(cls.NAME, nid, **shared)
         with on_node(cls.NAME, nid):
-            name = collection.check_dataset_name(dataset_name)
-            samples = collection.plan(run.prompts, samples_per_prompt, seed, shard_index, shard_count)
+            name = learning.check_dataset_name(dataset_name)
+            samples = learning.plan(run.prompts, samples_per_prompt, seed, shard_index, shard_count)
             folder = host_files.output_folder(name, DATASETS, "dataset_name", _errors(cls.NAME, nid))
-            writer = collection.DatasetWriter(
+            writer = learning.DatasetWriter(
                 folder,
                 {
                     "latent_shape": list(run.renderer.latent.shape[1:]),
@@ -342,7 +341,7 @@ class CollectNoisePromptDataset(io.ComfyNode):
                     "base_seed": seed,
                     "samples_per_prompt": samples_per_prompt,
                     "prompt_count": len(run.prompts),
-                    "prompts_sha256": collection.prompts_fingerprint(run.prompts),
+                    "prompts_sha256": learning.prompts_fingerprint(run.prompts),
                 },
                 shard_index,
                 shard_count,
@@ -350,7 +349,7 @@ class CollectNoisePromptDataset(io.ComfyNode):
             )
         previews = Previews(preview_pairs)
 
-        def make(sample: collection.Sample) -> collection.Pair:
+        def make(sample: learning.Sample) -> learning.Pair:
             renderer = run.renderer
             positive = renderer.encode(sample.prompt)
             noise = renderer.noise(sample.seed)
@@ -360,13 +359,13 @@ class CollectNoisePromptDataset(io.ComfyNode):
             )
             plain_score, golden_score = run.reward.score(images, [sample.prompt] * 2).tolist()
             embeds = first_tokens(positive[0][0].float().cpu(), tokens)
-            return collection.Pair(noise.float(), golden.float(), embeds, golden_score - plain_score, images)
+            return learning.Pair(noise.float(), golden.float(), embeds, golden_score - plain_score, images)
 
         with progress_and_cancel(max(len(samples), 1), nid) as (progress, cancel), on_node(cls.NAME, nid):
-            written = collection.collect(
+            written = learning.collect(
                 samples, make, writer, progress, cancel, lambda sample, pair: previews.keep(pair.images)
             )
-        text = collection.summary(folder, written)
+        text = learning.summary(folder, written)
         return io.NodeOutput(str(folder), previews.tensor(), text, ui=ui.PreviewText(text))
 
 
@@ -441,8 +440,8 @@ class EvaluateGoldenNoise(io.ComfyNode):
         run = render_run(cls.NAME, nid, **shared)
         golden_settings = settings(token_policy, strength, resolution_mode)
         origin = Origin(f"{cls.NAME} ({cls.NODE_ID})", nid)
-        todo = list(evaluation.jobs(run.prompts, seed, seeds))
-        files = evaluation.ResultFiles(
+        todo = list(learning.jobs(run.prompts, seed, seeds))
+        files = learning.ResultFiles(
             folder,
             f"{stem}_{counter:05}_",
             {
@@ -456,7 +455,7 @@ class EvaluateGoldenNoise(io.ComfyNode):
         )
         previews, encoded = Previews(preview_pairs), {}
 
-        def score_pair(job: evaluation.Job):
+        def score_pair(job: learning.Job):
             renderer = run.renderer
             positive = encoded.get(job.prompt) or encoded.setdefault(job.prompt, renderer.encode(job.prompt))
             golden = GoldenNoise(Noise_RandomNoise(job.seed), npnet, positive, golden_settings, origin)
@@ -470,11 +469,13 @@ class EvaluateGoldenNoise(io.ComfyNode):
             return plain_score, golden_score, pair
 
         with progress_and_cancel(len(todo), nid) as (progress, cancel), on_node(cls.NAME, nid):
-            summary = evaluation.run(
+            summary = learning.run_evaluation(
                 todo, score_pair, files, progress, cancel, lambda job, images: previews.keep(images)
             )
-        text = evaluation.describe(summary, run.reward.name)
-        chart = torch.from_numpy(evaluation.chart(files.scores, run.reward.name)).float().div(255)[None]
+        text = learning.describe(summary, run.reward.name)
+        chart = (
+            torch.from_numpy(learning.evaluation_chart(files.scores, run.reward.name)).float().div(255)[None]
+        )
         names = [
             str(Path(subfolder) / p.name) if subfolder else p.name for p in (files.csv_path, files.json_path)
         ]

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import npnet
-from ..npnet.inputs import shown
-from ..npnet.variants import VARIANTS
+from ..npnet import VARIANTS, shown
 from .comfy_host import (
     folder_paths,
     model_management,

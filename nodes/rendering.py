@@ -3,7 +3,7 @@ collection and evaluation.
 
 `Renderer` holds the user's MODEL, CLIP and VAE and sampler settings, and does what the core cannot:
 encode a prompt, draw a seed's noise exactly as KSampler does (`prepare_noise`), sample it fully, decode
-it, and compute the re-denoise target of `npnet.redenoise` with the model's own guider and
+it, and compute the re-denoise target of `npnet.learning.redenoise` with the model's own guider and
 `model_sampling`, so the same code serves epsilon, v-prediction and flow-matching models.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..npnet.redenoise import redenoise, to_unit_noise
+from ..npnet.learning import redenoise, to_unit_noise
 from .comfy_host import comfy_sample, comfy_samplers, fix_empty_latent, io
 from .errors import GoldenNoiseError
 
@@ -98,7 +98,7 @@ class Renderer:
     def golden_target(
         self, noise: torch.Tensor, positive: list, cfg_denoise: float, cfg_inversion: float, seed: int
     ) -> torch.Tensor:
-        """x'_T of `noise`: one denoise and one inversion step (npnet.redenoise) with the model's guider."""
+        """x'_T of `noise`: one denoise and one inversion step (npnet.learning.redenoise) with the model's guider."""
         guider = comfy_samplers.CFGGuider(self.model)
         guider.set_conds(positive, self.negative)
         guider.set_cfg(cfg_denoise)

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import torch
 
-from ..npnet import Cancelled
-from ..npnet.hub import download_folder
+from ..npnet import Cancelled, download_folder
 from .comfy_host import (
     folder_paths,
     model_management,

@@ -13,8 +13,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from huggingface_hub import HfApi, constants, hf_hub_download
-
 from .checkpoint import read_checked, save_safetensors
 from .golden import Cancelled
 from .variants import FAMILIES, OFFICIAL_REPO, VARIANTS, Variant
@@ -26,6 +24,14 @@ _WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt")
 _TRUE = {"1", "on", "yes", "true"}
 
 Progress = Callable[[int, "int | None"], None]
+
+
+def _hub():
+    """huggingface_hub, imported at the first download: it imports tqdm, which `import npnet` must not
+    (inference-only hosts never download through it)."""
+    import huggingface_hub
+
+    return huggingface_hub
 
 
 class DownloadError(RuntimeError):
@@ -195,14 +201,14 @@ def _token() -> str | None:
 
 def _offline() -> bool:
     # huggingface_hub reads HF_HUB_OFFLINE once at import; the caller's current environment wins here.
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE or constants.HF_HUB_OFFLINE
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE or _hub().constants.HF_HUB_OFFLINE
 
 
 def _sources(spec: Variant, endpoint: str, token: str | None, failures: list[str], watch: _Watch):
     """(repo, path) pairs to try, official first; a listing failure is recorded and skipped."""
     try:
         files = watch.call(
-            lambda: HfApi(endpoint=endpoint, token=token).list_repo_files(OFFICIAL_REPO),
+            lambda: _hub().HfApi(endpoint=endpoint, token=token).list_repo_files(OFFICIAL_REPO),
             f"listing {OFFICIAL_REPO}",
         )
     except HubStalled as error:
@@ -254,7 +260,7 @@ def _fetch_into(
     staging = Path(tempfile.mkdtemp(prefix=".npnet-download-", dir=target.parent))
     try:
         path = watch.call(
-            lambda: hf_hub_download(
+            lambda: _hub().hf_hub_download(
                 repo,
                 filename,
                 local_dir=staging,
@@ -340,7 +346,9 @@ def download_folder(
     watch = _Watch(should_cancel)
     try:
         files = pick(
-            watch.call(lambda: HfApi(endpoint=endpoint, token=token).list_repo_files(repo), f"listing {repo}")
+            watch.call(
+                lambda: _hub().HfApi(endpoint=endpoint, token=token).list_repo_files(repo), f"listing {repo}"
+            )
         )
         if not files:
             raise DownloadError(f"{repo} has none of the files this model needs")
@@ -353,7 +361,7 @@ def download_folder(
         for name in files:
             path = Path(
                 watch.call(
-                    lambda name=name: hf_hub_download(
+                    lambda name=name: _hub().hf_hub_download(
                         repo,
                         name,
                         local_dir=staging,

@@ -16,7 +16,7 @@ import torch
 from safetensors import safe_open
 
 import npnet
-from npnet.dataset import NoisePromptDataset
+from npnet.learning.dataset import NoisePromptDataset
 from tests.learning.conftest import ScriptedReward
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import npnet
-from npnet import evaluation
+from npnet.learning import evaluation
 from tests.learning.conftest import ScriptedReward
 
 

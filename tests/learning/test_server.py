@@ -19,7 +19,7 @@ from safetensors import safe_open
 
 import npnet
 from dev.comfy_harness import ExecutionFailed, start_server
-from npnet.dataset import NoisePromptDataset
+from npnet.learning.dataset import NoisePromptDataset
 
 pytestmark = pytest.mark.server
 

@@ -1,4 +1,4 @@
-"""npnet.collection without a host: sample numbering and sharding, prompt files, names, the writer."""
+"""npnet.learning.collection without a host: sample numbering and sharding, prompt files, names, the writer."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from npnet import InputError
-from npnet.collection import (
+from npnet.learning.collection import (
     DatasetWriter,
     Pair,
     check_dataset_name,
@@ -15,8 +15,8 @@ from npnet.collection import (
     read_prompt_file,
     read_prompts,
 )
-from npnet.dataset import NoisePromptDataset
-from npnet.redenoise import redenoise
+from npnet.learning.dataset import NoisePromptDataset
+from npnet.learning.redenoise import redenoise
 
 
 def test_shards_partition_the_samples_and_keep_their_seeds():
@@ -128,7 +128,7 @@ def test_two_servers_with_different_shard_sizes_write_each_sample_once(tmp_path)
 
 
 def test_a_shard_name_is_never_overwritten(tmp_path):
-    from npnet.dataset import write_shard
+    from npnet.learning.dataset import write_shard
 
     first = pair(1)
     write_shard(tmp_path / "x.safetensors", first.noise, first.golden, first.embeds, exclusive=True)
@@ -138,7 +138,7 @@ def test_a_shard_name_is_never_overwritten(tmp_path):
 
 
 def test_readers_keep_one_copy_of_a_sample_that_two_servers_wrote(tmp_path):
-    from npnet.dataset import write_shard
+    from npnet.learning.dataset import write_shard
 
     def shard(name, indices):
         made = [pair(i) for i in indices]
@@ -156,7 +156,7 @@ def test_readers_keep_one_copy_of_a_sample_that_two_servers_wrote(tmp_path):
     shard("part-000-of-001-00001.safetensors", [2, 3])  # a race: sample 2 twice
     dataset = NoisePromptDataset(tmp_path)
     assert len(dataset) == 4 and dataset.duplicates == 1
-    from npnet.collection import dataset_gains
+    from npnet.learning.collection import dataset_gains
 
     assert len(dataset_gains(tmp_path)) == 4
 
@@ -165,13 +165,13 @@ def test_the_plan_is_lazy_and_skipping_is_arithmetic():
     huge = plan([f"p{i}" for i in range(1000)], 100_000, 7, shard_index=3, shard_count=4)
     assert len(huge) == 25_000_000
     assert huge[0].index == 3 and huge[-1].index == 99_999_999 and huge[1].seed == 7 + 7
-    from npnet.collection import remaining
+    from npnet.learning.collection import remaining
 
     assert remaining(huge, {3, 7, 8}) == 25_000_000 - 2
 
 
 def test_pending_samples_hold_no_images_and_are_float16():
-    from npnet.collection import Sample, as_stored
+    from npnet.learning.collection import Sample, as_stored
 
     sample = Sample(0, 0, "x", 0)
     made = pair(0)

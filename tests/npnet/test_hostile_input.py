@@ -14,9 +14,9 @@ from safetensors.torch import load_file, save_file
 
 import npnet
 from npnet import InputError
-from npnet.collection import DatasetWriter, Pair, collect, plan
-from npnet.dataset import NoisePromptDataset
 from npnet.inputs import shown
+from npnet.learning.collection import DatasetWriter, Pair, collect, plan
+from npnet.learning.dataset import NoisePromptDataset
 
 CONFIG = npnet.NPNetConfig(channels=4, height=16, width=16, tokens=8, embed_dim=32, family=None)
 
@@ -129,7 +129,7 @@ def test_values_are_checked_as_a_float16_shard_stores_them(tmp_path, field, valu
 
 
 def test_an_infinite_gain_is_refused_by_the_training_reader(tmp_path):
-    from npnet.dataset import DatasetError, write_shard
+    from npnet.learning.dataset import DatasetError, write_shard
 
     made = pair(0)
     write_shard(
@@ -163,7 +163,7 @@ def test_an_unreadable_shard_is_named_and_never_hangs(tmp_path, spoil):
     with pytest.raises(InputError) as error:
         DatasetWriter(tmp_path, {"cfg": 5.5})
     assert error.value.input == "dataset_name" and shard.name in str(error.value)
-    from npnet.dataset import DatasetError
+    from npnet.learning.dataset import DatasetError
 
     with pytest.raises(DatasetError, match=shard.name):
         NoisePromptDataset(tmp_path)

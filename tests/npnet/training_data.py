@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 import npnet
-from npnet.dataset import write_shard
+from npnet.learning.dataset import write_shard
 
 # A small network shape: non-square latents and a short prompt keep each step cheap (Swin-T still runs
 # at 224x224, whatever the latent size, and dominates the cost).

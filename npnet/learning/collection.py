@@ -34,9 +34,9 @@ from pathlib import Path
 
 import torch
 
+from ..golden import Cancelled
+from ..inputs import InputError
 from .dataset import PER_SHARD, DatasetError, open_shard, shard_index, shard_metadata, write_shard
-from .golden import Cancelled
-from .inputs import InputError
 
 SHARD_NAME = re.compile(r"^part-(?P<index>\d{3,})-of-(?P<count>\d{3,})-(?P<seq>\d{5,})\.safetensors$")
 DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

@@ -29,8 +29,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .config import OFFICIAL, NPNetConfig
-from .files import atomic_write
+from ..config import OFFICIAL, NPNetConfig
+from ..files import atomic_write
 
 VERSION = 1
 METADATA_KEY = "npd"

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import atomic_write
-from .golden import Cancelled
-from .inputs import InputError
+from ..files import atomic_write
+from ..golden import Cancelled
+from ..inputs import InputError
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,59 @@
+"""The learning framework behind golden noise: everything between a user's diffusion model and a trained
+NPNet, host-free (torch, numpy, safetensors; matplotlib only inside `evaluation.chart`).
+
+- `dataset`: the noise prompt dataset (NPD) format, shards written atomically and read checked.
+- `redenoise`: re-denoise sampling (one denoise step, one inversion step) over any model's sampling.
+- `collection`: which samples to make, shards shared by several servers, resuming (`collect`).
+- `evaluation`: golden against plain noise, paired statistics, rows streamed to CSV (`run`).
+- `runs` and `train`: `python -m npnet.train` (one process or torchrun), runs that cannot be mixed.
+
+Inference-only users never import this package: `import npnet` does not.
+"""
+
+from .collection import (
+    DatasetWriter,
+    Pair,
+    Plan,
+    Sample,
+    check_dataset_name,
+    collect,
+    plan,
+    prompts_fingerprint,
+    read_prompt_file,
+    read_prompts,
+    summary,
+)
+from .dataset import DatasetError, NoisePromptDataset, write_shard
+from .evaluation import Job, PairScore, ResultFiles, Summary, describe, jobs, read_csv, summarise
+from .evaluation import chart as evaluation_chart
+from .evaluation import run as run_evaluation
+from .redenoise import redenoise, to_unit_noise
+
+__all__ = [
+    "DatasetError",
+    "DatasetWriter",
+    "Job",
+    "NoisePromptDataset",
+    "Pair",
+    "PairScore",
+    "Plan",
+    "ResultFiles",
+    "Sample",
+    "Summary",
+    "check_dataset_name",
+    "collect",
+    "describe",
+    "evaluation_chart",
+    "jobs",
+    "plan",
+    "prompts_fingerprint",
+    "read_csv",
+    "read_prompt_file",
+    "read_prompts",
+    "redenoise",
+    "run_evaluation",
+    "summarise",
+    "summary",
+    "to_unit_noise",
+    "write_shard",
+]

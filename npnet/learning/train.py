@@ -1,0 +1,508 @@
+"""Train an NPNet on a noise prompt dataset: `python -m npnet.train --data DIR --out DIR [...]`.
+
+The same command runs as one process or under `torchrun --nproc-per-node N -m npnet.train ...` (one
+process per GPU with NCCL, gloo on CPU): torchrun sets RANK / WORLD_SIZE / LOCAL_RANK, the model is
+wrapped in DistributedDataParallel (gradients averaged across processes), and only rank 0 prints and
+writes files. `--batch-size` is the global batch: every step, the processes together take the same
+samples a single process would (`GlobalBatches`), so world size 1 and 2 reach the same weights.
+
+Objective (the authors'): MSE between NPNet(x_T, e) and the target x'_T, AdamW (lr 1e-4, no
+schedule), alpha = beta = 0 at the start, each sample conditioned on its own prompt.
+
+Files in --out: npnet.safetensors (final), npnet-best.safetensors (lowest validation loss), both
+loadable by `npnet.load` and the Golden Noise Loader; state.pt (resumable: model, optimiser, position,
+RNG, and every setting that decides the result, with a fingerprint of the data; tensors and plain
+values only, read with torch.load(weights_only=True)); metrics.jsonl.
+
+Runs are never mixed or lost: a fresh run into an --out that holds one is refused (unless --overwrite),
+a --resume whose settings or data differ is refused naming each difference, state.pt is also saved
+every --save-every-minutes inside an epoch, and under torchrun a peer that stops answering ends the run
+after --dist-timeout seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from ..checkpoint import load, save
+from ..config import NPNetConfig
+from ..hub import DownloadError, download, download_imagenet_swin
+from ..model import NPNet
+from ..variants import VARIANTS
+from .dataset import DatasetError, NoisePromptDataset
+from .runs import (
+    STATE_FILE,
+    Metrics,
+    Position,
+    TrainingError,
+    TrainingState,
+    check_resume,
+    prepare_out,
+    run_settings,
+)
+
+# Parameters NPNet's forward never reads (the SVD branch's BatchNorm, Swin's ImageNet head): kept for
+# the checkpoint layout, frozen so DDP does not wait for gradients that never come.
+UNUSED = ("unet_svd.bn.", "unet_embedding.swin.head.")
+
+
+class PeerLost(RuntimeError):
+    """Under torchrun, another process stopped answering or failed."""
+
+
+@dataclass
+class Run:
+    rank: int
+    world: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+class GlobalBatches:
+    """Index batches for one epoch: a permutation seeded by (seed, epoch), cut into global batches of
+    `batch` samples (the remainder dropped), of which rank r takes the r-th of `world` equal parts.
+
+    torch's DistributedSampler deals indices out rank by rank before batching, so the number of steps
+    and the samples of a step depend on the world size; this keeps them identical for any world size.
+    """
+
+    def __init__(self, size: int, batch: int, run: Run, seed: int) -> None:
+        self.size, self.batch, self.run, self.seed = size, batch, run, seed
+        self.steps = size // batch
+
+    def epoch(self, epoch: int, skip: int = 0):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        order = torch.randperm(self.size, generator=generator)
+        part = self.batch // self.run.world
+        for step in range(skip, self.steps):
+            first = step * self.batch + self.run.rank * part
+            yield step, order[first : first + part].tolist()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m npnet.train", description=__doc__.split("\n")[0])
+    p.add_argument("--data", required=True, help="NPD folder of *.safetensors shards")
+    p.add_argument("--out", required=True, help="folder for npnet.safetensors, state.pt, metrics.jsonl")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=64, help="global batch, split over the processes")
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument(
+        "--min-gain", type=float, default=0.0, help="keep samples with gain > this (if gains exist)"
+    )
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--init", default="none", help="none | imagenet | sdxl | dreamshaper | dit | PATH")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument(
+        "--resume", action="store_true", help="continue from --out/state.pt (every setting above must match)"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh in an --out that holds a run, deleting that run",
+    )
+    p.add_argument("--log-every", type=int, default=10, help="steps between metrics lines")
+    p.add_argument(
+        "--save-every-minutes",
+        type=float,
+        default=5.0,
+        help="also save state.pt this often inside an epoch, so a kill loses at most that much work",
+    )
+    p.add_argument(
+        "--dist-timeout",
+        type=float,
+        default=300.0,
+        help="under torchrun: seconds to wait for the other processes before the run stops with an error",
+    )
+    p.add_argument("--weights-dir", default=None, help="where --init downloads go (default: the npnet cache)")
+    args = p.parse_args(argv)
+    for name in ("epochs", "batch_size", "log_every"):
+        if getattr(args, name) < 1:
+            raise TrainingError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}.")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        raise TrainingError(f"--lr must be a finite number > 0, got {args.lr}.")
+    if not (math.isfinite(args.weight_decay) and args.weight_decay >= 0):
+        raise TrainingError(f"--weight-decay must be >= 0, got {args.weight_decay}.")
+    if not 0 < args.val_fraction < 1:
+        raise TrainingError(f"--val-fraction must be between 0 and 1 (exclusive), got {args.val_fraction}.")
+    if args.device not in ("auto", "cpu", "cuda"):
+        raise TrainingError(f"--device must be auto, cpu or cuda, got {args.device!r}.")
+    for name in ("save_every_minutes", "dist_timeout"):
+        if not (math.isfinite(getattr(args, name)) and getattr(args, name) > 0):
+            raise TrainingError(
+                f"--{name.replace('_', '-')} must be a number > 0, got {getattr(args, name)}."
+            )
+    if args.resume and args.overwrite:
+        raise TrainingError("--resume and --overwrite contradict each other: pick one.")
+    return args
+
+
+def start_run(device_choice: str, timeout: float = 300.0) -> Run:
+    """Join torchrun's process group if there is one; pick this process's device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = device_choice == "cuda" or (device_choice == "auto" and torch.cuda.is_available())
+    if cuda and not torch.cuda.is_available():
+        raise TrainingError("--device cuda was asked for, but torch sees no CUDA device.")
+    device = torch.device("cuda", local) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    if world > 1:
+        # The timeout bounds every collective: a stopped or hung peer ends the run instead of blocking it.
+        dist.init_process_group(
+            "nccl" if cuda else "gloo", rank=rank, world_size=world, timeout=timedelta(seconds=timeout)
+        )
+    return Run(rank, world, device)
+
+
+def split(size: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """A seeded random train/validation split (the authors': 90/10)."""
+    order = torch.randperm(size, generator=torch.Generator().manual_seed(seed)).tolist()
+    n_val = max(1, round(size * val_fraction))
+    return order[n_val:], order[:n_val]
+
+
+def initial_model(init: str, config: NPNetConfig, seed: int, weights_dir: str | None) -> NPNet:
+    """The network to start from; a released or own network must have the data's shape."""
+    torch.manual_seed(seed)
+    model = NPNet(config)
+    if init == "none":
+        return model
+    if init == "imagenet":
+        path = download_imagenet_swin(weights_dir)
+        swin = model.unet_embedding.swin
+        weights = load_file(path)
+        expected = set(swin.state_dict())
+        # timm < 0.9.6 exports also carried these buffers; ours rebuilds them, so they are not loaded.
+        weights = {
+            k: v for k, v in weights.items() if not k.endswith(("relative_position_index", "attn_mask"))
+        }
+        missing, unexpected = expected - set(weights), set(weights) - expected
+        if missing or unexpected:
+            raise TrainingError(
+                f"{path} is not timm's Swin-T: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}."
+            )
+        swin.load_state_dict(weights, strict=True)
+        return model
+    path = download(init, weights_dir) if init in VARIANTS else Path(init)
+    if not path.is_file():
+        raise TrainingError(
+            f"--init {init!r} is neither none, imagenet, {', '.join(VARIANTS)} nor a weights file."
+        )
+    start = load(path)
+    if start.config.latent_shape != config.latent_shape or (start.config.tokens, start.embed_dim) != (
+        config.tokens,
+        config.embed_dim,
+    ):
+        raise TrainingError(
+            f"--init {init}: that network takes {start.config.describe()}, but the data holds "
+            f"{config.describe()}. Use --init none or imagenet, or weights trained on data of this shape."
+        )
+    model.load_state_dict(start.state_dict())
+    return model
+
+
+def _stack(dataset, indices: list[int], device: torch.device):
+    rows = [dataset[i] for i in indices]
+    return [torch.stack(col).to(device, non_blocking=True) for col in zip(*rows, strict=True)]
+
+
+def evaluate(model: NPNet, dataset, indices: list[int], device, batch: int, amp: bool) -> float:
+    """Mean squared error of the network on `indices`."""
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for start in range(0, len(indices), batch):
+            noise, golden, embeds = _stack(dataset, indices[start : start + batch], device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                out = model(noise, embeds)
+            total += F.mse_loss(out.float(), golden, reduction="sum").item()
+    model.train()
+    return total / (len(indices) * dataset.config.channels * dataset.config.height * dataset.config.width)
+
+
+def identity_loss(dataset, indices: list[int]) -> float:
+    """The validation loss of doing nothing (x'_T taken as x_T): what a useful network must beat."""
+    total = sum(F.mse_loss(dataset[i][0], dataset[i][1], reduction="sum").item() for i in indices)
+    c = dataset.config
+    return total / (len(indices) * c.channels * c.height * c.width)
+
+
+class StopRequest:
+    """SIGINT / SIGTERM set a flag; the loop saves the state at the next step and exits."""
+
+    def __init__(self) -> None:
+        self.asked = False
+        self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def _handle(self, signum, frame) -> None:
+        self.asked = True
+
+    def agreed(self, run: Run) -> bool:
+        """True once any process was asked to stop: all stop at the same step."""
+        if run.world == 1:
+            return self.asked
+        flag = torch.tensor([1.0 if self.asked else 0.0], device=run.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def restore(self) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+
+class Trainer:
+    """One training run in stages: `setup` (data, network, optimiser, resume), then per epoch `run_epoch`
+    (steps, metrics, `validate` at its end, a timed `save_state`), then `finish`. Every process runs the
+    same stages; only rank 0 writes files."""
+
+    def __init__(self, args: argparse.Namespace, run: Run) -> None:
+        self.args, self.run, self.out = args, run, Path(args.out)
+        self.position = Position()
+        self.metrics: Metrics | None = None
+        self.setup()
+
+    # -- set-up ------------------------------------------------------------------------------------
+    def setup(self) -> None:
+        args, run = self.args, self.run
+        try:
+            self.dataset = NoisePromptDataset(args.data, min_gain=args.min_gain)
+        except DatasetError as error:
+            raise TrainingError(str(error)) from None
+        self.config = self.dataset.config
+        self.train_idx, self.val_idx = split(len(self.dataset), args.val_fraction, args.seed)
+        self._check_batches()
+        self.settings = run_settings(args, self.dataset)
+        saved = self._saved_state()
+        prepare_out(args, run.main)
+        try:
+            model = initial_model(args.init, self.config, args.seed, args.weights_dir)
+        except DownloadError as error:
+            raise TrainingError(str(error)) from None
+        model.init_non_persistent_buffers(torch.device("cpu"))
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad_(not name.startswith(UNUSED))
+        self.model = model.to(run.device).train()
+        self.trained = DistributedDataParallel(model) if run.world > 1 else model
+        self.optimizer = torch.optim.AdamW(
+            [p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=args.weight_decay
+        )
+        if saved is not None:
+            self.model.load_state_dict(saved.model)
+            self.optimizer.load_state_dict(saved.optimizer)
+            self.position = saved.position
+            torch.set_rng_state(saved.torch_rng)
+        self.amp = run.device.type == "cuda" and torch.cuda.is_bf16_supported()
+        self.batches = GlobalBatches(len(self.train_idx), args.batch_size, run, args.seed)
+        self.baseline = identity_loss(self.dataset, self.val_idx) if run.main else math.nan
+        if run.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.metrics = Metrics(self.out / "metrics.jsonl", self.position.global_step if saved else None)
+            if self.dataset.duplicates:
+                print(
+                    f"note: {self.dataset.duplicates} samples appear in two shards (servers that raced); "
+                    "each is trained on once",
+                    file=sys.stderr,
+                )
+
+    def _check_batches(self) -> None:
+        args, run, train_idx = self.args, self.run, self.train_idx
+        if args.batch_size % run.world:
+            raise TrainingError(
+                f"--batch-size {args.batch_size} must be a multiple of the {run.world} processes."
+            )
+        if run.world > len(train_idx):
+            raise TrainingError(
+                f"{run.world} processes for {len(train_idx)} training samples: use fewer processes."
+            )
+        if len(train_idx) < args.batch_size:
+            raise TrainingError(
+                f"the dataset has {len(train_idx)} training samples (of {len(self.dataset)} kept, min gain "
+                f"{args.min_gain}), fewer than one batch of {args.batch_size}: lower --batch-size or collect more."
+            )
+
+    def _saved_state(self) -> TrainingState | None:
+        if not self.args.resume:
+            return None
+        path = self.out / STATE_FILE
+        if not path.is_file():
+            raise TrainingError(f"--resume: there is no {path} to resume from.")
+        saved = TrainingState.read(path)
+        check_resume(saved, self.settings, self.config, self.out)
+        return saved
+
+    # -- the stages --------------------------------------------------------------------------------
+    def train(self, stop: StopRequest) -> dict:
+        args, last = self.args, {}
+        bar = tqdm(
+            total=self.batches.steps * args.epochs,
+            initial=self.position.epoch * self.batches.steps + self.position.step,
+            disable=not self.run.main,
+            unit="step",
+            desc="npnet.train",
+        )
+        try:
+            while self.position.epoch < args.epochs:
+                last = self.run_epoch(stop, bar) or last
+                self.position.epoch, self.position.step = self.position.epoch + 1, 0
+                if self.run.main:
+                    if last.get("val_loss") is not None and last["val_loss"] < self.position.best_val:
+                        self.position.best_val = last["val_loss"]
+                        save(self.model, self.out / "npnet-best.safetensors")
+                    self.save_state()
+            self.finish()
+        finally:
+            bar.close()
+            if self.metrics is not None:
+                self.metrics.close()
+        return last
+
+    def run_epoch(self, stop: StopRequest, bar) -> dict:
+        """The rest of the current epoch: steps, metrics lines, the validation at its end, timed saves."""
+        args, run, position = self.args, self.run, self.position
+        window_start, window_samples, losses, last = time.perf_counter(), 0, [], {}
+        saved_at = time.monotonic()
+        for step, local in self.batches.epoch(position.epoch, skip=position.step):
+            losses.append(self.train_step(local))
+            position.step, position.global_step = step + 1, position.global_step + 1
+            window_samples += args.batch_size
+            end_of_epoch = step == self.batches.steps - 1
+            if run.main and (position.global_step % args.log_every == 0 or end_of_epoch):
+                rate = window_samples / max(time.perf_counter() - window_start, 1e-9)
+                last = self.log(torch.stack(losses).mean().item(), rate, end_of_epoch)
+                bar.set_postfix(loss=f"{last['train_loss']:.4f}", samples_s=f"{rate:.1f}")
+                window_start, window_samples, losses = time.perf_counter(), 0, []
+            bar.update(1)
+            if stop.agreed(run):
+                if run.main:
+                    self.save_state()
+                    print(
+                        f"stopped; state saved to {self.out / STATE_FILE} (resume with --resume)",
+                        file=sys.stderr,
+                    )
+                raise KeyboardInterrupt
+            if run.main and not end_of_epoch and time.monotonic() - saved_at >= 60 * args.save_every_minutes:
+                self.save_state()
+                saved_at = time.monotonic()
+        return last
+
+    def train_step(self, local: list[int]) -> torch.Tensor:
+        noise, golden, embeds = _stack(self.dataset, [self.train_idx[i] for i in local], self.run.device)
+        with torch.autocast(self.run.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            output = self.trained(noise, embeds)
+        loss = F.mse_loss(output.float(), golden)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+    def log(self, train_loss: float, rate: float, end_of_epoch: bool) -> dict:
+        if not math.isfinite(train_loss):
+            raise TrainingError(
+                f"the training loss became {train_loss} at step {self.position.global_step}: lower --lr."
+            )
+        row = {
+            "epoch": self.position.epoch,
+            "step": self.position.global_step,
+            "train_loss": train_loss,
+            "val_loss": self.validate() if end_of_epoch else None,
+            "identity_val_loss": self.baseline,
+            "samples_per_s": rate,
+            "lr": self.args.lr,
+        }
+        self.metrics.write(row)
+        return row
+
+    def validate(self) -> float:
+        return evaluate(
+            self.model, self.dataset, self.val_idx, self.run.device, self.args.batch_size, self.amp
+        )
+
+    def save_state(self) -> None:
+        TrainingState(
+            model=self.model.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            position=self.position,
+            settings=self.settings,
+            config=self.config.to_json(),
+        ).save(self.out / STATE_FILE)
+
+    def finish(self) -> None:
+        if self.run.main:
+            save(self.model, self.out / "npnet.safetensors")
+        if self.run.world > 1:
+            dist.barrier()
+
+
+def train(args: argparse.Namespace, run: Run | None = None) -> dict:
+    """Run the training `args` describe; returns the final metrics (rank 0) or {} (other ranks).
+
+    `run`: this process's place (rank, world size, device); by default torchrun's environment's.
+    """
+    joined = run is None
+    run = run or start_run(args.device, args.dist_timeout)
+    stop = StopRequest()
+    try:
+        return Trainer(args, run).train(stop)
+    except RuntimeError as error:
+        if run.world == 1 or not _peer_failure(error):
+            raise
+        raise PeerLost(
+            f"process {run.rank} of {run.world}: another process stopped answering (nothing within "
+            f"--dist-timeout {args.dist_timeout:g} s) or failed: {str(error).splitlines()[0][:300]}"
+        ) from None
+    finally:
+        stop.restore()
+        if joined and run.world > 1:
+            dist.destroy_process_group()
+
+
+def _peer_failure(error: RuntimeError) -> bool:
+    """A collective that failed because another process did: a DistError, or gloo's / NCCL's own
+    RuntimeError (a DDP gradient all-reduce inside backward raises the latter)."""
+    text = str(error)
+    return isinstance(error, dist.DistError) or any(
+        mark in text
+        for mark in ("Timed out waiting", "Connection closed by peer", "Connection reset", "NCCL")
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        result = train(parse_args(argv))
+    except TrainingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except PeerLost as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    if result:
+        print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
