@@ -14,6 +14,8 @@ exactly what the webui would have drawn.
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import torch
 
 import npnet
@@ -68,16 +70,7 @@ class Job:
             for i in range(noise.shape[0]):
                 states = token_states(conditioning, i).to(noise.device, torch.float32)
                 try:
-                    out.append(
-                        npnet.golden_noise(
-                            self.model,
-                            noise[i : i + 1],
-                            states,
-                            token_policy=s.token_policy,
-                            strength=s.strength,
-                            resolution_mode=s.resolution_mode,
-                        )
-                    )
+                    out.append(npnet.golden_noise(self.model, noise[i : i + 1], states, **asdict(s.golden())))
                 except npnet.InputError as error:
                     raise GoldenNoiseStop(f"Golden Noise ({error.input}): {error}") from error
         self.used = True

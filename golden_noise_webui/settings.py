@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
-from npnet import POLICIES, RESOLUTION_MODES
+from npnet import GoldenSettings, InputError
 
 INFOTEXT_KEY = "Golden Noise"
 XYZ_ATTRIBUTE = "golden_noise_xyz"  # overrides an X/Y/Z plot cell puts on the processing object
@@ -23,21 +22,15 @@ class Settings:
     token_policy: str = "first_chunk"
     resolution_mode: str = "strict"
 
+    def golden(self) -> GoldenSettings:
+        """The accordion's values as npnet's settings (checked there, the one place they are)."""
+        try:
+            return GoldenSettings(self.token_policy, self.strength, self.resolution_mode)
+        except InputError as error:
+            raise SettingsError(f"Golden Noise {error}") from None
+
     def checked(self) -> Settings:
-        if not (
-            isinstance(self.strength, (int, float))
-            and math.isfinite(self.strength)
-            and 0 <= self.strength <= 1
-        ):
-            raise SettingsError(f"Golden Noise strength must be a number in [0, 1], got {self.strength!r}")
-        if self.token_policy not in POLICIES:
-            raise SettingsError(
-                f"Golden Noise token policy must be one of {', '.join(POLICIES)}, got {self.token_policy!r}"
-            )
-        if self.resolution_mode not in RESOLUTION_MODES:
-            raise SettingsError(
-                f"Golden Noise resolution mode must be one of {', '.join(RESOLUTION_MODES)}, got {self.resolution_mode!r}"
-            )
+        self.golden()
         if not self.weights:
             raise SettingsError("Golden Noise weights: choose a network")
         return self

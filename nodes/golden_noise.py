@@ -18,7 +18,7 @@ from .comfy_host import (
     io,
     latent_preview,
 )
-from .noise_objects import GoldenNoise, GoldenSettings, Origin, start_latent
+from .noise_objects import GoldenNoise, Origin, start_latent
 from .npnet_weights import NPNetWeights, load_weights, weight_choices
 
 # Imported only inside ComfyUI (extension.node_classes), so `io` is the host's schema API here.
@@ -76,10 +76,6 @@ def seed_input():
 def node_id(cls) -> str | None:
     """This node's id in the running graph (None when a test calls `execute` directly)."""
     return cls.hidden.unique_id if cls.hidden is not None else None
-
-
-def settings(token_policy: str, strength: float, resolution_mode: str) -> GoldenSettings:
-    return GoldenSettings(token_policy=token_policy, strength=strength, resolution_mode=resolution_mode)
 
 
 class GoldenNoiseLoader(io.ComfyNode):
@@ -144,7 +140,9 @@ class GoldenNoiseApply(io.ComfyNode):
     ) -> io.NodeOutput:
         origin = Origin("Golden Noise (GoldenNoiseApply)", node_id(cls))
         return io.NodeOutput(
-            GoldenNoise(noise, npnet, positive, settings(token_policy, strength, resolution_mode), origin)
+            GoldenNoise(
+                noise, npnet, positive, origin.settings(token_policy, strength, resolution_mode), origin
+            )
         )
 
 
@@ -225,7 +223,7 @@ class GoldenNoiseKSampler(io.ComfyNode):
             Noise_RandomNoise(seed),
             npnet,
             positive,
-            settings(token_policy, strength, resolution_mode),
+            origin.settings(token_policy, strength, resolution_mode),
             origin,
         )
         noise = golden.generate_noise(latent)
@@ -293,7 +291,7 @@ class GoldenNoiseToLatent(io.ComfyNode):
             Noise_RandomNoise(seed),
             npnet,
             positive,
-            settings(token_policy, strength, resolution_mode),
+            origin.settings(token_policy, strength, resolution_mode),
             origin,
         )
         latent["samples"] = start_latent(model, golden.generate_noise(latent), latent["samples"])

@@ -20,7 +20,7 @@ from ..npnet import InputError, first_tokens, learning
 from . import host_files
 from .comfy_host import MENU, Noise_RandomNoise, folder_paths, io, progress_and_cancel, ui
 from .errors import GoldenNoiseError
-from .golden_noise import golden_inputs, node_id, settings
+from .golden_noise import golden_inputs, node_id
 from .noise_objects import GoldenNoise, Origin
 from .rendering import Renderer, Sampling, sampler_inputs
 from .reward_models import choices as reward_choices
@@ -438,8 +438,8 @@ class EvaluateGoldenNoise(io.ComfyNode):
             filename_prefix, "filename_prefix", _errors(cls.NAME, nid)
         )
         run = render_run(cls.NAME, nid, **shared)
-        golden_settings = settings(token_policy, strength, resolution_mode)
         origin = Origin(f"{cls.NAME} ({cls.NODE_ID})", nid)
+        golden_settings = origin.settings(token_policy, strength, resolution_mode)
         todo = list(learning.jobs(run.prompts, seed, seeds))
         files = learning.ResultFiles(
             folder,

@@ -7,7 +7,7 @@ The golden noise itself is `npnet.condition` / `npnet.golden_noise`: this module
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 
@@ -15,15 +15,6 @@ from .. import npnet
 from .comfy_host import progress_and_cancel
 from .errors import GoldenNoiseError
 from .npnet_weights import NPNetWeights
-
-
-@dataclass(frozen=True)
-class GoldenSettings:
-    """The Golden Noise widgets, shared by the NOISE, KSampler and latent-route nodes."""
-
-    token_policy: str = "first_chunk"
-    strength: float = 1.0
-    resolution_mode: str = "strict"
 
 
 @dataclass(frozen=True)
@@ -35,6 +26,13 @@ class Origin:
 
     def error(self, input_name: str, cause: str) -> GoldenNoiseError:
         return GoldenNoiseError(self.node, self.node_id, input_name, cause)
+
+    def settings(self, token_policy: str, strength: float, resolution_mode: str) -> npnet.GoldenSettings:
+        """The Golden Noise widgets as npnet's settings; a bad value is an error on this node's widget."""
+        try:
+            return npnet.GoldenSettings(token_policy, strength, resolution_mode)
+        except npnet.InputError as error:
+            raise self.translate(error) from error
 
     def translate(self, error: npnet.InputError) -> GoldenNoiseError:
         """npnet's error, under the name of the node input the user can change."""
@@ -53,7 +51,9 @@ def prompt_states(positive) -> torch.Tensor | None:
 class GoldenNoise:
     """A ComfyUI NOISE: the upstream noise (same `.seed`), refined by NPNet for the positive prompt."""
 
-    def __init__(self, upstream, weights: NPNetWeights, positive, settings: GoldenSettings, origin: Origin):
+    def __init__(
+        self, upstream, weights: NPNetWeights, positive, settings: npnet.GoldenSettings, origin: Origin
+    ):
         self.upstream = upstream
         self.seed = upstream.seed  # SDE and ancestral samplers draw their own noise from this seed
         self.weights = weights
@@ -64,13 +64,7 @@ class GoldenNoise:
                 "positive", "the conditioning is empty; connect a text encoder's CONDITIONING."
             )
         try:
-            self.conditioned = npnet.condition(
-                weights.model,
-                tokens,
-                token_policy=settings.token_policy,
-                strength=settings.strength,
-                resolution_mode=settings.resolution_mode,
-            )
+            self.conditioned = npnet.condition(weights.model, tokens, **asdict(settings))
         except npnet.InputError as error:
             raise origin.translate(error) from error
 

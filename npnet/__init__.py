@@ -12,7 +12,7 @@ building, loading and training networks.
 from .checkpoint import ACCEPTED_FORMATS, load, save
 from .conditioning import POLICIES, broadcast_prompt, first_tokens, fit_tokens
 from .config import OFFICIAL, NPNetConfig
-from .golden import RESOLUTION_MODES, Cancelled, ConditionedNPNet, condition, golden_noise
+from .golden import RESOLUTION_MODES, Cancelled, ConditionedNPNet, GoldenSettings, condition, golden_noise
 from .hub import DownloadError, download, download_folder
 from .inputs import InputError, describe_width, shown, variants_for_width
 from .model import NPNet
@@ -30,6 +30,7 @@ __all__ = [
     "Cancelled",
     "ConditionedNPNet",
     "DownloadError",
+    "GoldenSettings",
     "InputError",
     "NPNet",
     "NPNetConfig",

@@ -8,6 +8,7 @@ bare network only float32 tensors of its own shape on its own device.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -101,6 +102,26 @@ class ConditionedNPNet:
         return result.to(dtype=noise.dtype)
 
 
+@dataclass(frozen=True)
+class GoldenSettings:
+    """How a golden noise is made from a network and a prompt; every host holds its widgets as one of
+    these. Checked at construction: a bad value raises InputError naming it ("strength", ...).
+
+    token_policy: how L tokens become the network's T (see `npnet.fit_tokens`); strength: 0 returns the
+    noise unchanged, 1 the golden noise, in between a unit-variance blend; resolution_mode: "strict"
+    accepts only the network's H x W, "perturbation_transfer" any size (see `npnet.resolution`).
+    """
+
+    token_policy: str = "first_chunk"
+    strength: float = 1.0
+    resolution_mode: str = "strict"
+
+    def __post_init__(self) -> None:
+        check_choice("token_policy", self.token_policy, POLICIES)
+        check_choice("resolution_mode", self.resolution_mode, RESOLUTION_MODES)
+        object.__setattr__(self, "strength", check_strength(self.strength))
+
+
 def condition(
     model: NPNet,
     prompt_embeds: torch.Tensor,
@@ -109,22 +130,18 @@ def condition(
     strength: float = 1.0,
     resolution_mode: str = "strict",
 ) -> ConditionedNPNet:
-    """Validate the network, the prompt's token states [B or 1, L, D] and the settings; fit the tokens.
-
-    token_policy: how L tokens become the network's T (see `npnet.fit_tokens`); strength: 0 returns the
-    noise unchanged, 1 the golden noise, in between a unit-variance blend; resolution_mode: "strict"
-    accepts only the network's H x W, "perturbation_transfer" any size (see `npnet.resolution`).
-    """
+    """Validate the network, the prompt's token states [B or 1, L, D] and the settings (`GoldenSettings`,
+    whose fields these keywords are); fit the tokens."""
     if not isinstance(model, NPNet):
         raise InputError(
             "npnet", f"model must be an npnet.NPNet (see npnet.load), got {type(model).__name__}."
         )
-    check_choice("token_policy", token_policy, POLICIES)
-    check_choice("resolution_mode", resolution_mode, RESOLUTION_MODES)
-    strength = check_strength(strength)
+    settings = GoldenSettings(token_policy, strength, resolution_mode)
     check_prompt_embeds(prompt_embeds, model.config)
-    prompt = fit_checked(prompt_embeds, model.config, token_policy)
-    return ConditionedNPNet(model, prompt, strength, resolution_mode == "perturbation_transfer")
+    prompt = fit_checked(prompt_embeds, model.config, settings.token_policy)
+    return ConditionedNPNet(
+        model, prompt, settings.strength, settings.resolution_mode == "perturbation_transfer"
+    )
 
 
 def golden_noise(

@@ -194,3 +194,23 @@ def test_a_shard_with_bad_metadata_or_index_is_named(tmp_path, metadata, index, 
     with pytest.raises(InputError, match=r"part-000-of-001-00000\.safetensors") as error:
         DatasetWriter(tmp_path, {"cfg": 5.5})
     assert words in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "kwargs, input_name",
+    [
+        ({"strength": float("nan")}, "strength"),
+        ({"strength": 1.5}, "strength"),
+        ({"strength": True}, "strength"),
+        ({"token_policy": "everything"}, "token_policy"),
+        ({"resolution_mode": "stretch"}, "resolution_mode"),
+    ],
+)
+def test_golden_settings_refuse_bad_values_at_construction_naming_them(kwargs, input_name):
+    """The one place the Golden Noise widgets are checked: both hosts build their settings through it."""
+    with pytest.raises(npnet.InputError) as error:
+        npnet.GoldenSettings(**kwargs)
+    assert error.value.input == input_name and input_name in str(error.value)
+    assert npnet.GoldenSettings(strength=1).strength == 1.0 and isinstance(
+        npnet.GoldenSettings().strength, float
+    )
