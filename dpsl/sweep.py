@@ -6,6 +6,7 @@ values are not swamped by Monte Carlo noise.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -75,6 +76,23 @@ def sweep(
     )[0]
 
 
+def check_sweep(bases: Sequence[Scenario], parameter: str, values: Sequence) -> None:
+    """The rules for a sweep, in one place for the Python API, the CLI and the ComfyUI node."""
+    if parameter not in SWEEPABLE:
+        raise ScenarioError(f"parameter must be one of {', '.join(SWEEPABLE)}, got {parameter!r}")
+    if len(values) == 0:
+        raise ScenarioError("values must hold at least one value to sweep over")
+    if parameter == "epsilon":
+        bad = [v for v in values if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0)]
+        if bad:
+            raise ScenarioError(f"epsilon values must be finite and > 0, got {bad[0]:g}")
+        if any(base.mechanism == "none" for base in bases):
+            raise ScenarioError(
+                "mechanism is 'none' (non-private): an epsilon sweep needs mechanism smooth or rr "
+                "(every value would give the same result)"
+            )
+
+
 def sweep_series(
     bases: Sequence[Scenario],
     parameter: str,
@@ -88,10 +106,7 @@ def sweep_series(
 ) -> list[SweepResult]:
     """One sweep per base scenario (a series of curves, e.g. one per p); progress counts agent steps
     over all of them, so one progress bar covers the whole series."""
-    if parameter not in SWEEPABLE:
-        raise ScenarioError(f"parameter must be one of {', '.join(SWEEPABLE)}, got {parameter!r}")
-    if len(values) == 0:
-        raise ScenarioError("values must hold at least one value to sweep over")
+    check_sweep(bases, parameter, values)
     grid = [[base.with_(**{parameter: v}) for v in values] for base in bases]
     total = sum(s.runs * s.agents for row in grid for s in row)
     offset = 0

@@ -9,7 +9,6 @@ field names, so the core's error messages ("epsilon must be > 0 ...") name the w
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ import torch
 from ..dpsl import EpsilonUniform, Scenario, ScenarioError, charts, report, simulate
 from ..dpsl.engine import budget_from_gib
 from ..dpsl.model import AMPLITUDES, MAX_QUADRATURE_NODES, SIGNALS, chart_checkpoints
-from ..dpsl.sweep import parse_values, sweep_series
+from ..dpsl.sweep import check_sweep, parse_values, sweep_series
 from . import host_files
 from .comfy_host import MENU, io, model_management, progress_and_cancel, ui
 
@@ -323,13 +322,10 @@ class DPSLSweep(io.ComfyNode):
         cls, scenario, epsilon_grid, series, series_values, keep_paths, memory_budget_gb
     ) -> io.NodeOutput:
         grid = parse_values(epsilon_grid, "epsilon_grid")
-        bad = [v for v in grid if not (math.isfinite(v) and v > 0)]
-        if bad:
-            raise ScenarioError(f"epsilon_grid values must be finite and > 0, got {bad[0]:g}")
-        if scenario.mechanism == "none":
-            raise ScenarioError(
-                "mechanism is 'none' (non-private): an epsilon sweep needs mechanism smooth or rr"
-            )
+        try:
+            check_sweep([scenario], "epsilon", grid)
+        except ScenarioError as error:
+            raise ScenarioError(f"epsilon_grid: {error}") from None
         bases = [scenario.with_(keep_paths=keep_paths, epsilon=grid[0])]
         if series != "none":
             bases = [bases[0].with_(**{series: v}) for v in parse_values(series_values, "series_values")]

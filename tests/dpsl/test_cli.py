@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -325,3 +326,34 @@ def test_a_full_disk_leaves_the_previous_out_file_whole(tmp_path):
     assert done.returncode == 2 and "error: --out" in done.stderr, done.stderr[-2000:]
     assert out.read_text() == '{"previous": true}\n'
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+
+NONE_SWEEP_WORDS = "mechanism is 'none' (non-private): an epsilon sweep needs mechanism smooth or rr"
+
+
+def test_an_epsilon_sweep_without_a_mechanism_is_refused_by_the_cli_and_the_api(run_cli):
+    """The rule lives in dpsl: the CLI, the Python API and the ComfyUI node refuse it in the same words
+    (the node's side is tests/dpsl_lab/test_nodes.py)."""
+    code, out, err = run_cli(
+        "sweep",
+        "--signal",
+        "binary",
+        "--p",
+        "0.7",
+        "--mechanism",
+        "none",
+        "--param",
+        "epsilon",
+        "--values",
+        "0.5,1",
+        "--agents",
+        "10",
+        "--runs",
+        "5",
+    )
+    assert code == 2 and out == "" and err.startswith("error: ") and NONE_SWEEP_WORDS in err
+    from dpsl import Scenario, ScenarioError
+    from dpsl.sweep import sweep
+
+    with pytest.raises(ScenarioError, match=re.escape(NONE_SWEEP_WORDS)):
+        sweep(Scenario(signal="binary", p=0.7, mechanism="none", agents=10, runs=5), "epsilon", [0.5, 1.0])

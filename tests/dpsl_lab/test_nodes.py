@@ -31,6 +31,12 @@ def report_prompt(prefix: str) -> dict:
     return prompt
 
 
+def sweep_prompt_none() -> dict:
+    prompt = sweep_prompt("0.5, 1")
+    prompt["1"]["inputs"]["mechanism"] = "none"
+    return prompt
+
+
 def sweep_prompt(grid: str) -> dict:
     prompt = copy.deepcopy(json.loads((API_DIR / "dpsl_stopping_time.json").read_text()))
     prompt["1"]["inputs"].update(runs=10, agents=50)
@@ -51,6 +57,7 @@ def sweep_prompt(grid: str) -> dict:
         ),
         (sweep_prompt(""), "DPSLSweep", ["epsilon_grid", "empty"]),
         (sweep_prompt("0.5, -1"), "DPSLSweep", ["epsilon_grid", "> 0"]),
+        (sweep_prompt_none(), "DPSLSweep", ["mechanism is 'none' (non-private): an epsilon sweep needs"]),
         (report_prompt("../../outside/report"), "DPSLReport", ["filename_prefix", "output folder"]),
         (report_prompt("/tmp/report"), "DPSLReport", ["filename_prefix", "output folder"]),
     ],
@@ -60,6 +67,7 @@ def sweep_prompt(grid: str) -> dict:
         "memory_budget",
         "empty_grid",
         "negative_grid_value",
+        "none_mechanism_sweep",
         "prefix_up",
         "prefix_abs",
     ],
