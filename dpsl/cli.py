@@ -17,8 +17,8 @@ import torch
 from . import theory
 from .engine import simulate
 from .files import write_text_atomic
-from .model import AMPLITUDES, SIGNALS, EpsilonUniform, Scenario, ScenarioError
 from .results import json_safe
+from .scenario import AMPLITUDES, SIGNALS, EpsilonUniform, Scenario, ScenarioError
 from .sweep import SWEEPABLE, parse_values, sweep
 
 EXIT_INVALID = 2

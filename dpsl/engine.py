@@ -48,18 +48,9 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 import numpy as np
 import torch
 
-from .model import Scenario, ScenarioError
-from .public_belief import (
-    EXP_FLOOR,
-    GaussianLaw,
-    _log1mexp,
-    _logaddexp,
-    report_law,
-    smooth_log_masses,
-)
+from . import kernels
 from .results import Result
-from .step_law import step_law
-from .theory import cascade_threshold, rho
+from .scenario import Scenario, ScenarioError
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +61,7 @@ DEFAULT_MEMORY_BUDGET = 2 * 2**30
 # Measured on two cores, R = 50000, N = 1000, tabulated smooth kernel: two threads on ~25000-run
 # chunks 2.83e7 agent-steps/s, one thread 1.60e7, four threads on 16384-run chunks 1.66e7 (the GIL
 # changes hands at every op). A kernel with microsecond ops also runs with one intra-op thread
-# (`_Kernel.intra_op_threads`).
+# (`kernels.Kernel.intra_op_threads`).
 _CPU_CHUNK_CAP = 8 * RNG_BLOCK_RUNS
 _CUDA_CHUNK_RUNS = 2**21
 # Agent steps whose uniforms are drawn in one call per block. Changing it changes CUDA streams
@@ -173,7 +164,7 @@ def _spans(scenario: Scenario, dev: torch.device, chunk_runs: int | None, budget
     if chunk_runs is not None and chunk_runs < 1:
         raise ScenarioError(f"chunk_runs must be >= 1, got {chunk_runs}")
     paths = (scenario.agents + 1) * 8 if scenario.keep_paths else 0
-    per_run = _work_bytes_per_run(dev, _draws(scenario)) + paths
+    per_run = _work_bytes_per_run(dev, kernels.draws(scenario)) + paths
     cap = min(_CPU_CHUNK_CAP if dev.type == "cpu" else _CUDA_CHUNK_RUNS, max(1, budget // 2 // per_run))
     cap_blocks = max(1, cap // RNG_BLOCK_RUNS)
     if chunk_runs is not None or dev.type != "cpu":
@@ -238,7 +229,7 @@ def simulate(
     if dev.type != "cpu":
         _run_sequential(scenario, dev, spans, out, progress, should_cancel, total)
     elif workers == 1:
-        with _intra_op_threads(_kernel_for(scenario).intra_op_threads):
+        with _intra_op_threads(kernels.kernel_for(scenario).intra_op_threads):
             _run_sequential(scenario, dev, spans, out, progress, should_cancel, total)
     else:
         _run_threaded(scenario, dev, spans, out, progress, should_cancel, total, workers)
@@ -293,7 +284,7 @@ def _run_threaded(scenario, dev, spans, out, progress, should_cancel, total, wor
 
     def work(span):
         if not stop.is_set():
-            with _intra_op_threads(_kernel_for(scenario).intra_op_threads):
+            with _intra_op_threads(kernels.kernel_for(scenario).intra_op_threads):
                 _Chunk(scenario, dev, *span).run(out, tick)
 
     reported = 0
@@ -387,7 +378,7 @@ class _Chunk:
     """Runs [start, start + runs) on one device: the generic driver around one model's kernel.
 
     The driver owns the randomness, the counters every model shares and the outputs; the kernel
-    (`_kernel_for`) turns the public LLR and one slab of uniforms into each run's wrong action, wrong
+    (`kernels.kernel_for`) turns the public LLR and one slab of uniforms into each run's wrong action, wrong
     report and next LLR.
     """
 
@@ -402,7 +393,7 @@ class _Chunk:
             gen.manual_seed(block_seed(scenario.seed, b))
             self.blocks.append((gen, lo - start, hi - start))
         runs, f64, i64 = self.runs, torch.float64, torch.int64
-        draws = _draws(scenario)
+        draws = kernels.draws(scenario)
         self.uniforms = torch.empty((self.tile, draws, runs), dtype=f64, device=dev)
         self.slabs = (
             {
@@ -439,7 +430,7 @@ class _Chunk:
         # unmapped again, which serialises the chunk threads on the process's memory map.
         counts = 5 if scenario.belief_threshold is not None else 4
         self.tile_counts = torch.zeros((counts, runs), dtype=torch.uint8, device=dev)
-        self.kernel = _kernel_for(scenario)(scenario, dev, self.llr, self.a_wrong, self.x_wrong)
+        self.kernel = kernels.kernel_for(scenario)(scenario, dev, self.llr, self.a_wrong, self.x_wrong)
 
     def _draw_tile(self) -> None:
         # Each block fills its own contiguous slab, so its stream does not depend on the chunk layout.
@@ -513,157 +504,3 @@ class _Chunk:
 
 
 # -- one kernel per model ----------------------------------------------------------------------------
-
-
-def _draws(scenario: Scenario) -> int:
-    """Uniforms per agent step: heterogeneous smooth Gaussian budgets also draw the agent's eps_n."""
-    return 2 if _QuadratureKernel.draws_eps(scenario) else 1
-
-
-def _kernel_for(scenario: Scenario) -> type[_Kernel]:
-    if scenario.signal == "binary":
-        return _BinaryKernel
-    if scenario.mechanism == "smooth" and not scenario.heterogeneous:
-        return _SmoothKernel
-    return _QuadratureKernel
-
-
-class _Kernel:
-    """One model's agent step on a chunk's runs.
-
-    step(u) reads the public LLR l_n, draws agent n's intended action and report from the slab of
-    uniforms u (shape draws x runs), writes a_wrong and x_wrong, and updates llr in place to l_{n+1}.
-    flush(out, sl) writes the outputs only this model has.
-    """
-
-    # torch's intra-op threads while this kernel runs on the CPU (None: as the caller set them). Kernels
-    # with large ops (the quadrature over eps nodes) gain from OpenMP inside each chunk thread.
-    intra_op_threads: int | None = None
-
-    def __init__(self, s: Scenario, dev: torch.device, llr, a_wrong, x_wrong):
-        self.s, self.dev = s, dev
-        self.llr, self.a_wrong, self.x_wrong = llr, a_wrong, x_wrong
-
-    def step(self, u: torch.Tensor) -> None:
-        raise NotImplementedError
-
-    def flush(self, out: _Outputs, sl: slice) -> None:
-        pass
-
-
-class _SmoothKernel(_Kernel):
-    """Homogeneous smooth RR: the step law at l_n (`dpsl.step_law`), then one uniform's draw.
-
-    On the CPU the law comes from its polynomial table, on a GPU from the closed form; with the same
-    uniforms both draw the same actions and reports (see dpsl/step_law.py).
-
-    Its ops take microseconds, so OpenMP teams cost more than they share: it runs with one intra-op
-    thread per chunk thread (R = 50000, N = 1000, one chunk thread, best of 3 interleaved: 2.54e7
-    agent-steps/s against 2.21e7 with two intra-op threads).
-    """
-
-    intra_op_threads = 1
-
-    def __init__(self, s, dev, llr, a_wrong, x_wrong):
-        super().__init__(s, dev, llr, a_wrong, x_wrong)
-        runs = llr.numel()
-        self.law = step_law(runs, s.sigma, float(s.epsilon), s.amplitude, dev)
-        self.x_small, self.large, self.below_c3 = (
-            torch.empty(runs, dtype=torch.bool, device=dev) for _ in range(3)
-        )
-        self.inc = torch.empty(runs, dtype=torch.float64, device=dev)
-
-    def step(self, u_all):
-        u, law = u_all[0], self.law
-        law.bounds(self.llr)
-        # The report is on the small side for u in [0, c2); the action for u in [0, c1) or [c2, c3).
-        torch.lt(u, law.c2, out=self.x_small)
-        torch.bitwise_xor(self.x_small, law.flip, out=self.x_wrong)
-        torch.logical_not(self.x_small, out=self.large).logical_and_(torch.lt(u, law.c3, out=self.below_c3))
-        torch.lt(u, law.c1, out=self.a_wrong).logical_or_(self.large).bitwise_xor_(law.flip)
-        self.llr.add_(law.increment(self.x_small, self.inc))
-
-
-class _QuadratureKernel(_Kernel):
-    """Every other Gaussian scenario, through the reference closed form (log_ndtr, quadrature)."""
-
-    @staticmethod
-    def draws_eps(s: Scenario) -> bool:
-        """Heterogeneous smooth budgets draw eps_n per agent; other mechanisms only need its mean law."""
-        return s.signal == "gaussian" and s.mechanism == "smooth" and s.heterogeneous
-
-    def __init__(self, s, dev, llr, a_wrong, x_wrong):
-        super().__init__(s, dev, llr, a_wrong, x_wrong)
-        self.law = GaussianLaw.from_scenario(s)
-        self.scale = -0.5 * s.sigma
-        self.draw_eps = self.draws_eps(s)
-        if self.draw_eps:
-            self.eps_low, self.eps_width = s.epsilon.low, s.epsilon.high - s.epsilon.low
-
-    def step(self, u_all):
-        s, law, llr = self.s, self.law, self.llr
-        u = u_all[-1]
-        z = llr * self.scale - 1.0 / s.sigma
-        v = z.abs()
-        ls_p_pub = _logaddexp(*report_law(v, law)[::2])
-        if self.draw_eps:
-            eps_n = self.eps_low + self.eps_width * u_all[0]
-            log_t12, log_t2, log_t3 = smooth_log_masses(v, eps_n, s.sigma, s.amplitude)
-            ls_agent = _logaddexp(log_t12, log_t3)
-        else:
-            log_t12, log_t2, _ = report_law(v, law)
-            ls_agent = ls_p_pub
-        sp = torch.exp(ls_agent.clamp(min=EXP_FLOOR))
-        x_small = u < sp
-        flip = z > 0
-        torch.bitwise_xor(x_small, flip, out=self.x_wrong)
-        a_small = (u < torch.exp(log_t12.clamp(min=EXP_FLOOR))) | (
-            ~x_small & (u < sp + torch.exp(log_t2.clamp(min=EXP_FLOOR)))
-        )
-        torch.bitwise_xor(a_small, flip, out=self.a_wrong)
-        z_m = z + 2.0 / s.sigma
-        ls_m = _logaddexp(*report_law(z_m.abs(), law)[::2])
-        small_m = (z_m > 0) ^ self.x_wrong
-        inc = torch.where(x_small, ls_p_pub, _log1mexp(ls_p_pub)) - torch.where(
-            small_m, ls_m, _log1mexp(ls_m)
-        )
-        llr.add_(inc)
-
-
-class _BinaryKernel(_Kernel):
-    """Binary signals: report walk j with step +-1 before the cascade at |j| = k (docs/dpsl-model.md §3.3)."""
-
-    def __init__(self, s, dev, llr, a_wrong, x_wrong):
-        super().__init__(s, dev, llr, a_wrong, x_wrong)
-        law = GaussianLaw.from_scenario(s) if s.private else None
-        u_flip = 0.0 if law is None else law.mean_flip_probability
-        p = s.p
-        self.k = float(cascade_threshold(None, p, u_flip))
-        self.w = -math.log(rho(None, p, u_flip))
-        # The four (signal, report) cells under theta = +1, as cumulative bounds of one uniform.
-        self.c1 = p * (1 - u_flip)  # s = +1, x = +1
-        self.c2 = p  # s = +1, x = -1 up to here
-        self.c3 = p + (1 - p) * u_flip  # s = -1, x = +1
-        runs = llr.numel()
-        self.j = torch.zeros(runs, dtype=torch.float64, device=dev)
-        self.pre_cascade = torch.zeros(runs, dtype=torch.int64, device=dev)
-
-    def step(self, u_all):
-        u, j = u_all[0], self.j
-        herding = j.abs() >= self.k
-        free = ~herding
-        self.pre_cascade.add_(free)
-        wrong_herd = herding & (j < 0)
-        # Before a cascade the action follows the signal (ties included); in it, the herd.
-        torch.where(free, u >= self.c2, wrong_herd, out=self.a_wrong)
-        x_pos = (u < self.c1) | ((u >= self.c2) & (u < self.c3))
-        torch.where(free, ~x_pos, wrong_herd, out=self.x_wrong)
-        j.add_(torch.where(free, torch.where(x_pos, 1.0, -1.0), 0.0))
-        torch.mul(j, self.w, out=self.llr)
-
-    def flush(self, out, sl):
-        j = self.j
-        side = torch.where(j.abs() >= self.k, torch.sign(j), torch.zeros_like(j))
-        out.cascade_side[sl] = side.to(torch.int8).cpu().numpy()
-        casc = torch.where(side != 0, self.pre_cascade, torch.full_like(self.pre_cascade, self.s.agents + 1))
-        out.cascade_time[sl] = casc.cpu().numpy()

@@ -90,7 +90,7 @@ class GaussianLaw:
 
     @classmethod
     def from_scenario(cls, scenario) -> GaussianLaw:
-        from .model import EpsilonUniform
+        from .scenario import EpsilonUniform
 
         if scenario.mechanism == "none":
             return cls(scenario.sigma, "none")

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .model import Scenario, epsilon_label, mechanism_label, signal_label, size_label
 from .results import Result, SweepResult, fit_tail_exponent, format_number, json_safe, survival_curve
+from .scenario import Scenario, epsilon_label, mechanism_label, signal_label, size_label
 
 # |z| above this is flagged in the table; 4 SE is what the simulator's own tests allow.
 Z_FLAG = 4.0

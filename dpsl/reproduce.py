@@ -19,8 +19,8 @@ import numpy as np
 from . import published, theory
 from .engine import simulate
 from .files import write_text_atomic
-from .model import EpsilonUniform, Scenario
 from .results import format_number
+from .scenario import EpsilonUniform, Scenario
 
 
 def _pm(mean, se, digits=4):

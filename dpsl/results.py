@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import theory
-from .model import Scenario
+from .scenario import Scenario
 
 
 def _mean_se(x: np.ndarray) -> tuple[float | None, float | None]:

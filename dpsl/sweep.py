@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from .engine import CancelFn, Cancelled, ProgressFn, simulate
-from .model import Scenario, ScenarioError
 from .results import SweepResult
+from .scenario import Scenario, ScenarioError
 
 SWEEPABLE = ("epsilon", "sigma", "p", "agents", "runs", "belief_threshold", "amplitude", "mechanism")
 

@@ -16,7 +16,7 @@ import torch
 
 from ..dpsl import EpsilonUniform, Scenario, ScenarioError, charts, report, simulate
 from ..dpsl.engine import budget_from_gib
-from ..dpsl.model import AMPLITUDES, MAX_QUADRATURE_NODES, SIGNALS, chart_checkpoints
+from ..dpsl.scenario import AMPLITUDES, MAX_QUADRATURE_NODES, SIGNALS, chart_checkpoints
 from ..dpsl.sweep import check_sweep, parse_values, sweep_series
 from . import host_files
 from .comfy_host import MENU, io, model_management, progress_and_cancel, ui
@@ -368,7 +368,9 @@ class DPSLChart(io.ComfyNode):
                     tooltip="llr_paths: public LLR vs n (result, up to 5 regimes); cascade_probability: "
                     "binary P(correct cascade) vs eps (sweep); first_correct_survival: P(tau > n) "
                     "log-log (result); mistakes_vs_eps and stopping_time_vs_eps (sweep); "
-                    "smooth_rr_illustration (scenario only).",
+                    "smooth_rr_illustration and threshold_schematic (scenario only); precascade_reports "
+                    "and platform_objective: reports before a cascade and J(eps) (binary sweep, or p "
+                    "values); llr_recursion: the appendix recursion (scenario or none).",
                 ),
                 io.Int.Input(
                     "width",

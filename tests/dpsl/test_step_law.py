@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from dpsl import Scenario, engine, simulate
+from dpsl import Scenario, kernels, simulate
 from dpsl.public_belief import GaussianLaw, llr_increment, report_law, threshold_offset
 from dpsl.step_law import PAGE_INTERVALS, SmoothStepLaw, StepLawTable, step_law
 
@@ -120,7 +120,7 @@ def test_a_simulation_from_the_table_is_the_closed_form_simulation(scenario, mon
     """Same seed, same uniforms: the table's bounds and increments are within 1e-13 of the closed form, so
     every action and report is the same and the LLRs agree to rounding accumulated over the horizon."""
     tabulated = simulate(scenario)
-    monkeypatch.setattr(engine, "step_law", SmoothStepLaw)
+    monkeypatch.setattr(kernels, "step_law", SmoothStepLaw)
     exact = simulate(scenario)
     for name in (
         "first_correct_action",

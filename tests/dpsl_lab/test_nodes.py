@@ -148,3 +148,11 @@ def test_cancel_flag_becomes_comfyui_interrupt(lab, monkeypatch):
     finally:
         mm.interrupt_current_processing(False)
     assert not mm.processing_interrupted()
+
+
+def test_the_chart_kind_tooltip_names_every_chart_kind(lab):
+    from dpsl import charts
+
+    kind = next(i for i in lab.DPSLChart.GET_SCHEMA().inputs if i.id == "kind")
+    missing = [k for k in charts.CHART_KINDS if k not in kind.tooltip]
+    assert not missing, missing
