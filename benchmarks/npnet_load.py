@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import npnet  # noqa: E402
 from npnet.checkpoint import save_safetensors  # noqa: E402
-from tests.npnet.reference import official_checkpoint, random_state_dict  # noqa: E402
+from tests.support.reference import official_checkpoint, random_state_dict  # noqa: E402
 
 
 def _timed(path: Path, device: torch.device, touch: bool) -> float:

@@ -29,8 +29,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 import npnet  # noqa: E402
-from tests.npnet.reference import build_reference, random_state_dict  # noqa: E402
-from tests.npnet.training_data import make_dataset  # noqa: E402
+from tests.support.reference import build_reference, random_state_dict  # noqa: E402
+from tests.support.training_data import make_dataset  # noqa: E402
 
 
 def step_timer(model, batch: int, device: torch.device):

@@ -199,6 +199,30 @@ class ComfyServer:
     def interrupt(self) -> None:
         self.request("/interrupt", {})
 
+    def messages(self):
+        """A websocket on /ws for this client's prompts (ComfyUI's own progress and status messages)."""
+        import websocket
+
+        ws = websocket.create_connection(
+            f"ws://127.0.0.1:{self.port}/ws?clientId={self.client_id}", timeout=60
+        )
+        return ws
+
+
+def wait_for_message(ws, kind: str, timeout: float = 60.0, **data) -> dict:
+    """The first websocket message of type `kind` whose data holds `data` (e.g. node="3"); binary frames
+    (previews) are skipped. Raises TimeoutError when none comes in time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ws.settimeout(max(deadline - time.monotonic(), 0.01))
+        frame = ws.recv()
+        if isinstance(frame, bytes):
+            continue
+        message = json.loads(frame)
+        if message.get("type") == kind and all(message["data"].get(k) == v for k, v in data.items()):
+            return message
+    raise TimeoutError(f"no {kind} message {data} within {timeout} s")
+
 
 def stop_process(process: subprocess.Popen, timeout: float) -> None:
     """Terminate, and kill if it has not exited after `timeout` seconds."""

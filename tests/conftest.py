@@ -17,8 +17,8 @@ from dev.comfy_harness import (
     pack_import_failures,
     start_server,
 )
+from tests.support import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 
 

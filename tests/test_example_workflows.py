@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from tests.support import REPO_ROOT
+
 UI_DIR = REPO_ROOT / "example_workflows"
 API_DIR = Path(__file__).parent / "api_workflows"
 WORKFLOWS = sorted(UI_DIR.glob("*.json"))

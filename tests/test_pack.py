@@ -15,8 +15,8 @@ import tomllib
 
 from dev.comfy_harness import pack_import_failures, quick_import_check
 from dev.comfyui_setup import PACK_FOLDER_NAME
+from tests.support import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 MENU = "golden_noise"
 
 

@@ -16,8 +16,8 @@ import pytest
 from PIL import Image
 
 from tests.dpsl_lab.browser import Browser, find_browser
+from tests.support import REPO_ROOT as REPO
 
-REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = "dpsl_binary_cascade"
 SEED = 424242  # not used by other tests, so the server cannot answer from its cache
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support import REPO_ROOT as REPO
+
 UI_DIR = REPO / "example_workflows"
 API_DIR = REPO / "tests" / "api_workflows"
 EXAMPLES = sorted(p.stem for p in UI_DIR.glob("dpsl_*.json"))

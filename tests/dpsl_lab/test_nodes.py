@@ -2,46 +2,10 @@
 
 from __future__ import annotations
 
-import copy
-import json
-import time
-from pathlib import Path
-
 import pytest
 
-from dev.comfy_harness import ExecutionFailed
-
-API_DIR = Path(__file__).parents[1] / "api_workflows"
-
-
-def simulate_prompt(keep_paths=False, **scenario) -> dict:
-    prompt = json.loads((API_DIR / "dpsl_smooth_rr.json").read_text())
-    prompt["1"]["inputs"].update(scenario)
-    prompt["3"] = {
-        "class_type": "DPSLSimulate",
-        "inputs": {"scenario": ["1", 0], "keep_paths": keep_paths, "memory_budget_gb": 2.0},
-    }
-    prompt["2"] = {"class_type": "DPSLReport", "inputs": {"filename_prefix": "dpsl/test", "result": ["3", 0]}}
-    return prompt
-
-
-def report_prompt(prefix: str) -> dict:
-    prompt = simulate_prompt(agents=20, runs=5, seed=1)
-    prompt["2"]["inputs"]["filename_prefix"] = prefix
-    return prompt
-
-
-def sweep_prompt_none() -> dict:
-    prompt = sweep_prompt("0.5, 1")
-    prompt["1"]["inputs"]["mechanism"] = "none"
-    return prompt
-
-
-def sweep_prompt(grid: str) -> dict:
-    prompt = copy.deepcopy(json.loads((API_DIR / "dpsl_stopping_time.json").read_text()))
-    prompt["1"]["inputs"].update(runs=10, agents=50)
-    prompt["2"]["inputs"]["epsilon_grid"] = grid
-    return prompt
+from dev.comfy_harness import ExecutionFailed, wait_for_message
+from tests.support.dpsl_graphs import report_prompt, simulate_prompt, sweep_prompt, sweep_prompt_none
 
 
 @pytest.mark.server
@@ -91,14 +55,13 @@ def test_out_of_range_widget_is_rejected_before_running(comfy_server):
 def test_cancel_stops_a_long_simulation_and_the_server_stays_healthy(comfy_server):
     # ~10^8 agent steps: minutes on 2 cores if Cancel were ignored.
     prompt = simulate_prompt(agents=100_000, runs=1000, seed=12345)
-    prompt_id = comfy_server.queue(prompt)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # wait until the simulation itself is running
-        queue = comfy_server.get_json("/queue")
-        if queue["queue_running"]:
-            break
-        time.sleep(0.2)
-    time.sleep(2.0)
+    ws = comfy_server.messages()
+    try:
+        prompt_id = comfy_server.queue(prompt)
+        # The simulation itself is running once its node reports progress.
+        wait_for_message(ws, "progress", node="3", prompt_id=prompt_id)
+    finally:
+        ws.close()
     comfy_server.interrupt()
     entry = comfy_server.wait(prompt_id, timeout=60)
     kinds = [kind for kind, _ in entry["status"]["messages"]]

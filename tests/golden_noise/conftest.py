@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.golden_noise.checkpoints import write_checkpoint
+from tests.support import REPO_ROOT
+from tests.support.checkpoints import write_checkpoint
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PROBES_FILE = REPO_ROOT / "tests" / "testing_pack" / "golden_noise_probes.py"
 
 

@@ -9,8 +9,8 @@ import os
 
 import pytest
 
-from tests.dpsl_lab.test_nodes import simulate_prompt, sweep_prompt
 from tests.golden_noise import graphs
+from tests.support.dpsl_graphs import simulate_prompt, sweep_prompt
 
 pytestmark = pytest.mark.server
 

@@ -10,7 +10,7 @@ import importlib
 
 import torch
 
-from tests.golden_noise.checkpoints import expected_golden
+from tests.support.checkpoints import expected_golden
 
 SEED = 2024
 

@@ -13,8 +13,8 @@ import websocket
 
 from dev.comfy_harness import start_server
 from tests.golden_noise import graphs
-from tests.golden_noise.checkpoints import write_checkpoint
-from tests.npnet.fake_hub import FakeHub
+from tests.support.checkpoints import write_checkpoint
+from tests.support.fake_hub import FakeHub
 
 pytestmark = pytest.mark.server
 OFFICIAL_REPO = "Klayand/GoldenNoiseModel"

@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 
-from tests.golden_noise.checkpoints import write_checkpoint
+from tests.support.checkpoints import write_checkpoint
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def test_cancel_stops_a_stalled_download_and_a_stall_is_a_node_error(loader, com
 
     import comfy.model_management as mm
 
-    from tests.npnet.test_hub import SilentHub
+    from tests.support.fake_hub import SilentHub
 
     hub = SilentHub()
     monkeypatch.setenv("HF_ENDPOINT", hub.url)

@@ -9,7 +9,7 @@ import torch
 from safetensors import safe_open
 
 from tests.golden_noise import graphs
-from tests.golden_noise.checkpoints import expected_golden
+from tests.support.checkpoints import expected_golden
 
 pytestmark = pytest.mark.server
 

@@ -5,10 +5,7 @@ Golden Noise) on the tiny models."""
 from __future__ import annotations
 
 import importlib
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,8 +15,8 @@ from safetensors import safe_open
 import npnet
 from npnet.learning.dataset import NoisePromptDataset
 from tests.learning.conftest import ScriptedReward
+from tests.support.training_data import train_process
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PROMPTS = "a red bicycle\na lighthouse at dusk\n# a comment line\n\na bowl of ramen"
 
 
@@ -191,32 +188,22 @@ def test_the_whole_loop_collect_train_load_apply(comfy_inprocess, learning, mode
     folder = fresh(comfy_inprocess, "npd_loop")
     collect(learning, models, dataset_name="npd_loop")
     out = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "npnet.train",
-            "--data",
-            str(folder),
-            "--out",
-            str(out),
-            "--epochs",
-            "1",
-            "--batch-size",
-            "2",
-            "--val-fraction",
-            "0.34",
-            "--device",
-            "cpu",
-        ],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    process = train_process(
+        "--data",
+        str(folder),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--val-fraction",
+        "0.34",
+        "--device",
+        "cpu",
     )
-    assert done.returncode == 0, done.stderr[-3000:]
+    _, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr[-3000:]
     npnet_folder = Path(comfy_inprocess.folder_paths.models_dir) / "npnet"
     npnet_folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(out / "npnet.safetensors", npnet_folder / "my_trained.safetensors")

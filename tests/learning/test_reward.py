@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.npnet.fake_hub import FakeHub
+from tests.support.fake_hub import FakeHub
 
 
 @pytest.fixture(scope="module")

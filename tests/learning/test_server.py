@@ -6,24 +6,21 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shutil
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
-import torch
 from safetensors import safe_open
 
-import npnet
 from dev.comfy_harness import ExecutionFailed, start_server
 from npnet.learning.dataset import NoisePromptDataset
+from tests.support import REPO_ROOT
+from tests.support.checkpoints import write_tiny_checkpoint
+from tests.support.training_data import train_process
 
 pytestmark = pytest.mark.server
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 API_DIR = REPO_ROOT / "tests" / "api_workflows"
 SMALL = {"width": 128, "height": 128, "steps": 3}
 
@@ -55,15 +52,7 @@ def ui_text(entry: dict, prompt: dict, class_type: str) -> str:
 @pytest.fixture(scope="module")
 def eval_net(comfy_server) -> str:
     """An NPNet for the tiny SD1.5 model at 128x128 (4x16x16 latents, 32-wide prompt states)."""
-    config = npnet.NPNetConfig(channels=4, height=16, width=16, tokens=8, embed_dim=32, family=None)
-    torch.manual_seed(0)
-    network = npnet.NPNet(config)
-    with torch.no_grad():
-        network.alpha.fill_(1.0)
-        network.beta.fill_(0.5)
-    folder = comfy_server.models_dir / "npnet"
-    folder.mkdir(parents=True, exist_ok=True)
-    npnet.save(network, folder / "server_eval_net.safetensors")
+    write_tiny_checkpoint(comfy_server.models_dir / "npnet" / "server_eval_net.safetensors")
     return "server_eval_net.safetensors"
 
 
@@ -145,29 +134,11 @@ def test_the_learning_loop_example_runs_end_to_end(comfy_server, tmp_path):
     data = comfy_server.output_dir / "npd" / "loop_npd"
     assert sorted(shard_indices(data)) == list(range(12))
     out = tmp_path / "run"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "npnet.train",
-            "--data",
-            str(data),
-            "--out",
-            str(out),
-            "--epochs",
-            "1",
-            "--batch-size",
-            "2",
-            "--min-gain",
-            "-1000",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    process = train_process(
+        "--data", str(data), "--out", str(out), "--epochs", "1", "--batch-size", "2", "--min-gain", "-1000"
     )
-    assert done.returncode == 0, done.stderr[-3000:]
+    _, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr[-3000:]
     shutil.copy(out / "npnet.safetensors", comfy_server.models_dir / "npnet" / "loop_trained.safetensors")
     evaluate = evaluate_graph("loop_trained.safetensors", filename_prefix="server_eval/loop")
     entry = comfy_server.run(evaluate, timeout=600)

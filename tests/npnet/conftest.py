@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import save_file
 
 import npnet
-from tests.npnet.reference import (
+from tests.support.reference import (
     build_reference,
     official_checkpoint,
     random_state_dict,

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,11 +15,8 @@ from safetensors.torch import load_file, save_file
 import npnet
 from npnet.learning.dataset import DatasetError, NoisePromptDataset, write_shard
 from npnet.learning.train import Run, TrainingError, main, parse_args, train
-from tests.npnet.fake_hub import FakeHub
-from tests.npnet.training_data import SMALL, make_dataset
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
+from tests.support.fake_hub import FakeHub
+from tests.support.training_data import SMALL, make_dataset, train_process
 
 # -- the network for any shape --------------------------------------------------------------------
 
@@ -197,32 +192,12 @@ def _assert_same_weights(a: dict, b: dict, rel: float) -> None:
         assert ((a[key].float() - b[key].float()).norm() / scale).item() <= rel, key
 
 
-def _run_cli(*args, torchrun: int | None = None, **popen):
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
-    if torchrun:
-        command = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            f"--nproc-per-node={torchrun}",
-            "-m",
-            "npnet.train",
-            *args,
-        ]
-    else:
-        command = [sys.executable, "-m", "npnet.train", *args]
-    return subprocess.Popen(
-        command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen
-    )
-
-
 @pytest.mark.slow
 def test_two_processes_with_torchrun_reach_the_single_process_weights(tmp_path):
     data = make_dataset(tmp_path / "npd", shards=2, per_shard=4, gains=False)
     common = ["--epochs", "1", "--batch-size", "2", "--lr", "1e-4", "--seed", "3"]
-    single = _run_cli(*_args(data, tmp_path / "one", *common))
-    double = _run_cli(*_args(data, tmp_path / "two", *common), torchrun=2)
+    single = train_process(*_args(data, tmp_path / "one", *common))
+    double = train_process(*_args(data, tmp_path / "two", *common), torchrun=2)
     for process in (single, double):
         _, err = process.communicate(timeout=600)
         assert process.returncode == 0, err[-3000:]
@@ -256,8 +231,8 @@ def test_learns_a_teacher_well_below_the_identity_baseline(tmp_path):
 def test_resume_after_sigterm_equals_an_uninterrupted_run(tmp_path):
     data = make_dataset(tmp_path / "npd", shards=1, per_shard=10, gains=False)
     common = ["--epochs", "2", "--batch-size", "2", "--lr", "1e-3"]
-    straight = _run_cli(*_args(data, tmp_path / "straight", *common))
-    interrupted = _run_cli(*_args(data, tmp_path / "cut", *common))
+    straight = train_process(*_args(data, tmp_path / "straight", *common))
+    interrupted = train_process(*_args(data, tmp_path / "cut", *common))
     metrics = tmp_path / "cut" / "metrics.jsonl"
     deadline = time.monotonic() + 300
     while not (metrics.exists() and metrics.read_text().count("\n") >= 2) and time.monotonic() < deadline:
@@ -269,7 +244,7 @@ def test_resume_after_sigterm_equals_an_uninterrupted_run(tmp_path):
     assert "state saved" in err and not (tmp_path / "cut" / "npnet.safetensors").exists()
     state = torch.load(tmp_path / "cut" / "state.pt", weights_only=True)
     assert 0 < state["position"]["global_step"] < 8
-    resumed = _run_cli(*_args(data, tmp_path / "cut", *common, "--resume"))
+    resumed = train_process(*_args(data, tmp_path / "cut", *common, "--resume"))
     for process in (straight, resumed):
         _, err = process.communicate(timeout=600)
         assert process.returncode == 0, err[-3000:]
@@ -401,8 +376,8 @@ def test_a_state_file_that_is_not_one_is_refused_by_name(finished_run, tmp_path,
 def test_state_is_saved_inside_an_epoch_so_a_kill_loses_little(tmp_path):
     data = make_dataset(tmp_path / "npd", shards=1, per_shard=12, gains=False)
     common = ["--epochs", "1", "--batch-size", "2", "--lr", "1e-3", "--save-every-minutes", "0.0001"]
-    straight = _run_cli(*_args(data, tmp_path / "straight", *common))
-    killed = _run_cli(*_args(data, tmp_path / "cut", *common))
+    straight = train_process(*_args(data, tmp_path / "straight", *common))
+    killed = train_process(*_args(data, tmp_path / "cut", *common))
     state = tmp_path / "cut" / "state.pt"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -414,7 +389,7 @@ def test_state_is_saved_inside_an_epoch_so_a_kill_loses_little(tmp_path):
     killed.communicate()
     saved = torch.load(state, weights_only=True)["position"]
     assert saved["epoch"] == 0 and 2 <= saved["step"] < 5  # mid-epoch
-    resumed = _run_cli(*_args(data, tmp_path / "cut", *common, "--resume"))
+    resumed = train_process(*_args(data, tmp_path / "cut", *common, "--resume"))
     for process in (straight, resumed):
         _, err = process.communicate(timeout=600)
         assert process.returncode == 0, err[-3000:]
@@ -448,7 +423,7 @@ def _rank_of(pid: int) -> int | None:
 def test_a_stopped_peer_ends_a_torchrun_run_within_the_timeout(tmp_path):
     data = make_dataset(tmp_path / "npd", shards=1, per_shard=40, gains=False)
     args = _args(data, tmp_path / "out", "--epochs", "50", "--batch-size", "2", "--dist-timeout", "10")
-    process = _run_cli(*args, torchrun=2, start_new_session=True)
+    process = train_process(*args, torchrun=2, start_new_session=True)
     metrics = tmp_path / "out" / "metrics.jsonl"
     deadline = time.monotonic() + 300
     while not (metrics.exists() and metrics.read_text().count("\n") >= 2):
@@ -480,10 +455,10 @@ def test_one_and_two_processes_give_the_same_corrections_at_the_official_shape(t
     config = npnet.OFFICIAL["sdxl"]
     data = make_dataset(tmp_path / "npd", shards=1, per_shard=20, config=config, gains=False)
     common = ["--epochs", "1", "--batch-size", "4", "--lr", "1e-3", "--val-fraction", "0.2"]
-    single = _run_cli("--data", str(data), "--out", str(tmp_path / "one"), *common)
+    single = train_process("--data", str(data), "--out", str(tmp_path / "one"), *common)
     _, err = single.communicate(timeout=900)
     assert single.returncode == 0, err[-3000:]
-    double = _run_cli("--data", str(data), "--out", str(tmp_path / "two"), *common, torchrun=2)
+    double = train_process("--data", str(data), "--out", str(tmp_path / "two"), *common, torchrun=2)
     _, err = double.communicate(timeout=900)
     assert double.returncode == 0, err[-3000:]
     one, two = (

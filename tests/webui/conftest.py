@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.golden_noise.checkpoints import write_checkpoint
+from tests.support import REPO_ROOT
+from tests.support.checkpoints import write_checkpoint
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 STANDIN = Path(__file__).parent / "standin"
 OWN = ("modules", "golden_noise_webui", "golden_noise.py", "xyz_grid.py")
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 import npnet
-from tests.npnet.fake_hub import FakeHub
+from tests.support import REPO_ROOT
+from tests.support.fake_hub import FakeHub
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 ON = (True, "my-sdxl.safetensors", 1.0, "first_chunk", "strict")
 OFF = (False, "my-sdxl.safetensors", 1.0, "first_chunk", "strict")
 PROMPTS = ["a lighthouse at dusk", "a bowl of ramen"]

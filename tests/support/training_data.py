@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
 
 import npnet
 from npnet.learning.dataset import write_shard
+from tests.support import REPO_ROOT
 
 # A small network shape: non-square latents and a short prompt keep each step cheap (Swin-T still runs
 # at 224x224, whatever the latent size, and dominates the cost).
@@ -42,3 +46,25 @@ def make_dataset(folder: Path, shards: int, per_shard: int, config=SMALL, seed: 
             {"base_model": "teacher"},
         )
     return folder
+
+
+def train_process(*args, torchrun: int | None = None, **popen) -> subprocess.Popen:
+    """`python -m npnet.train ARGS` (or under torchrun with that many processes), one thread each, output
+    captured as text."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
+    if torchrun:
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc-per-node={torchrun}",
+            "-m",
+            "npnet.train",
+            *args,
+        ]
+    else:
+        command = [sys.executable, "-m", "npnet.train", *args]
+    return subprocess.Popen(
+        command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen
+    )

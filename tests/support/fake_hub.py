@@ -107,3 +107,35 @@ class FakeHub:
         server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler())
         threading.Thread(target=server.serve_forever, daemon=True).start()
         return server
+
+
+class SilentHub:
+    """A loopback server that accepts every connection and never answers: a stalled Hub."""
+
+    def __init__(self):
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.held = []
+        self.connected = threading.Event()  # set once a client is held waiting
+        self.stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        self.sock.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                self.held.append(self.sock.accept()[0])
+                self.connected.set()
+            except OSError:
+                continue
+
+    def close(self):
+        self.stop.set()
+        for conn in self.held:
+            conn.close()
+        self.sock.close()
