@@ -16,5 +16,7 @@ status=0
   timeout 60 "$PY" benchmarks/dpsl_throughput.py --device cuda || status=1
   timeout 60 "$PY" benchmarks/golden_noise_overhead.py --device cuda || status=1
   timeout 90 "$PY" benchmarks/npnet_train.py --device cuda --steps 10 --batch 16 --skip-ddp || status=1
+  # training throughput of the paper's and the latent architecture at 4x8x8, 4x64x64 and 4x128x128
+  timeout 90 "$PY" benchmarks/npnet_learning.py --device cuda --throughput-only || status=1
 } 2>&1 | tee "$LOG"
 exit $((status | PIPESTATUS[0]))

@@ -24,7 +24,18 @@ from .collection import (
     summary,
 )
 from .dataset import DatasetError, NoisePromptDataset, write_shard
-from .evaluation import Job, PairScore, ResultFiles, Summary, describe, jobs, read_csv, summarise
+from .evaluation import (
+    Job,
+    PairScore,
+    ResultFiles,
+    Summary,
+    bootstrap_interval,
+    describe,
+    jobs,
+    per_prompt,
+    read_csv,
+    summarise,
+)
 from .evaluation import chart as evaluation_chart
 from .evaluation import run as run_evaluation
 from .redenoise import redenoise, to_unit_noise
@@ -40,11 +51,13 @@ __all__ = [
     "ResultFiles",
     "Sample",
     "Summary",
+    "bootstrap_interval",
     "check_dataset_name",
     "collect",
     "describe",
     "evaluation_chart",
     "jobs",
+    "per_prompt",
     "plan",
     "prompts_fingerprint",
     "read_csv",

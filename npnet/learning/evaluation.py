@@ -44,9 +44,12 @@ class Summary:
     mean_plain: float
     mean_golden: float
     mean_difference: float
-    ci95_low: float | None  # None with a single pair: no spread to estimate
+    ci95_low: float | None  # Student-t; None with a single pair: no spread to estimate
     ci95_high: float | None
     win_rate: float  # share of pairs where golden scores higher; ties count half
+    boot95_low: float | None = None  # paired bootstrap, resampling whole prompts when a prompt has
+    boot95_high: float | None = None  # several seeds (their pairs are not independent)
+    bootstrap_unit: str = "pair"  # what the bootstrap resampled: "prompt" or "pair"
 
 
 def student_t_quantile(p: float, dof: int) -> float:
@@ -73,16 +76,49 @@ def student_t_quantile(p: float, dof: int) -> float:
     return (low + high) / 2
 
 
+BOOTSTRAP_RESAMPLES = 4000
+
+
+def bootstrap_interval(
+    differences: Sequence[float],
+    clusters: Sequence[object],
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float, str]:
+    """A 95% percentile-bootstrap interval of the mean paired difference, and the unit it resampled.
+
+    Pairs that share a prompt are not independent (the prompt decides much of the score), so when any
+    prompt has several pairs whole prompts are resampled with all their pairs (a cluster bootstrap);
+    otherwise single pairs are. Seeded: the same scores give the same interval.
+    """
+    d = np.asarray(differences, dtype=np.float64)
+    keys = {key: i for i, key in enumerate(dict.fromkeys(clusters))}
+    ids = np.array([keys[c] for c in clusters])
+    unit = "prompt" if len(keys) < len(d) else "pair"
+    if unit == "pair":
+        sums, counts = d, np.ones_like(d)
+    else:
+        sums = np.bincount(ids, weights=d, minlength=len(keys))
+        counts = np.bincount(ids, minlength=len(keys)).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(sums), size=(resamples, len(sums)))
+    means = sums[pick].sum(1) / counts[pick].sum(1)
+    low, high = np.quantile(means, [0.025, 0.975])
+    return float(low), float(high), unit
+
+
 def summarise(scores: Sequence[PairScore]) -> Summary:
     if not scores:
         raise ValueError("no scored pairs to summarise")
     d = np.array([s.difference for s in scores], dtype=np.float64)
     n = len(d)
     mean = float(d.mean())
-    low = high = None
+    low = high = boot_low = boot_high = None
+    unit = "pair"
     if n > 1:
         half = student_t_quantile(0.975, n - 1) * float(d.std(ddof=1)) / math.sqrt(n)
         low, high = mean - half, mean + half
+        boot_low, boot_high, unit = bootstrap_interval(d, [s.prompt for s in scores])
     wins = float((d > 0).sum() + 0.5 * (d == 0).sum()) / n
     return Summary(
         pairs=n,
@@ -92,13 +128,38 @@ def summarise(scores: Sequence[PairScore]) -> Summary:
         ci95_low=low,
         ci95_high=high,
         win_rate=wins,
+        boot95_low=boot_low,
+        boot95_high=boot_high,
+        bootstrap_unit=unit,
     )
+
+
+def per_prompt(scores: Sequence[PairScore]) -> list[dict]:
+    """One row per prompt, in first-seen order: pairs, mean plain, golden and difference, win rate."""
+    rows: dict[str, list[PairScore]] = {}
+    for s in scores:
+        rows.setdefault(s.prompt, []).append(s)
+    table = []
+    for prompt, group in rows.items():
+        d = np.array([s.difference for s in group])
+        table.append(
+            {
+                "prompt": prompt,
+                "pairs": len(group),
+                "mean_plain": float(np.mean([s.plain for s in group])),
+                "mean_golden": float(np.mean([s.golden for s in group])),
+                "mean_difference": float(d.mean()),
+                "win_rate": float((d > 0).sum() + 0.5 * (d == 0).sum()) / len(d),
+            }
+        )
+    return table
 
 
 def describe(summary: Summary, reward: str) -> str:
     """The one-paragraph result shown on the node."""
     interval = (
-        f"95% interval [{summary.ci95_low:+.4g}, {summary.ci95_high:+.4g}]"
+        f"95% interval [{summary.ci95_low:+.4g}, {summary.ci95_high:+.4g}] (Student t), "
+        f"[{summary.boot95_low:+.4g}, {summary.boot95_high:+.4g}] (bootstrap over {summary.bootstrap_unit}s)"
         if summary.ci95_low is not None
         else "no interval from one pair"
     )
@@ -155,6 +216,7 @@ class ResultFiles:
             "complete": stopped is None,
             "stopped": stopped,
             "summary": asdict(summary) if summary else None,
+            "prompts": per_prompt(self.scores),
             "pairs": [asdict(s) for s in self.scores],
         }
         text = json.dumps(document, indent=1, ensure_ascii=False)

@@ -25,7 +25,19 @@ from .dataset import NoisePromptDataset
 
 STATE_FILE = "state.pt"
 # Arguments whose change changes the weights a run reaches: a resume must match them all.
-RESULT_ARGS = ("epochs", "batch_size", "lr", "weight_decay", "min_gain", "val_fraction", "init", "seed")
+RESULT_ARGS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "schedule",
+    "warmup_steps",
+    "weight_decay",
+    "min_gain",
+    "val_fraction",
+    "init",
+    "arch",
+    "seed",
+)
 RUN_FILES = ("npnet.safetensors", "npnet-best.safetensors", STATE_FILE, "metrics.jsonl")
 
 
@@ -104,7 +116,12 @@ def _flag(key: str) -> str:
 
 def check_resume(saved: TrainingState, settings: dict, config: NPNetConfig, out: Path) -> None:
     """Refuse to continue a run with anything that would change its result, naming every difference."""
-    if NPNetConfig.from_json(saved.config) != config:
+    saved_shape = NPNetConfig.from_json(saved.config)
+    if (saved_shape.latent_shape, saved_shape.tokens, saved_shape.embed_dim) != (
+        config.latent_shape,
+        config.tokens,
+        config.embed_dim,
+    ):
         raise TrainingError(f"--resume: {out / STATE_FILE} trains another network shape than the data holds.")
     differ = []
     for key in sorted(set(saved.settings) | set(settings)):

@@ -41,7 +41,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from ..checkpoint import load, save
-from ..config import NPNetConfig
+from ..config import ARCHITECTURES, NPNetConfig
 from ..hub import DownloadError, download, download_imagenet_swin
 from ..model import NPNet
 from ..variants import VARIANTS
@@ -56,10 +56,6 @@ from .runs import (
     prepare_out,
     run_settings,
 )
-
-# Parameters NPNet's forward never reads (the SVD branch's BatchNorm, Swin's ImageNet head): kept for
-# the checkpoint layout, frozen so DDP does not wait for gradients that never come.
-UNUSED = ("unet_svd.bn.", "unet_embedding.swin.head.")
 
 
 class PeerLost(RuntimeError):
@@ -104,7 +100,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", required=True, help="folder for npnet.safetensors, state.pt, metrics.jsonl")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=64, help="global batch, split over the processes")
-    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (the authors': 1e-4, constant)")
+    p.add_argument(
+        "--schedule",
+        choices=("cosine", "constant"),
+        default="cosine",
+        help="after the warm-up: cosine decay to lr/10 at the last step, or constant (the authors')",
+    )
+    p.add_argument("--warmup-steps", type=int, default=100, help="linear warm-up steps (capped by the run)")
+    p.add_argument(
+        "--arch",
+        choices=("auto", *ARCHITECTURES),
+        default="auto",
+        help="auto: latent for a new network (conv noise branch at the latent's size + prompt map), the "
+        "file's own for --init weights, paper for --init imagenet; paper: the released architecture",
+    )
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument(
         "--min-gain", type=float, default=0.0, help="keep samples with gain > this (if gains exist)"
@@ -136,6 +146,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--weights-dir", default=None, help="where --init downloads go (default: the npnet cache)")
     args = p.parse_args(argv)
+    if args.warmup_steps < 0:
+        raise TrainingError(f"--warmup-steps must be >= 0, got {args.warmup_steps}.")
     for name in ("epochs", "batch_size", "log_every"):
         if getattr(args, name) < 1:
             raise TrainingError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}.")
@@ -183,12 +195,41 @@ def split(size: int, val_fraction: float, seed: int) -> tuple[list[int], list[in
     return order[n_val:], order[:n_val]
 
 
-def initial_model(init: str, config: NPNetConfig, seed: int, weights_dir: str | None) -> NPNet:
-    """The network to start from; a released or own network must have the data's shape."""
-    torch.manual_seed(seed)
-    model = NPNet(config)
-    if init == "none":
+def initial_model(
+    init: str, config: NPNetConfig, seed: int, weights_dir: str | None, arch: str = "auto"
+) -> NPNet:
+    """The network to start from. `config` is the data's shape; `arch` an ARCHITECTURES name or "auto":
+    the file's own architecture for a released or own network (which must have the data's shape), the
+    paper's for imagenet (it initialises the Swin branch), else `latent`."""
+    if init not in ("none", "imagenet"):
+        path = download(init, weights_dir) if init in VARIANTS else Path(init)
+        if not path.is_file():
+            raise TrainingError(
+                f"--init {init!r} is neither none, imagenet, {', '.join(VARIANTS)} nor a weights file."
+            )
+        start = load(path)
+        if start.config.latent_shape != config.latent_shape or (start.config.tokens, start.embed_dim) != (
+            config.tokens,
+            config.embed_dim,
+        ):
+            raise TrainingError(
+                f"--init {init}: that network takes {start.config.describe()}, but the data holds "
+                f"{config.describe()}. Use --init none or imagenet, or weights trained on data of this shape."
+            )
+        if arch not in ("auto", start.config.architecture):
+            raise TrainingError(
+                f"--init {init} is a network of the {start.config.architecture} architecture, not {arch}: "
+                "leave --arch at auto to fine-tune it."
+            )
+        torch.manual_seed(seed)
+        model = NPNet(config.with_architecture(start.config.architecture))
+        model.load_state_dict(start.state_dict())
         return model
+    if init == "imagenet" and arch not in ("auto", "paper"):
+        raise TrainingError(f"--init imagenet initialises the paper's Swin branch; --arch {arch} has none.")
+    chosen = "paper" if init == "imagenet" else ("latent" if arch == "auto" else arch)
+    torch.manual_seed(seed)
+    model = NPNet(config.with_architecture(chosen))
     if init == "imagenet":
         path = download_imagenet_swin(weights_dir)
         swin = model.unet_embedding.swin
@@ -204,23 +245,20 @@ def initial_model(init: str, config: NPNetConfig, seed: int, weights_dir: str | 
                 f"{path} is not timm's Swin-T: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}."
             )
         swin.load_state_dict(weights, strict=True)
-        return model
-    path = download(init, weights_dir) if init in VARIANTS else Path(init)
-    if not path.is_file():
-        raise TrainingError(
-            f"--init {init!r} is neither none, imagenet, {', '.join(VARIANTS)} nor a weights file."
-        )
-    start = load(path)
-    if start.config.latent_shape != config.latent_shape or (start.config.tokens, start.embed_dim) != (
-        config.tokens,
-        config.embed_dim,
-    ):
-        raise TrainingError(
-            f"--init {init}: that network takes {start.config.describe()}, but the data holds "
-            f"{config.describe()}. Use --init none or imagenet, or weights trained on data of this shape."
-        )
-    model.load_state_dict(start.state_dict())
     return model
+
+
+def learning_rate(args: argparse.Namespace, step: int, total: int) -> float:
+    """The rate of optimiser step `step` (0-based): a linear warm-up over --warmup-steps, then constant or a
+    cosine decay to a tenth of --lr at the last step. A function of the step alone, so a resume needs no
+    scheduler state."""
+    warmup = min(args.warmup_steps, max(total - 1, 0))
+    if step < warmup:
+        return args.lr * (step + 1) / (warmup + 1)
+    if args.schedule == "constant" or total <= warmup + 1:
+        return args.lr
+    done = (step - warmup) / (total - warmup - 1)
+    return args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(done, 1.0))))
 
 
 def _stack(dataset, indices: list[int], device: torch.device):
@@ -249,15 +287,28 @@ def identity_loss(dataset, indices: list[int]) -> float:
     return total / (len(indices) * c.channels * c.height * c.width)
 
 
+class StepAbandoned(Exception):
+    """A stop arrived during a step's forward or backward pass: the step is dropped (no weight changed)."""
+
+
 class StopRequest:
-    """SIGINT / SIGTERM set a flag; the loop saves the state at the next step and exits."""
+    """SIGINT / SIGTERM set a flag; the loop saves the state at the next step boundary and exits.
+
+    A single process does not wait for a long step to end: while `abandonable` (inside the forward and
+    backward passes, before the optimiser changes any weight) the signal abandons the step at once, and
+    the state of the last finished step is saved. Under torchrun every process must stop at the same step
+    (they meet in collectives), so there the flag is only read between steps."""
 
     def __init__(self) -> None:
         self.asked = False
+        self.abandonable = False
         self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
 
     def _handle(self, signum, frame) -> None:
         self.asked = True
+        if self.abandonable:
+            self.abandonable = False
+            raise StepAbandoned
 
     def agreed(self, run: Run) -> bool:
         """True once any process was asked to stop: all stop at the same step."""
@@ -297,12 +348,13 @@ class Trainer:
         saved = self._saved_state()
         prepare_out(args, run.main)
         try:
-            model = initial_model(args.init, self.config, args.seed, args.weights_dir)
+            model = initial_model(args.init, self.config, args.seed, args.weights_dir, args.arch)
         except DownloadError as error:
             raise TrainingError(str(error)) from None
+        self.config = model.config
         model.init_non_persistent_buffers(torch.device("cpu"))
         for name, parameter in model.named_parameters():
-            parameter.requires_grad_(not name.startswith(UNUSED))
+            parameter.requires_grad_(not name.startswith(model.unused_parameters()))
         self.model = model.to(run.device).train()
         self.trained = DistributedDataParallel(model) if run.world > 1 else model
         self.optimizer = torch.optim.AdamW(
@@ -384,7 +436,10 @@ class Trainer:
         window_start, window_samples, losses, last = time.perf_counter(), 0, [], {}
         saved_at = time.monotonic()
         for step, local in self.batches.epoch(position.epoch, skip=position.step):
-            losses.append(self.train_step(local))
+            try:
+                losses.append(self.train_step(local, stop))
+            except StepAbandoned:
+                self.stop_here()
             position.step, position.global_step = step + 1, position.global_step + 1
             window_samples += args.batch_size
             end_of_epoch = step == self.batches.steps - 1
@@ -395,27 +450,38 @@ class Trainer:
                 window_start, window_samples, losses = time.perf_counter(), 0, []
             bar.update(1)
             if stop.agreed(run):
-                if run.main:
-                    self.save_state()
-                    print(
-                        f"stopped; state saved to {self.out / STATE_FILE} (resume with --resume)",
-                        file=sys.stderr,
-                    )
-                raise KeyboardInterrupt
+                self.stop_here()
             if run.main and not end_of_epoch and time.monotonic() - saved_at >= 60 * args.save_every_minutes:
                 self.save_state()
                 saved_at = time.monotonic()
         return last
 
-    def train_step(self, local: list[int]) -> torch.Tensor:
+    def stop_here(self) -> None:
+        """Save the state of the last finished step (rank 0) and leave the run as interrupted."""
+        if self.run.main:
+            self.save_state()
+            print(f"stopped; state saved to {self.out / STATE_FILE} (resume with --resume)", file=sys.stderr)
+        raise KeyboardInterrupt
+
+    def train_step(self, local: list[int], stop: StopRequest) -> torch.Tensor:
         noise, golden, embeds = _stack(self.dataset, [self.train_idx[i] for i in local], self.run.device)
-        with torch.autocast(self.run.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            output = self.trained(noise, embeds)
-        loss = F.mse_loss(output.float(), golden)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        stop.abandonable = self.run.world == 1
+        try:
+            with torch.autocast(self.run.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                output = self.trained(noise, embeds)
+            loss = F.mse_loss(output.float(), golden)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        finally:
+            stop.abandonable = False
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.current_lr
         self.optimizer.step()
         return loss.detach()
+
+    @property
+    def current_lr(self) -> float:
+        return learning_rate(self.args, self.position.global_step, self.batches.steps * self.args.epochs)
 
     def log(self, train_loss: float, rate: float, end_of_epoch: bool) -> dict:
         if not math.isfinite(train_loss):
@@ -429,7 +495,9 @@ class Trainer:
             "val_loss": self.validate() if end_of_epoch else None,
             "identity_val_loss": self.baseline,
             "samples_per_s": rate,
-            "lr": self.args.lr,
+            "lr": learning_rate(
+                self.args, self.position.global_step - 1, self.batches.steps * self.args.epochs
+            ),
         }
         self.metrics.write(row)
         return row

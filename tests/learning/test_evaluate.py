@@ -12,23 +12,15 @@ import numpy as np
 import pytest
 import torch
 
-import npnet
 from npnet.learning import evaluation
 from tests.learning.conftest import ScriptedReward
+from tests.support.checkpoints import write_tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
 def setup(comfy_inprocess, tiny, tmp_path_factory):
     model, clip, vae = tiny.tiny_model("sd15"), tiny.tiny_clip(), tiny.tiny_vae(4)
-    config = npnet.NPNetConfig(channels=4, height=16, width=16, tokens=8, embed_dim=32, family=None)
-    torch.manual_seed(0)
-    network = npnet.NPNet(config)
-    with torch.no_grad():
-        network.alpha.fill_(1.0)
-        network.beta.fill_(0.5)
-    folder = Path(comfy_inprocess.folder_paths.models_dir) / "npnet"
-    folder.mkdir(parents=True, exist_ok=True)
-    npnet.save(network, folder / "eval_net.safetensors")
+    write_tiny_checkpoint(Path(comfy_inprocess.folder_paths.models_dir) / "npnet" / "eval_net.safetensors")
     nodes = importlib.import_module(comfy_inprocess.pack.__name__ + ".nodes.golden_noise")
     weights = nodes.GoldenNoiseLoader.execute("eval_net.safetensors").result[0]
     return {"model": model, "clip": clip, "vae": vae, "npnet": weights}
@@ -177,3 +169,35 @@ def test_the_image_output_keeps_only_the_preview_pairs(comfy_inprocess, learning
     out = Path(comfy_inprocess.folder_paths.get_output_directory())
     assert result[4].shape[0] == 4  # 2 pairs of the 6 scored
     assert len(evaluation.read_csv((out / result[2]).read_text())) == 6
+
+
+def test_the_bootstrap_interval_widens_when_a_prompt_decides_the_score():
+    """Pairs of one prompt share its effect: resampling single pairs would understate the uncertainty. With
+    a large per-prompt effect the prompt-cluster bootstrap must be wider than the pair-wise t interval;
+    with one pair per prompt it resamples pairs and agrees with the t interval."""
+    rng = np.random.default_rng(3)
+    effects = rng.normal(0.0, 1.0, size=8)  # 8 prompts, 25 seeds each
+    clustered = [
+        evaluation.PairScore(f"p{k}", seed, 0.0, float(effects[k] + rng.normal(0, 0.1)))
+        for k in range(8)
+        for seed in range(25)
+    ]
+    s = evaluation.summarise(clustered)
+    assert s.bootstrap_unit == "prompt"
+    assert (s.boot95_high - s.boot95_low) > 3 * (s.ci95_high - s.ci95_low)
+    assert s.boot95_low < s.mean_difference < s.boot95_high
+    independent = [evaluation.PairScore(f"p{k}", 0, 0.0, float(rng.normal(0.2, 1.0))) for k in range(400)]
+    t = evaluation.summarise(independent)
+    assert t.bootstrap_unit == "pair"
+    assert abs((t.boot95_high - t.boot95_low) / (t.ci95_high - t.ci95_low) - 1) < 0.1
+    assert evaluation.summarise(independent) == t  # seeded
+
+
+def test_the_json_holds_a_per_prompt_table(tmp_path):
+    files = evaluation.ResultFiles(tmp_path, "run", {})
+    for prompt, plain, golden in [("a", 0.1, 0.3), ("a", 0.2, 0.1), ("b", 0.5, 0.9)]:
+        files.add(evaluation.PairScore(prompt, 1, plain, golden))
+    files.close()
+    table = json.loads((tmp_path / "run.json").read_text())["prompts"]
+    assert [(r["prompt"], r["pairs"], r["win_rate"]) for r in table] == [("a", 2, 0.5), ("b", 1, 1.0)]
+    assert table[0]["mean_difference"] == pytest.approx(0.05)

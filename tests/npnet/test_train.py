@@ -319,13 +319,13 @@ def finished_run(tmp_path_factory):
     "change, named",
     [
         (["--seed", "1"], "--seed (the run used 0, now 1)"),
-        (["--lr", "0.001"], "--lr (the run used 0.0001, now 0.001)"),
+        (["--lr", "0.01"], "--lr (the run used 0.001, now 0.01)"),
         (["--val-fraction", "0.5"], "--val-fraction"),
         (["--batch-size", "1"], "--batch-size (the run used 2, now 1)"),
         (["--min-gain", "-1"], "--min-gain"),
         (
-            ["--seed", "1", "--lr", "0.001"],
-            "--lr (the run used 0.0001, now 0.001); --seed (the run used 0, now 1)",
+            ["--seed", "1", "--lr", "0.01"],
+            "--lr (the run used 0.001, now 0.01); --seed (the run used 0, now 1)",
         ),
     ],
     ids=["seed", "lr", "val-fraction", "batch-size", "min-gain", "two-at-once"],
@@ -474,3 +474,49 @@ def test_one_and_two_processes_give_the_same_corrections_at_the_official_shape(t
     print(f"corrections {c1.norm().item():.4g}, relative difference {relative:.3g}")
     assert c1.norm() > 1e-3 * x.norm()  # training moved the network away from the identity
     assert relative < 1e-4
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_long_step_abandons_it_instead_of_waiting(tmp_path):
+    """The paper's Swin-T runs at 224x224 whatever the latent: a step of batch 8 takes seconds here. A
+    SIGTERM that arrives inside it abandons that step (no weight changed) and saves the last finished
+    one, instead of waiting for the step to end."""
+    data = make_dataset(tmp_path / "npd", shards=1, per_shard=40, gains=False)
+    args = _args(data, tmp_path / "out", "--arch", "paper", "--batch-size", "8", "--epochs", "5")
+    process = train_process(*args)
+    metrics = tmp_path / "out" / "metrics.jsonl"
+    deadline = time.monotonic() + 300
+    while not (metrics.exists() and metrics.read_text().count("\n") >= 1):
+        assert time.monotonic() < deadline and process.poll() is None, process.communicate()[1][-3000:]
+        time.sleep(0.05)
+    logged = _logged_steps(tmp_path / "out")[-1]  # --log-every 1: the next step has just started
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130 and "state saved" in err, err[-3000:]
+    saved = torch.load(tmp_path / "out" / "state.pt", weights_only=True)["position"]["global_step"]
+    assert saved == logged  # the step in progress was abandoned, not finished
+
+
+def test_a_trained_file_records_its_architecture_and_older_files_load_as_the_papers(tmp_path):
+    import json
+
+    from safetensors.torch import save_file as save_raw
+
+    latent = npnet.NPNetConfig(4, 8, 8, 8, 32, family=None).with_architecture("latent")
+    torch.manual_seed(0)
+    model = npnet.NPNet(latent)
+    with torch.no_grad():
+        model.prompt_map.decode[-1].weight.normal_()  # a non-zero map, so the round trip is visible
+    npnet.save(model, tmp_path / "latent.safetensors")
+    loaded = npnet.load(tmp_path / "latent.safetensors")
+    assert loaded.config == latent and loaded.config.architecture == "latent"
+    x, e = torch.randn(2, 4, 8, 8), torch.randn(2, 8, 32)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x, e), model(x, e), atol=1e-6)
+    # A file written before the architecture fields existed: its metadata lacks them.
+    paper = npnet.NPNetConfig(4, 8, 8, 8, 32, family=None)
+    old = {k: v.contiguous() for k, v in npnet.NPNet(paper).state_dict().items()}
+    fields = {k: v for k, v in json.loads(paper.to_json()).items() if k not in ("noise_branch", "prompt_map")}
+    save_raw(old, tmp_path / "old.safetensors", metadata={"npnet": json.dumps(fields), "format": "pt"})
+    assert npnet.load(tmp_path / "old.safetensors").config.architecture == "paper"
+    assert npnet.OFFICIAL["sdxl"].architecture == "paper"
