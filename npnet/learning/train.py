@@ -107,7 +107,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="cosine",
         help="after the warm-up: cosine decay to lr/10 at the last step, or constant (the authors')",
     )
-    p.add_argument("--warmup-steps", type=int, default=100, help="linear warm-up steps (capped by the run)")
+    p.add_argument(
+        "--warmup-steps", type=int, default=100, help="linear warm-up steps (at most a tenth of the run)"
+    )
     p.add_argument(
         "--arch",
         choices=("auto", *ARCHITECTURES),
@@ -249,10 +251,11 @@ def initial_model(
 
 
 def learning_rate(args: argparse.Namespace, step: int, total: int) -> float:
-    """The rate of optimiser step `step` (0-based): a linear warm-up over --warmup-steps, then constant or a
+    """The rate of optimiser step `step` (0-based): a linear warm-up over --warmup-steps (at most a tenth of
+    the run), then constant or a
     cosine decay to a tenth of --lr at the last step. A function of the step alone, so a resume needs no
     scheduler state."""
-    warmup = min(args.warmup_steps, max(total - 1, 0))
+    warmup = min(args.warmup_steps, total // 10)  # a short run is not all warm-up
     if step < warmup:
         return args.lr * (step + 1) / (warmup + 1)
     if args.schedule == "constant" or total <= warmup + 1:
