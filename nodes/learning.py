@@ -147,6 +147,11 @@ def render_run(
     return RenderRun(Renderer(node, nid, model, clip, vae, sampling), reward, prompt_list)
 
 
+def reward_slug(name: str) -> str:
+    """A reward's name as a file-name part: letters, digits, '-' and '_' only."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:40] or "reward"
+
+
 class Previews:
     """The first `pairs` plain/golden image pairs of a run, for the node's image output."""
 
@@ -402,6 +407,14 @@ class EvaluateGoldenNoise(io.ComfyNode):
                     tooltip="Where the CSV and JSON go, relative to ComfyUI's output folder.",
                 ),
                 preview_input(8),
+                REWARD.Input(
+                    "reward_2",
+                    optional=True,
+                    tooltip="Another reward model, scored on the same images (its CSV and JSON beside the "
+                    "first's, named after it); an independent reward checks that a gain is not the "
+                    "first reward's taste alone.",
+                ),
+                REWARD.Input("reward_3", optional=True, tooltip="A third reward model, as reward_2."),
             ],
             outputs=[
                 io.Image.Output(
@@ -430,6 +443,8 @@ class EvaluateGoldenNoise(io.ComfyNode):
         resolution_mode,
         filename_prefix,
         preview_pairs=8,
+        reward_2=None,
+        reward_3=None,
         **shared,
     ) -> io.NodeOutput:
         nid = node_id(cls)
@@ -441,18 +456,24 @@ class EvaluateGoldenNoise(io.ComfyNode):
         origin = Origin(f"{cls.NAME} ({cls.NODE_ID})", nid)
         golden_settings = origin.settings(token_policy, strength, resolution_mode)
         todo = list(learning.jobs(run.prompts, seed, seeds))
-        files = learning.ResultFiles(
-            folder,
-            f"{stem}_{counter:05}_",
-            {
-                "npnet": getattr(npnet, "name", None),
-                "reward": run.reward.name,
-                **run.renderer.sampling.as_dict(),
-                "token_policy": token_policy,
-                "strength": strength,
-                "resolution_mode": resolution_mode,
-            },
-        )
+        rewards = [run.reward, *(r for r in (reward_2, reward_3) if r is not None)]
+        settings = {
+            "npnet": getattr(npnet, "name", None),
+            **run.renderer.sampling.as_dict(),
+            "token_policy": token_policy,
+            "strength": strength,
+            "resolution_mode": resolution_mode,
+            "rewards": [r.name for r in rewards],
+        }
+        files = [
+            learning.ResultFiles(
+                folder,
+                f"{stem}_{counter:05}_" + (f"{reward_slug(r.name)}_" if k else ""),
+                {**settings, "reward": r.name},
+                r.name,
+            )
+            for k, r in enumerate(rewards)
+        ]
         previews, encoded = Previews(preview_pairs), {}
 
         def score_pair(job: learning.Job):
@@ -465,22 +486,22 @@ class EvaluateGoldenNoise(io.ComfyNode):
                     renderer.image(golden.generate_noise({"samples": renderer.latent}), positive, job.seed),
                 ]
             )
-            plain_score, golden_score = run.reward.score(pair, [job.prompt] * 2).tolist()
-            return plain_score, golden_score, pair
+            return [reward.score(pair, [job.prompt] * 2).tolist() for reward in rewards], pair
 
         with progress_and_cancel(len(todo), nid) as (progress, cancel), on_node(cls.NAME, nid):
-            summary = learning.run_evaluation(
+            summaries = learning.run_evaluation(
                 todo, score_pair, files, progress, cancel, lambda job, images: previews.keep(images)
             )
-        text = learning.describe(summary, run.reward.name)
-        chart = (
-            torch.from_numpy(learning.evaluation_chart(files.scores, run.reward.name)).float().div(255)[None]
-        )
+        text = "\n".join(learning.describe(s, r.name) for s, r in zip(summaries, rewards, strict=True))
+        primary = files[0]
+        chart = learning.evaluation_chart(primary.scores, primary.reward)
         names = [
-            str(Path(subfolder) / p.name) if subfolder else p.name for p in (files.csv_path, files.json_path)
+            str(Path(subfolder) / f.name) if subfolder else f.name
+            for f in (primary.csv_path, primary.json_path)
         ]
+        image = torch.from_numpy(chart).float().div(255)[None]
         return io.NodeOutput(
-            chart, text, *names, previews.tensor(), ui=ui.PreviewText(text + "\n" + json.dumps(names))
+            image, text, *names, previews.tensor(), ui=ui.PreviewText(text + "\n" + json.dumps(names))
         )
 
 

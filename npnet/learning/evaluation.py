@@ -192,8 +192,9 @@ class ResultFiles:
     """`<stem>.csv`, a row written (and flushed) per scored pair, and `<stem>.json` (settings, summary,
     rows, and whether the run completed) written when the run ends, however it ends."""
 
-    def __init__(self, directory: Path, stem: str, settings: Mapping) -> None:
+    def __init__(self, directory: Path, stem: str, settings: Mapping, reward: str = "reward") -> None:
         directory.mkdir(parents=True, exist_ok=True)
+        self.reward = reward
         self.csv_path, self.json_path = directory / f"{stem}.csv", directory / f"{stem}.json"
         self.settings = dict(settings)
         self.scores: list[PairScore] = []
@@ -224,22 +225,24 @@ class ResultFiles:
         return summary
 
 
-# score_pair(job) -> (plain score, golden score, the two images or None)
-ScorePair = Callable[[Job], tuple[float, float, object]]
+# score_pair(job) -> ([(plain score, golden score) for each reward], the two images or None)
+ScorePair = Callable[[Job], tuple[Sequence[tuple[float, float]], object]]
 
 
 def run(
     todo: Sequence[Job],
     score_pair: ScorePair,
-    files: ResultFiles,
+    files: Sequence[ResultFiles],
     progress: Callable[[int, int], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
     on_pair: Callable[[Job, object], None] | None = None,
-) -> Summary:
-    """Score every job, streaming rows into `files`; returns the summary of all pairs.
+) -> list[Summary]:
+    """Score every job with every reward (each image rendered once), streaming rows into each reward's
+    `files`; returns one summary per reward.
 
-    A NaN/Inf score is an InputError on `reward` (nothing is summarised from a broken pair); on that,
-    Cancel or any host error the rows scored so far stay in the CSV and the JSON says the run stopped.
+    A NaN/Inf score is an InputError on `reward` naming the reward (nothing is summarised from a broken
+    pair); on that, Cancel or any host error the rows scored so far stay in the CSVs and the JSONs say the
+    run stopped.
     """
     stopped = "failed"
     try:
@@ -247,25 +250,27 @@ def run(
             if should_cancel is not None and should_cancel():
                 stopped = f"cancelled after {number} of {len(todo)} pairs"
                 raise Cancelled(stopped)
-            plain, golden, images = score_pair(job)
-            if not (math.isfinite(plain) and math.isfinite(golden)):
-                stopped = f"prompt {job.prompt!r}, seed {job.seed} scored NaN or Inf"
-                raise InputError(
-                    "reward",
-                    f"the reward scored prompt {job.prompt!r}, seed {job.seed} as NaN or Inf; the images may hold "
-                    "NaN (the model diverged at these settings: check cfg and steps). The "
-                    f"{len(files.scores)} pairs scored before it are in {files.csv_path.name}; nothing was "
-                    "summarised.",
-                )
-            files.add(PairScore(job.prompt, job.seed, plain, golden))
+            scores, images = score_pair(job)
+            for (plain, golden), out in zip(scores, files, strict=True):
+                if not (math.isfinite(plain) and math.isfinite(golden)):
+                    stopped = f"prompt {job.prompt!r}, seed {job.seed} scored NaN or Inf by {out.reward}"
+                    raise InputError(
+                        "reward",
+                        f"the reward {out.reward} scored prompt {job.prompt!r}, seed {job.seed} as NaN or Inf; "
+                        "the images may hold NaN (the model diverged at these settings: check cfg and steps). "
+                        f"The {len(out.scores)} pairs scored before it are in {out.csv_path.name}; nothing "
+                        "was summarised.",
+                    )
+            for (plain, golden), out in zip(scores, files, strict=True):
+                out.add(PairScore(job.prompt, job.seed, plain, golden))
             if on_pair is not None:
                 on_pair(job, images)
             if progress is not None:
                 progress(number + 1, len(todo))
         stopped = None
     finally:
-        summary = files.close(stopped)
-    return summary
+        summaries = [out.close(stopped) for out in files]
+    return summaries
 
 
 def read_csv(text: str) -> list[PairScore]:

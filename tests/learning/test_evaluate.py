@@ -201,3 +201,29 @@ def test_the_json_holds_a_per_prompt_table(tmp_path):
     table = json.loads((tmp_path / "run.json").read_text())["prompts"]
     assert [(r["prompt"], r["pairs"], r["win_rate"]) for r in table] == [("a", 2, 0.5), ("b", 1, 1.0)]
     assert table[0]["mean_difference"] == pytest.approx(0.05)
+
+
+class DarknessReward:
+    """A second reward with another rule (the darker, the better), counting its calls."""
+
+    name = "darkness/v1"
+
+    def __init__(self):
+        self.calls = 0
+
+    def score(self, images, prompts):
+        self.calls += 1
+        return 1 - images.float().mean(dim=(1, 2, 3))
+
+
+def test_several_rewards_score_the_same_images_once_rendered(comfy_inprocess, learning, setup):
+    first, second = ScriptedReward(), DarknessReward()
+    result = evaluate(learning, setup, reward=first, reward_2=second, filename_prefix="eval/two").result
+    out = Path(comfy_inprocess.folder_paths.get_output_directory())
+    rows = evaluation.read_csv((out / result[2]).read_text())
+    (second_csv,) = (out / "eval").glob("two_*_darkness_v1_.csv")
+    second_rows = evaluation.read_csv(second_csv.read_text())
+    assert first.calls == second.calls == len(rows) == len(second_rows) == 6  # one scoring per pair each
+    # the same images: brightness b gives darkness 1 - b, so the differences are opposite
+    assert np.allclose([r.difference for r in rows], [-r.difference for r in second_rows], atol=1e-6)
+    assert "scored by mean-brightness" in result[1] and "scored by darkness/v1" in result[1]

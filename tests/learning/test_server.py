@@ -181,3 +181,14 @@ def test_two_servers_with_different_shard_sizes_on_one_folder_write_each_sample_
         )
     finally:
         second.stop()
+
+
+def test_evaluate_scores_a_second_reward_linked_on_the_server(comfy_server, eval_net):
+    prompt = evaluate_graph(eval_net, filename_prefix="server_eval/two_rewards")
+    prompt["90"] = {"class_type": "GoldenNoiseTinyReward", "inputs": {"nan_from": 0}}
+    node_of(prompt, "GoldenNoiseEvaluate")["inputs"]["reward_2"] = ["90", 0]
+    entry = comfy_server.run(prompt, timeout=300)
+    text = ui_text(entry, prompt, "GoldenNoiseEvaluate")
+    assert text.count("8 prompt x seed pairs scored by brightness") == 2
+    written = sorted(p.name for p in (comfy_server.output_dir / "server_eval").glob("two_rewards_*.csv"))
+    assert len(written) == 2 and written[1].endswith("_brightness_.csv"), written
