@@ -551,11 +551,13 @@ def train(args: argparse.Namespace, run: Run | None = None) -> dict:
 
 def _peer_failure(error: RuntimeError) -> bool:
     """A collective that failed because another process did: a DistError, or gloo's / NCCL's own
-    RuntimeError (a DDP gradient all-reduce inside backward raises the latter)."""
-    text = str(error)
+    RuntimeError (a DDP all-reduce inside backward, or its buffer broadcast, raises the latter; its
+    wording varies: "Timed out waiting ...", "Application timeout caused pair closure", "Connection
+    closed by peer")."""
+    text = str(error).lower()
     return isinstance(error, dist.DistError) or any(
         mark in text
-        for mark in ("Timed out waiting", "Connection closed by peer", "Connection reset", "NCCL")
+        for mark in ("timed out", "timeout", "pair closure", "connection closed", "connection reset", "nccl")
     )
 
 

@@ -244,7 +244,8 @@ def test_learns_a_teacher_well_below_the_identity_baseline(tmp_path):
 @pytest.mark.slow
 def test_resume_after_sigterm_equals_an_uninterrupted_run(tmp_path):
     data = make_dataset(tmp_path / "npd", shards=1, per_shard=10, gains=False)
-    common = ["--epochs", "2", "--batch-size", "2", "--lr", "1e-3"]
+    # The paper's Swin-T makes each step take a while, so the signal lands inside the run.
+    common = ["--epochs", "2", "--batch-size", "2", "--lr", "1e-3", "--arch", "paper"]
     straight = train_process(*_args(data, tmp_path / "straight", *common))
     interrupted = train_process(*_args(data, tmp_path / "cut", *common))
     metrics = tmp_path / "cut" / "metrics.jsonl"
@@ -389,7 +390,19 @@ def test_a_state_file_that_is_not_one_is_refused_by_name(finished_run, tmp_path,
 @pytest.mark.slow
 def test_state_is_saved_inside_an_epoch_so_a_kill_loses_little(tmp_path):
     data = make_dataset(tmp_path / "npd", shards=1, per_shard=12, gains=False)
-    common = ["--epochs", "1", "--batch-size", "2", "--lr", "1e-3", "--save-every-minutes", "0.0001"]
+    # The paper's Swin-T makes each step take a while, so the kill lands inside the epoch.
+    common = [
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--lr",
+        "1e-3",
+        "--save-every-minutes",
+        "0.0001",
+        "--arch",
+        "paper",
+    ]
     straight = train_process(*_args(data, tmp_path / "straight", *common))
     killed = train_process(*_args(data, tmp_path / "cut", *common))
     state = tmp_path / "cut" / "state.pt"
@@ -436,7 +449,7 @@ def _rank_of(pid: int) -> int | None:
 @pytest.mark.slow
 def test_a_stopped_peer_ends_a_torchrun_run_within_the_timeout(tmp_path):
     data = make_dataset(tmp_path / "npd", shards=1, per_shard=40, gains=False)
-    args = _args(data, tmp_path / "out", "--epochs", "50", "--batch-size", "2", "--dist-timeout", "10")
+    args = _args(data, tmp_path / "out", "--epochs", "500", "--batch-size", "2", "--dist-timeout", "10")
     process = train_process(*args, torchrun=2, start_new_session=True)
     metrics = tmp_path / "out" / "metrics.jsonl"
     deadline = time.monotonic() + 300
