@@ -94,6 +94,9 @@ def ddp_comparison(device: str, epochs: int) -> dict:
                 device,
                 "--log-every",
                 "1000",
+                "--arch",
+                "paper",  # the README's DDP figures are the paper network's; the latent one: npnet_learning.py
+                "--overwrite",
             ]
             launcher = (
                 [sys.executable]
