@@ -48,7 +48,7 @@ def golden_inputs() -> list:
             max=1.0,
             step=0.01,
             tooltip="0 = the plain seeded noise, 1 = the golden noise; in between, a blend "
-            "rescaled to unit variance.",
+            "rescaled so its spread lies between the two noises' (it does not shrink).",
         ),
         io.Combo.Input(
             "resolution_mode",

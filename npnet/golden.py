@@ -34,11 +34,12 @@ class Cancelled(RuntimeError):
 
 
 def blend(upstream: torch.Tensor, golden: torch.Tensor, strength: float) -> torch.Tensor:
-    """(1 - s) * upstream + s * golden, rescaled per sample to the std the two endpoints have.
+    """(1 - s) * upstream + s * golden, rescaled per sample to (1 - s) * std(upstream) + s * std(golden).
 
-    Both endpoints are unit-variance noise, so the blend is too; without the rescale a partial strength
-    would shrink the noise (the two are not perfectly correlated) and the sampler would start too clean.
-    Strength 0 and 1 return the endpoints exactly.
+    The golden noise need not have unit variance (NPNet's output is the network's, not a normalised
+    noise), so the blend's spread moves from the plain noise's to the golden noise's as s goes from 0 to
+    1; without the rescale a partial strength would shrink the noise (the two are not perfectly
+    correlated) and the sampler would start too clean. Strength 0 and 1 return the endpoints exactly.
     """
     if strength <= 0.0:
         return upstream
@@ -108,7 +109,7 @@ class GoldenSettings:
     these. Checked at construction: a bad value raises InputError naming it ("strength", ...).
 
     token_policy: how L tokens become the network's T (see `npnet.fit_tokens`); strength: 0 returns the
-    noise unchanged, 1 the golden noise, in between a unit-variance blend; resolution_mode: "strict"
+    noise unchanged, 1 the golden noise, in between a blend whose spread lies between the two (`blend`); resolution_mode: "strict"
     accepts only the network's H x W, "perturbation_transfer" any size (see `npnet.resolution`).
     """
 

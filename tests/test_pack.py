@@ -113,6 +113,9 @@ def test_pyproject_carries_the_registry_fields():
     assert "Apache License" in (REPO_ROOT / "LICENSE").read_text()[:200]
     assert project["requires-python"] == ">=3.10"
     assert project["urls"]["Repository"].startswith("https://")
+    # the keys comfy-cli's publish payload reads; others (e.g. "Bug Tracker") are dropped
+    assert set(project["urls"]) <= {"Homepage", "Documentation", "Repository", "Issues"}
+    assert project["urls"]["Issues"].startswith("https://")
     assert "test" in project["optional-dependencies"]
     for key in ("PublisherId", "DisplayName", "Icon", "requires-comfyui"):
         assert comfy[key], key

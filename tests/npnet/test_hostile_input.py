@@ -214,3 +214,20 @@ def test_golden_settings_refuse_bad_values_at_construction_naming_them(kwargs, i
     assert npnet.GoldenSettings(strength=1).strength == 1.0 and isinstance(
         npnet.GoldenSettings().strength, float
     )
+
+
+@pytest.mark.parametrize("strength", [0.25, 0.5, 0.9])
+def test_a_partial_strength_blends_the_two_spreads_it_does_not_claim_unit_variance(strength):
+    """The blend's std is (1 - s) std(plain) + s std(golden) per sample: with a golden noise of std 1.3
+    it is above 1, as the README and tooltips now say (they used to promise unit variance)."""
+    from npnet.golden import blend
+
+    g = torch.Generator().manual_seed(4)
+    plain = torch.randn(3, 4, 16, 16, generator=g)
+    golden = 1.3 * torch.randn(3, 4, 16, 16, generator=g)
+    out = blend(plain, golden, strength)
+    dims = (1, 2, 3)
+    expected = (1 - strength) * plain.std(dim=dims) + strength * golden.std(dim=dims)
+    assert torch.allclose(out.std(dim=dims), expected, rtol=1e-5)
+    if strength >= 0.5:
+        assert (out.std(dim=dims) > 1.02).all()
