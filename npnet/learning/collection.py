@@ -138,12 +138,12 @@ class Plan(Sequence[Sample]):
     def __iter__(self) -> Iterator[Sample]:
         return (self[i] for i in range(len(self)))
 
+    def holds(self, index: int) -> bool:
+        """Whether sample number `index` is this host's to make (arithmetic: no walk over the plan)."""
+        return 0 <= index < self.total and index % self.shard_count == self.shard_index
+
     def __contains__(self, sample) -> bool:
-        return (
-            isinstance(sample, Sample)
-            and 0 <= sample.index < self.total
-            and (sample.index % self.shard_count == self.shard_index)
-        )
+        return isinstance(sample, Sample) and self.holds(sample.index)
 
 
 def plan(
@@ -355,8 +355,7 @@ def collect(
 def remaining(samples: Iterable[Sample], done: set[int]) -> int:
     """How many of `samples` are not done, without walking a whole plan (it may be huge)."""
     if isinstance(samples, Plan):
-        mine = sum(1 for g in done if g < samples.total and g % samples.shard_count == samples.shard_index)
-        return len(samples) - mine
+        return len(samples) - sum(1 for g in done if samples.holds(g))
     return sum(1 for s in samples if s.index not in done)
 
 
