@@ -7,7 +7,7 @@ this module decides everything else, so every host collects the same dataset fro
   seed base_seed + g and belongs to shard `g % shard_count`: several hosts (one per GPU or machine), each
   given its own `shard_index`, split one dataset without talking to each other, and together write
   exactly the samples one host would have written.
-- `DatasetWriter` writes NPD shards (`npnet.dataset`) into one folder as it goes, a shard every
+- `DatasetWriter` writes NPD shards (`npnet.learning.dataset`) into one folder as it goes, a shard every
   `samples_per_shard` samples or `flush_seconds` of work, whichever comes first, and whatever is pending
   when the run stops (finished, cancelled or failed): a kill -9 loses at most that much work. Each shard
   carries the global index of every sample (`index`), so a re-run skips what is already written. A
@@ -15,7 +15,7 @@ this module decides everything else, so every host collects the same dataset fro
 - Several servers may write one folder at once, with any `samples_per_shard`: a shard's name is claimed
   atomically and never overwritten, and before each shard is written the folder is read again, so
   samples another server wrote meanwhile are dropped from it and skipped afterwards. Should two writes
-  still race, readers keep one copy of each sample (`npnet.dataset`).
+  still race, readers keep one copy of each sample (`npnet.learning.dataset`).
 - `collect` runs the loop with progress and cancel callbacks. Memory stays bounded by one shard's
   tensors: the plan is lazy and images are never kept in the pending shard.
 """
@@ -36,7 +36,14 @@ import torch
 
 from ..golden import Cancelled
 from ..inputs import InputError
-from .dataset import PER_SHARD, DatasetError, open_shard, shard_index, shard_metadata, write_shard
+from .dataset import (
+    DatasetError,
+    collection_settings,
+    open_shard,
+    shard_index,
+    shard_metadata,
+    write_shard,
+)
 
 SHARD_NAME = re.compile(r"^part-(?P<index>\d{3,})-of-(?P<count>\d{3,})-(?P<seq>\d{5,})\.safetensors$")
 DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -230,7 +237,7 @@ class DatasetWriter:
                     f"the dataset folder {self.folder.name} cannot be resumed: {error} Move that file out "
                     "of the folder (its samples will be made again), or choose a new dataset_name.",
                 ) from None
-            theirs = {k: v for k, v in info.items() if k not in PER_SHARD}
+            theirs = collection_settings(info)
             if theirs != self.settings:
                 changed = sorted(
                     k for k in set(theirs) | set(self.settings) if theirs.get(k) != self.settings.get(k)

@@ -5,7 +5,7 @@ A dataset is a folder of shard files `*.safetensors`, each holding N samples:
 - `golden` [N, C, H, W]: its target x'_T, same dtype;
 - `embeds` [N, T, D]: the positive prompt's token states as the host's text encoder produced them;
 - `gain`   [N] float32, optional: reward(image from x'_T) - reward(image from x_T);
-- `index`  [N] int64, optional: each sample's number in its collection run (`npnet.collection`), so a
+- `index`  [N] int64, optional: each sample's number in its collection run (`npnet.learning.collection`), so a
   resumed or split collection never writes a sample twice.
 The metadata key `npd` holds a JSON object with at least {"version": 1} and, when known, the base model,
 sampler settings, reward model and prompts. Shards are read memory-mapped, one sample at a time, so a
@@ -126,9 +126,15 @@ def shard_index(f, name: str, rows: int | None = None) -> list[int] | None:
     return numbers
 
 
+def collection_settings(metadata: Mapping) -> dict:
+    """A shard's metadata less the per-shard keys: the settings of its collection, equal for every shard
+    of it, whichever server wrote it."""
+    return {k: v for k, v in metadata.items() if k not in PER_SHARD}
+
+
 def collection_key(metadata: Mapping) -> str:
-    """The settings that identify one collection: equal for every shard of it, whichever server wrote it."""
-    return json.dumps({k: v for k, v in metadata.items() if k not in PER_SHARD}, sort_keys=True)
+    """`collection_settings` as a hashable key."""
+    return json.dumps(collection_settings(metadata), sort_keys=True)
 
 
 @dataclass(frozen=True)
