@@ -477,14 +477,11 @@ class Trainer:
             loss.backward()
         finally:
             stop.abandonable = False
+        lr = learning_rate(self.args, self.position.global_step, self.batches.steps * self.args.epochs)
         for group in self.optimizer.param_groups:
-            group["lr"] = self.current_lr
+            group["lr"] = lr
         self.optimizer.step()
         return loss.detach()
-
-    @property
-    def current_lr(self) -> float:
-        return learning_rate(self.args, self.position.global_step, self.batches.steps * self.args.epochs)
 
     def log(self, train_loss: float, rate: float, end_of_epoch: bool) -> dict:
         if not math.isfinite(train_loss):
@@ -498,9 +495,7 @@ class Trainer:
             "val_loss": self.validate() if end_of_epoch else None,
             "identity_val_loss": self.baseline,
             "samples_per_s": rate,
-            "lr": learning_rate(
-                self.args, self.position.global_step - 1, self.batches.steps * self.args.epochs
-            ),
+            "lr": self.optimizer.param_groups[0]["lr"],  # the rate of the step just taken
         }
         self.metrics.write(row)
         return row
