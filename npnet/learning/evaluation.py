@@ -107,6 +107,11 @@ def bootstrap_interval(
     return float(low), float(high), unit
 
 
+def win_rate(differences: np.ndarray) -> float:
+    """The share of pairs where golden scores higher; ties count half."""
+    return float((differences > 0).sum() + 0.5 * (differences == 0).sum()) / len(differences)
+
+
 def summarise(scores: Sequence[PairScore]) -> Summary:
     if not scores:
         raise ValueError("no scored pairs to summarise")
@@ -119,7 +124,6 @@ def summarise(scores: Sequence[PairScore]) -> Summary:
         half = student_t_quantile(0.975, n - 1) * float(d.std(ddof=1)) / math.sqrt(n)
         low, high = mean - half, mean + half
         boot_low, boot_high, unit = bootstrap_interval(d, [s.prompt for s in scores])
-    wins = float((d > 0).sum() + 0.5 * (d == 0).sum()) / n
     return Summary(
         pairs=n,
         mean_plain=float(np.mean([s.plain for s in scores])),
@@ -127,7 +131,7 @@ def summarise(scores: Sequence[PairScore]) -> Summary:
         mean_difference=mean,
         ci95_low=low,
         ci95_high=high,
-        win_rate=wins,
+        win_rate=win_rate(d),
         boot95_low=boot_low,
         boot95_high=boot_high,
         bootstrap_unit=unit,
@@ -149,7 +153,7 @@ def per_prompt(scores: Sequence[PairScore]) -> list[dict]:
                 "mean_plain": float(np.mean([s.plain for s in group])),
                 "mean_golden": float(np.mean([s.golden for s in group])),
                 "mean_difference": float(d.mean()),
-                "win_rate": float((d > 0).sum() + 0.5 * (d == 0).sum()) / len(d),
+                "win_rate": win_rate(d),
             }
         )
     return table
