@@ -18,7 +18,7 @@ import torch
 
 from ..npnet import InputError, first_tokens, learning
 from . import host_files
-from .comfy_host import MENU, Noise_RandomNoise, folder_paths, io, progress_and_cancel, ui
+from .comfy_host import MENU, Noise_RandomNoise, io, progress_and_cancel, ui
 from .errors import GoldenNoiseError
 from .golden_noise import golden_inputs, node_id
 from .noise_objects import GoldenNoise, Origin
@@ -299,9 +299,9 @@ class CollectNoisePromptDataset(io.ComfyNode):
         # Re-run whenever the folder changed (shards deleted or added), not only when widgets did.
         try:
             name = learning.check_dataset_name(str(dataset_name))
-        except InputError:
+            folder = host_files.output_folder(name, DATASETS, "dataset_name", _errors(cls.NAME, None))
+        except (InputError, GoldenNoiseError):
             return None  # execute reports the bad name
-        folder = Path(folder_paths.get_output_directory()) / DATASETS / name
         return (
             sorted((p.name, p.stat().st_mtime_ns) for p in folder.glob("*.safetensors"))
             if folder.is_dir()
