@@ -31,12 +31,14 @@ else:
 # Separate guard: a core that moved one of these still registers the other nodes.
 try:
     import comfy.model_patcher as model_patcher
+    import comfy.model_sampling as comfy_model_sampling
     import comfy.sample as comfy_sample
     import comfy.samplers as comfy_samplers
     import latent_preview
     from comfy_extras.nodes_custom_sampler import Noise_RandomNoise
 except ImportError:
-    model_patcher = comfy_sample = comfy_samplers = latent_preview = Noise_RandomNoise = None
+    model_patcher = comfy_model_sampling = comfy_sample = comfy_samplers = latent_preview = None
+    Noise_RandomNoise = None
 
 Progress = Callable[[int, "int | None"], None]
 

@@ -32,6 +32,23 @@ NO_FILE = host_files.NO_FILE
 PROMPT_SUFFIXES = (".txt", ".jsonl")
 DATASETS = "npd"  # collections go to output/npd/<dataset_name>/
 
+# The authors' collection script (training/dataset_collection.py, forward_ours, SDXL's scheduler config):
+# DDIMScheduler at 50 steps with "leading" spacing and offset 1 (ComfyUI's ddim_uniform gives the same
+# timesteps, 981, 961, ...; its ddim sampler is deterministic DDIM), guidance 5.5 for the images and the
+# denoise step, 1.0 for the inversion, zero embeddings as the unconditional branch, their inverse step.
+PRESETS = {
+    "custom": {},
+    "authors": {
+        "sampler_name": "ddim",
+        "scheduler": "ddim_uniform",
+        "steps": 50,
+        "cfg": 5.5,
+        "cfg_denoise": 5.5,
+        "cfg_inversion": 1.0,
+        "inversion": "released",
+    },
+}
+
 
 @contextmanager
 def on_node(node: str, nid: str | None):
@@ -92,14 +109,20 @@ def shared_inputs() -> list:
             "prompt_file",
             options=prompt_files(),
             default=NO_FILE,
-            tooltip='A .txt (one prompt per line) or .jsonl ({"prompt": ...} per line) file in '
-            "ComfyUI's input folder, instead of the prompts box.",
+            tooltip='A .txt (one prompt per line) or .jsonl ({"prompt": ..., "seed": ...} per line, '
+            "seed optional) file in ComfyUI's input folder, instead of the prompts box.",
         ),
         io.String.Input(
             "negative_prompt",
             multiline=True,
             default="",
-            tooltip="The negative prompt of every rendered image.",
+            tooltip="The negative prompt of every rendered image (leave empty when `negative` is connected).",
+        ),
+        io.Conditioning.Input(
+            "negative",
+            optional=True,
+            tooltip="A negative CONDITIONING instead of the negative_prompt text, for every image and "
+            "both re-denoise steps. ConditioningZeroOut gives the authors' zero embeddings.",
         ),
     ]
 
@@ -140,10 +163,33 @@ class RenderRun:
 
 
 def render_run(
-    node, nid, model, clip, vae, reward, prompts, prompt_file, negative_prompt, width, height, **sampler
+    node,
+    nid,
+    model,
+    clip,
+    vae,
+    reward,
+    prompts,
+    prompt_file,
+    negative_prompt,
+    width,
+    height,
+    negative=None,
+    zero_negative=False,
+    **sampler,
 ) -> RenderRun:
     prompt_list = read_prompts(node, nid, prompts, prompt_file)
-    sampling = Sampling(negative_prompt, width, height, **sampler)
+    if negative is not None and negative_prompt.strip():
+        raise GoldenNoiseError(
+            node,
+            nid,
+            "negative_prompt",
+            "both negative_prompt and a negative CONDITIONING are given; clear the text or disconnect "
+            "`negative`.",
+        )
+    sampling = Sampling(
+        negative_prompt, width, height, **sampler, negative=negative, zero_negative=zero_negative
+    )
     return RenderRun(Renderer(node, nid, model, clip, vae, sampling), reward, prompt_list)
 
 
@@ -164,6 +210,30 @@ class Previews:
 
     def tensor(self) -> torch.Tensor:
         return torch.stack(self.images) if self.images else torch.zeros([1, 64, 64, 3])
+
+
+def check_preset(node: str, nid: str | None, preset: str, values: dict) -> None:
+    """A preset's widgets must hold its values: a preset never overrides what the node shows."""
+    if preset not in PRESETS:
+        raise GoldenNoiseError(node, nid, "preset", f"preset must be one of {list(PRESETS)}, got {preset!r}.")
+    wanted = PRESETS[preset]
+    wrong = [name for name, value in wanted.items() if values.get(name) != value]
+    if preset == "authors" and (
+        values.get("negative_prompt", "").strip() or values.get("negative") is not None
+    ):
+        wrong.append("negative_prompt")
+    if wrong:
+        needs = ", ".join(f"{name} {value}" for name, value in wanted.items())
+        have = ", ".join(f"{name} {values.get(name)!r}" for name in wrong if name in wanted)
+        raise GoldenNoiseError(
+            node,
+            nid,
+            wrong[0],
+            f"preset {preset!r} collects with {needs}, an empty negative_prompt and no negative "
+            f"connected (zero embeddings); "
+            + (f"this node has {have}" if have else "a negative is given")
+            + ". Set those, or choose preset custom.",
+        )
 
 
 class RewardModelLoader(io.ComfyNode):
@@ -220,7 +290,8 @@ class CollectNoisePromptDataset(io.ComfyNode):
                     default=0,
                     min=0,
                     max=0xFFFFFFFFFFFF,
-                    tooltip="Base seed: sample g uses seed + g, so a dataset is reproducible.",
+                    tooltip="Base seed: sample g uses seed + g, so a dataset is reproducible. A .jsonl "
+                    'prompt_file whose lines carry "seed" uses those instead (replaying a (prompt, seed) list).',
                 ),
                 *size_inputs(),
                 *sampler_inputs(),
@@ -280,6 +351,25 @@ class CollectNoisePromptDataset(io.ComfyNode):
                     tooltip="How many servers split the dataset (1: this one makes every sample).",
                 ),
                 preview_input(4),
+                io.Combo.Input(
+                    "inversion",
+                    options=list(learning.INVERSIONS),
+                    default="paper",
+                    optional=True,
+                    tooltip="paper: the inversion of the paper's equations (t1 back to t0, the denoiser "
+                    "at t1). released: the authors' released code (the UNet at t0 and diffusers' "
+                    "inverse step from t1 - 1000/steps to t1: a slightly larger move), for epsilon models.",
+                ),
+                io.Combo.Input(
+                    "preset",
+                    options=list(PRESETS),
+                    default="custom",
+                    optional=True,
+                    tooltip="authors: collect as the authors' script does (sampler ddim, scheduler "
+                    "ddim_uniform, 50 steps, cfg 5.5, cfg_denoise 5.5, cfg_inversion 1.0, inversion "
+                    "released, zero negative). The widgets must hold these values (the node says which "
+                    "do not); custom: the widgets as set.",
+                ),
             ],
             outputs=[
                 io.String.Output(
@@ -321,6 +411,8 @@ class CollectNoisePromptDataset(io.ComfyNode):
         shard_index,
         shard_count,
         preview_pairs=4,
+        inversion="paper",
+        preset="custom",
         **shared,
     ) -> io.NodeOutput:
         nid = node_id(cls)
@@ -329,7 +421,15 @@ class CollectNoisePromptDataset(io.ComfyNode):
                 raise GoldenNoiseError(
                     cls.NAME, nid, widget, f"{widget} must be a finite number, got {value!r}."
                 )
-        run = render_run(cls.NAME, nid, **shared)
+        check_preset(
+            cls.NAME,
+            nid,
+            preset,
+            {**shared, "cfg_denoise": cfg_denoise, "cfg_inversion": cfg_inversion, "inversion": inversion},
+        )
+        run = render_run(cls.NAME, nid, **shared, zero_negative=preset == "authors")
+        with on_node(cls.NAME, nid):
+            run.renderer.check_inversion(inversion)
         with on_node(cls.NAME, nid):
             name = learning.check_dataset_name(dataset_name)
             samples = learning.plan(run.prompts, samples_per_prompt, seed, shard_index, shard_count)
@@ -341,6 +441,7 @@ class CollectNoisePromptDataset(io.ComfyNode):
                     **run.renderer.sampling.as_dict(),
                     "cfg_denoise": cfg_denoise,
                     "cfg_inversion": cfg_inversion,
+                    **({"inversion": inversion} if inversion != "paper" else {}),
                     "tokens": tokens,
                     "reward": run.reward.name,
                     "base_seed": seed,
@@ -358,7 +459,9 @@ class CollectNoisePromptDataset(io.ComfyNode):
             renderer = run.renderer
             positive = renderer.encode(sample.prompt)
             noise = renderer.noise(sample.seed)
-            golden = renderer.golden_target(noise, positive, cfg_denoise, cfg_inversion, sample.seed)
+            golden = renderer.golden_target(
+                noise, positive, cfg_denoise, cfg_inversion, sample.seed, inversion
+            )
             images = torch.cat(
                 [renderer.image(noise, positive, sample.seed), renderer.image(golden, positive, sample.seed)]
             )
@@ -395,7 +498,8 @@ class EvaluateGoldenNoise(io.ComfyNode):
                     default=0,
                     min=0,
                     max=0xFFFFFFFFFFFF,
-                    tooltip="First seed; each prompt is rendered with seeds seed .. seed + seeds - 1.",
+                    tooltip="First seed; each prompt is rendered with seeds seed .. seed + seeds - 1 (from "
+                    'its own "seed" when a .jsonl prompt_file gives one).',
                 ),
                 io.Int.Input("seeds", default=4, min=1, max=10000, tooltip="Seeds per prompt."),
                 *size_inputs(),

@@ -9,19 +9,47 @@ it, and compute the re-denoise target of `npnet.learning.redenoise` with the mod
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 
 import torch
 
-from ..npnet.learning import redenoise, to_unit_noise
-from .comfy_host import comfy_sample, comfy_samplers, fix_empty_latent, io
+from ..npnet.learning import redenoise, redenoise_released, to_unit_noise
+from .comfy_host import comfy_model_sampling, comfy_sample, comfy_samplers, fix_empty_latent, io
 from .errors import GoldenNoiseError
+
+
+def conditioning_fingerprint(conditioning: list) -> str:
+    """SHA-256 of a CONDITIONING's tensors (cross-attention states and pooled output), for records."""
+    digest = hashlib.sha256()
+    for cond, extra in conditioning:
+        for tensor in (cond, extra.get("pooled_output")):
+            if isinstance(tensor, torch.Tensor):
+                digest.update(str(tuple(tensor.shape)).encode())
+                digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def zeroed(conditioning: list) -> list:
+    """CONDITIONING with every tensor zero, as ComfyUI's ConditioningZeroOut makes it: the unconditional
+    branch of diffusers' SDXL pipeline for an empty negative (`force_zeros_for_empty_prompt`)."""
+    out = []
+    for cond, extra in conditioning:
+        extra = dict(extra)
+        if isinstance(extra.get("pooled_output"), torch.Tensor):
+            extra["pooled_output"] = torch.zeros_like(extra["pooled_output"])
+        out.append([torch.zeros_like(cond), extra])
+    return out
 
 
 @dataclass(frozen=True)
 class Sampling:
-    """How every image of a run is rendered: the widgets Collect and Evaluate share (as on KSampler)."""
+    """How every image of a run is rendered: the widgets Collect and Evaluate share (as on KSampler).
+
+    The negative is the `negative_prompt` text, unless a CONDITIONING is connected (`negative`), or
+    `zero_negative` asks for zero embeddings (the authors' collection).
+    """
 
     negative_prompt: str
     width: int
@@ -30,10 +58,12 @@ class Sampling:
     scheduler: str
     steps: int
     cfg: float
+    negative: list | None = None
+    zero_negative: bool = False
 
     def as_dict(self) -> dict:
         """The settings as recorded in datasets and reports (`sampler` is KSampler's sampler_name)."""
-        return {
+        record = {
             "width": self.width,
             "height": self.height,
             "sampler": self.sampler_name,
@@ -42,6 +72,13 @@ class Sampling:
             "cfg": self.cfg,
             "negative_prompt": self.negative_prompt,
         }
+        if self.negative is not None:
+            record["negative_prompt"] = None
+            record["negative_conditioning_sha256"] = conditioning_fingerprint(self.negative)
+        elif self.zero_negative:
+            record["negative_prompt"] = None
+            record["negative_conditioning"] = "zero"
+        return record
 
 
 @dataclass
@@ -87,18 +124,49 @@ class Renderer:
     @property
     def negative(self) -> list:
         if self._negative is None:
-            self._negative = self.encode(self.sampling.negative_prompt)
+            if self.sampling.negative is not None:
+                self._negative = self.sampling.negative
+            elif self.sampling.zero_negative:
+                self._negative = zeroed(self.encode(""))
+            else:
+                self._negative = self.encode(self.sampling.negative_prompt)
         return self._negative
 
     def noise(self, seed: int) -> torch.Tensor:
         """The seed's starting noise, exactly what KSampler draws for this latent."""
         return comfy_sample.prepare_noise(self.latent, seed)
 
+    def check_inversion(self, inversion: str) -> None:
+        """`released` is the authors' diffusers code: defined for epsilon models on a 1000-step DDPM schedule."""
+        epsilon = type(self.model_sampling).calculate_denoised is comfy_model_sampling.EPS.calculate_denoised
+        if inversion == "released" and not (
+            epsilon and len(getattr(self.model_sampling, "sigmas", ())) == 1000
+        ):
+            raise self.error(
+                "inversion",
+                "inversion 'released' reproduces the authors' diffusers code, which is defined for "
+                "epsilon-prediction models on a 1000-step schedule (SD1.5, SDXL); this model is "
+                f"{type(self.model_sampling).__name__}. Use inversion 'paper'.",
+            )
+
+    def sigma_back(self) -> float:
+        """Where diffusers' DDIMInverseScheduler.step(eps, t1, ...) reads its input: timestep t1 - 1000/steps."""
+        t1 = int(round(float(self.model_sampling.timestep(self.sigmas[1:2])[0])))
+        return float(self.model_sampling.sigmas[max(t1 - 1000 // self.sampling.steps, 0)])
+
     @torch.no_grad()  # ComfyUI runs nodes in inference mode; outside it (plain Python) no graph either
     def golden_target(
-        self, noise: torch.Tensor, positive: list, cfg_denoise: float, cfg_inversion: float, seed: int
+        self,
+        noise: torch.Tensor,
+        positive: list,
+        cfg_denoise: float,
+        cfg_inversion: float,
+        seed: int,
+        inversion: str = "paper",
     ) -> torch.Tensor:
-        """x'_T of `noise`: one denoise and one inversion step (npnet.learning.redenoise) with the model's guider."""
+        """x'_T of `noise`: one denoise and one inversion step (npnet.learning.redenoise) with the model's
+        guider; `inversion` 'released' is the authors' released code instead (redenoise_released)."""
+        self.check_inversion(inversion)
         guider = comfy_samplers.CFGGuider(self.model)
         guider.set_conds(positive, self.negative)
         guider.set_cfg(cfg_denoise)
@@ -114,6 +182,13 @@ class Renderer:
                 guider.set_cfg(cfg)
                 return model_k(x, sigma * s_in, **(extra_args or {}))
 
+            if inversion == "released":
+                unit = noise.to(x)
+                s0, s1 = float(sigmas[0]), float(sigmas[1])
+                found["target"] = redenoise_released(
+                    unit, s0, s1, self.sigma_back(), denoise, cfg_denoise, cfg_inversion
+                )
+                return x
             found["start"] = x.clone()
             found["moved"] = redenoise(x, sigmas[0], sigmas[1], denoise, scaling, cfg_denoise, cfg_inversion)
             found["max_denoise"] = sampler.max_denoise(model_k.inner_model, sigmas)
@@ -121,6 +196,8 @@ class Renderer:
 
         sampler = comfy_samplers.KSAMPLER(two_steps)
         guider.sample(noise, self.latent, sampler, self.sigmas[:2].clone(), disable_pbar=True, seed=seed)
+        if "target" in found:
+            return found["target"].cpu().float().to(noise.dtype)
         sigma = self.sigmas[0]
         scale = scaling(sigma, torch.ones(1), torch.zeros(1), found["max_denoise"]).flatten()[0]
         return to_unit_noise(noise, found["start"].cpu().float(), found["moved"].cpu().float(), scale).to(

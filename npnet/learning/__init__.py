@@ -38,9 +38,10 @@ from .evaluation import (
 )
 from .evaluation import chart as evaluation_chart
 from .evaluation import run as run_evaluation
-from .redenoise import redenoise, to_unit_noise
+from .redenoise import INVERSIONS, redenoise, redenoise_released, to_unit_noise
 
 __all__ = [
+    "INVERSIONS",
     "DatasetError",
     "DatasetWriter",
     "Job",
@@ -64,6 +65,7 @@ __all__ = [
     "read_prompt_file",
     "read_prompts",
     "redenoise",
+    "redenoise_released",
     "run_evaluation",
     "summarise",
     "summary",

@@ -4,7 +4,8 @@ The host makes each pair (it owns the diffusion model, the text encoder, the VAE
 this module decides everything else, so every host collects the same dataset from the same settings:
 
 - `plan` numbers the samples. Sample g (g = k·P + p for the k-th sample of prompt p, P prompts) uses
-  seed base_seed + g and belongs to shard `g % shard_count`: several hosts (one per GPU or machine), each
+  seed base_seed + g (or seed_p + k when the prompt file gives prompt p its own seed, so a published
+  (prompt, seed) list is replayed exactly) and belongs to shard `g % shard_count`: several hosts (one per GPU or machine), each
   given its own `shard_index`, split one dataset without talking to each other, and together write
   exactly the samples one host would have written.
 - `DatasetWriter` writes NPD shards (`npnet.learning.dataset`) into one folder as it goes, a shard every
@@ -75,8 +76,21 @@ def read_prompts(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
+class PromptList(list):
+    """Prompts, and the seed each one was given in its file (`seeds`, None when the file gives none)."""
+
+    def __init__(self, prompts: Iterable[str] = (), seeds: Sequence[int] | None = None):
+        super().__init__(prompts)
+        self.seeds = list(seeds) if seeds is not None else None
+
+
+def given_seeds(prompts: Sequence[str]) -> list[int] | None:
+    return getattr(prompts, "seeds", None)
+
+
 def read_prompt_file(path: str | os.PathLike, input_name: str = "prompt_file") -> list[str]:
-    """Prompts from a .txt (one per line) or .jsonl file (a JSON string, or an object with "prompt")."""
+    """Prompts from a .txt (one per line) or .jsonl file: a JSON string, or an object with "prompt" (or
+    "caption", as the authors' lists) and an optional integer "seed" on every line or on none."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -86,7 +100,7 @@ def read_prompt_file(path: str | os.PathLike, input_name: str = "prompt_file") -
         ) from None
     if path.suffix.lower() != ".jsonl":
         return read_prompts(text)
-    prompts = []
+    prompts, seeds = [], []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -94,15 +108,28 @@ def read_prompt_file(path: str | os.PathLike, input_name: str = "prompt_file") -
             item = json.loads(line)
         except ValueError:
             raise InputError(input_name, f"{input_name} {path.name} line {number} is not JSON.") from None
-        prompt = item.get("prompt") if isinstance(item, dict) else item
+        prompt = item.get("prompt", item.get("caption")) if isinstance(item, dict) else item
         if not isinstance(prompt, str) or not prompt.strip():
             raise InputError(
                 input_name,
                 f"{input_name} {path.name} line {number}: expected a JSON string or an object with a "
                 '"prompt" string.',
             )
+        seed = item.get("seed") if isinstance(item, dict) else None
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise InputError(
+                input_name,
+                f'{input_name} {path.name} line {number}: "seed" must be an integer >= 0, got {seed!r}.',
+            )
+        if prompts and (seed is None) != (seeds[-1] is None):
+            raise InputError(
+                input_name,
+                f'{input_name} {path.name} line {number}: give a "seed" on every line or on none '
+                "(a mix would leave some samples' seeds undefined).",
+            )
         prompts.append(prompt.strip())
-    return prompts
+        seeds.append(seed)
+    return PromptList(prompts, seeds if seeds and seeds[0] is not None else None)
 
 
 def check_shards(shard_index: int, shard_count: int) -> None:
@@ -126,6 +153,7 @@ class Plan(Sequence[Sample]):
         self, prompts: Sequence[str], total: int, base_seed: int, shard_index: int, shard_count: int
     ):
         self.prompts, self.total, self.base_seed = list(prompts), total, base_seed
+        self.seeds = given_seeds(prompts)
         self.shard_index, self.shard_count = shard_index, shard_count
 
     def __len__(self) -> int:
@@ -140,7 +168,8 @@ class Plan(Sequence[Sample]):
             raise IndexError(i)
         g = self.shard_index + i * self.shard_count
         count = len(self.prompts)
-        return Sample(g, g % count, self.prompts[g % count], self.base_seed + g)
+        p, k = g % count, g // count
+        return Sample(g, p, self.prompts[p], self.seeds[p] + k if self.seeds else self.base_seed + g)
 
     def __iter__(self) -> Iterator[Sample]:
         return (self[i] for i in range(len(self)))
@@ -393,5 +422,8 @@ def summary(folder: str | os.PathLike, written: int) -> str:
 
 
 def prompts_fingerprint(prompts: Sequence[str]) -> str:
-    """A short digest of the prompt list, kept in the settings so a resumed run uses the same prompts."""
-    return hashlib.sha256("\n".join(prompts).encode("utf-8")).hexdigest()[:16]
+    """A short digest of the prompt list (and the seeds the file gave them), kept in the settings so a
+    resumed run uses the same prompts and seeds."""
+    seeds = given_seeds(prompts)
+    text = "\n".join(prompts) + ("" if seeds is None else "\n#seeds " + " ".join(map(str, seeds)))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

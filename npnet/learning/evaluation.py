@@ -188,8 +188,14 @@ class Job:
 
 
 def jobs(prompts: Sequence[str], first_seed: int, seeds: int) -> Iterator[Job]:
-    """Every prompt with seeds first_seed .. first_seed + seeds - 1, prompt by prompt."""
-    return (Job(prompt, first_seed + k) for prompt in prompts for k in range(seeds))
+    """Every prompt with seeds first_seed .. first_seed + seeds - 1, prompt by prompt; a prompt whose
+    file gave it a seed s uses s .. s + seeds - 1 instead."""
+    given = getattr(prompts, "seeds", None)
+    return (
+        Job(prompt, (given[p] if given else first_seed) + k)
+        for p, prompt in enumerate(prompts)
+        for k in range(seeds)
+    )
 
 
 class ResultFiles:

@@ -23,6 +23,16 @@ Written once for every parameterisation
     from s1 to s0 with the denoiser evaluated at s1. When the prediction does not depend on x and both
     scales are equal, the two steps cancel exactly and x'_T = x_T (a test checks this).
 
+Two inversions (`INVERSIONS`)
+    `paper` is the update above: the inversion evaluates the denoiser at s1 and moves s1 -> s0, in the
+    host's own start convention. `released` reproduces the authors' released collection code for
+    epsilon models on a DDPM schedule (`redenoise_released`): it starts where diffusers does
+    (z_T = x_T in variance-preserving variables), evaluates the network for the inversion at timestep
+    t0 instead of t1, and calls diffusers' `DDIMInverseScheduler.step(eps, t1, z1)`, which since
+    diffusers 0.22 moves from timestep t1 - 1000/steps up to t1 (941 -> 961 at 50 steps), not from t1
+    to t0. The result stays at t1's noise level and is used as x'_T as is. It is a larger perturbation
+    in the same direction (x1.03 at 50 steps, x1.12 at 10 under an ideal denoiser).
+
 The unit-noise space
     The host starts sampling from x = start_scaling(x_T) (for epsilon models at the top of the schedule
     the noise is scaled by sqrt(1 + s0²), not s0). `to_unit_noise` undoes that scaling for the moved
@@ -34,6 +44,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+
+INVERSIONS = ("paper", "released")
 
 Denoise = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
 Scaling = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -78,3 +90,32 @@ def to_unit_noise(
     first step), so the difference of starting points divided by it is the difference of noises.
     """
     return noise + (moved - start) / noise_scale
+
+
+def redenoise_released(
+    noise: torch.Tensor,
+    sigma_start: float,
+    sigma_next: float,
+    sigma_back: float,
+    denoise: Denoise,
+    cfg_denoise: float,
+    cfg_inversion: float,
+) -> torch.Tensor:
+    """The authors' released target for unit noise `noise` (epsilon models): see the module docstring.
+
+    Written in the two variable sets the released code mixes: k-diffusion's x = x0 + s·e (what `denoise`
+    takes, as the host's model wrapper does) and diffusers' variance-preserving z = x / sqrt(1 + s²).
+    `sigma_back` is the sigma of timestep t1 - 1000/steps (of timestep 0 below that, as the SDXL
+    scheduler's `set_alpha_to_one=False` gives), where the inverse scheduler believes z1 sits.
+    """
+
+    def vp(s: float) -> float:
+        return (1.0 + s * s) ** 0.5
+
+    x = noise * vp(sigma_start)  # diffusers starts from z_T = noise at t0
+    x0_hat = denoise(x, torch.as_tensor(sigma_start), cfg_denoise)
+    z1 = (x0_hat + sigma_next * (x - x0_hat) / sigma_start) / vp(sigma_next)  # DDIMScheduler.step t0 -> t1
+    x_in = z1 * vp(sigma_start)  # the UNet sees z1 with timestep t0
+    eps = (x_in - denoise(x_in, torch.as_tensor(sigma_start), cfg_inversion)) / sigma_start
+    x0_back = z1 * vp(sigma_back) - sigma_back * eps  # DDIMInverseScheduler.step: z1 read at t1 - stride
+    return (x0_back + sigma_next * eps) / vp(sigma_next)  # ... and moved to t1

@@ -221,3 +221,63 @@ def test_the_whole_loop_collect_train_load_apply(comfy_inprocess, learning, mode
     expected = npnet.golden_noise(npnet.load(out / "npnet.safetensors"), plain, positive[0][0][:, :8].float())
     assert torch.allclose(got, expected, atol=1e-5)
     assert not torch.allclose(got, plain)
+
+
+AUTHORS = dict(
+    sampler_name="ddim",
+    scheduler="ddim_uniform",
+    steps=50,
+    cfg=5.5,
+    cfg_denoise=5.5,
+    cfg_inversion=1.0,
+    inversion="released",
+    negative_prompt="",
+    preset="authors",
+)
+
+
+def test_the_authors_preset_collects_with_their_settings_and_records_them(comfy_inprocess, learning, models):
+    folder = fresh(comfy_inprocess, "npd_authors")
+    collect(
+        learning, models, dataset_name="npd_authors", samples_per_prompt=1, width=64, height=64, **AUTHORS
+    )
+    with safe_open(next(folder.glob("*.safetensors")), "pt") as f:
+        meta = f.metadata()["npd"]
+    for fragment in (
+        '"inversion": "released"',
+        '"negative_conditioning": "zero"',
+        '"scheduler": "ddim_uniform"',
+    ):
+        assert fragment in meta
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"steps": 20}, "'steps': preset 'authors' collects with sampler_name ddim.*steps 20"),
+        ({"inversion": "paper"}, "'inversion': preset 'authors'"),
+        ({"negative_prompt": "blurry"}, "'negative_prompt': preset 'authors'.*a negative is given"),
+    ],
+)
+def test_a_widget_that_disagrees_with_the_preset_is_named(comfy_inprocess, learning, models, changes, match):
+    with pytest.raises(ValueError, match=match):
+        collect(learning, models, dataset_name="npd_preset_bad", **{**AUTHORS, **changes})
+    assert not (Path(comfy_inprocess.folder_paths.get_output_directory()) / "npd" / "npd_preset_bad").exists()
+
+
+def test_a_negative_conditioning_is_used_and_recorded_and_cannot_be_given_twice(
+    comfy_inprocess, learning, models
+):
+    negative = models["clip"].encode_from_tokens_scheduled(models["clip"].tokenize("washed out"))
+    with pytest.raises(ValueError, match="'negative_prompt': both negative_prompt and a negative"):
+        collect(learning, models, dataset_name="npd_neg", negative=negative)
+    folder = fresh(comfy_inprocess, "npd_neg")
+    collect(
+        learning, models, dataset_name="npd_neg", negative=negative, negative_prompt="", samples_per_prompt=1
+    )
+    by_text = fresh(comfy_inprocess, "npd_neg_text")
+    collect(learning, models, dataset_name="npd_neg_text", negative_prompt="washed out", samples_per_prompt=1)
+    connected, typed = rows(folder), rows(by_text)
+    assert all(torch.equal(connected[i]["golden"], typed[i]["golden"]) for i in connected)
+    with safe_open(next(folder.glob("*.safetensors")), "pt") as f:
+        assert '"negative_conditioning_sha256": "' in f.metadata()["npd"]

@@ -116,3 +116,97 @@ def test_a_size_the_vae_cannot_take_is_refused(comfy_inprocess, rendering, tiny)
             tiny.tiny_vae(4),
             rendering.Sampling("", 60, 64, "euler", "normal", 4, 3.0),
         )
+
+
+# --- The authors' preset: DDIM "leading" timesteps, zero negative, and both inversions ----------------
+#
+# Written in diffusers' variables (z = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, integer timesteps), from
+# the SD schedule's betas, with the network called on z and the timestep as the authors' UNet is.
+# With 50 steps ComfyUI's ddim_uniform gives diffusers' DDIMScheduler timesteps for SDXL's config
+# ("leading", steps_offset 1): 981, 961, ..., 1.
+
+
+def alphas_cumprod() -> torch.Tensor:
+    betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=torch.float64) ** 2
+    return torch.cumprod(1.0 - betas, dim=0)
+
+
+def eps_of(model, z, t, cond, cfg):
+    """The guided noise prediction at integer timestep t, with the zero negative."""
+    net = model.model.diffusion_model
+    ts = torch.full((z.shape[0],), float(t))
+    c = net(z.float(), ts, context=cond).double()
+    if cfg == 1.0:
+        return c
+    u = net(z.float(), ts, context=torch.zeros_like(cond)).double()
+    return u + cfg * (c - u)
+
+
+def ddim_step(eps, z, a_from, a_to):
+    """diffusers' DDIMScheduler.step / DDIMInverseScheduler.step with eta 0, epsilon prediction."""
+    x0 = (z - (1 - a_from) ** 0.5 * eps) / a_from**0.5
+    return a_to**0.5 * x0 + (1 - a_to) ** 0.5 * eps
+
+
+def authors_renderer(rendering, tiny, steps=50):
+    model, clip, vae = tiny.tiny_model("sd15"), tiny.tiny_clip(), tiny.tiny_vae(4)
+    sampling = rendering.Sampling("", 64, 64, "ddim", "ddim_uniform", steps, 5.5, zero_negative=True)
+    return model, rendering.Renderer("test", None, model, clip, vae, sampling)
+
+
+@pytest.mark.parametrize("steps", [50, 10])
+def test_released_inversion_equals_the_authors_two_diffusers_calls(comfy_inprocess, rendering, tiny, steps):
+    model, r = authors_renderer(rendering, tiny, steps)
+    positive = r.encode("a red bicycle")
+    noise = r.noise(5)
+    got = r.golden_target(noise, positive, 5.5, 1.0, seed=5, inversion="released")
+
+    abar, stride = alphas_cumprod(), 1000 // steps
+    t0, t1 = 1000 - stride + 1, 1000 - 2 * stride + 1  # leading spacing, offset 1
+    cond = positive[0][0]
+    z0 = noise.double()  # diffusers: latents = randn * init_noise_sigma (1.0)
+    # pipe: scheduler.step(eps(z_T, t0), t0, z_T) -> t1
+    z1 = ddim_step(eps_of(model, z0, t0, cond, 5.5), z0, abar[t0], abar[t1])
+    # forward_ours: the UNet on z1 at timestep t0 (cfg 1.0), then inv_scheduler.step(eps, timesteps[1], z1),
+    # which reads z1 at t1 - stride and moves it to t1
+    eps = eps_of(model, z1, t0, cond, 1.0)
+    expected = ddim_step(eps, z1, abar[t1 - stride], abar[t1])
+    assert [round(float(model.get_model_object("model_sampling").timestep(s))) for s in r.sigmas[:2]] == [
+        t0,
+        t1,
+    ]
+    assert torch.allclose(got.double(), expected, atol=1e-4), (got.double() - expected).abs().max()
+    assert (got - noise).abs().max() > 1e-3
+
+
+def test_paper_inversion_with_the_authors_preset_is_the_textbook_pair(comfy_inprocess, rendering, tiny):
+    model, r = authors_renderer(rendering, tiny)
+    positive = r.encode("a red bicycle")
+    noise = r.noise(5)
+    got = r.golden_target(noise, positive, 5.5, 1.0, seed=5, inversion="paper")
+
+    abar = alphas_cumprod()
+    t0, t1 = 981, 961
+    cond = positive[0][0]
+    # ComfyUI starts below the top of the schedule at x = sigma0 * noise, i.e. z = sqrt(1 - abar) * noise
+    z0 = (1 - abar[t0]) ** 0.5 * noise.double()
+    z1 = ddim_step(eps_of(model, z0, t0, cond, 5.5), z0, abar[t0], abar[t1])  # t0 -> t1
+    z0_new = ddim_step(eps_of(model, z1, t1, cond, 1.0), z1, abar[t1], abar[t0])  # t1 -> t0, at t1
+    expected = z0_new / (1 - abar[t0]) ** 0.5
+    assert torch.allclose(got.double(), expected, atol=1e-4), (got.double() - expected).abs().max()
+    released = r.golden_target(noise, positive, 5.5, 1.0, seed=5, inversion="released")
+    assert (released - got).abs().max() > 1e-3  # the two inversions are told apart
+
+
+def test_the_zero_negative_is_conditioning_zero_out(comfy_inprocess, rendering, tiny):
+    _, r = authors_renderer(rendering, tiny)
+    ((cond, extra),) = r.negative
+    assert cond.shape == r.encode("")[0][0].shape and not cond.any()
+    assert r.sampling.as_dict()["negative_conditioning"] == "zero"
+
+
+def test_released_inversion_is_refused_for_a_flow_model(comfy_inprocess, rendering, tiny):
+    model, clip, vae = tiny.tiny_model("sd3"), tiny.tiny_clip(), tiny.tiny_vae(16)
+    r = renderer(rendering, model, clip, vae)
+    with pytest.raises(ValueError, match="'inversion'.*epsilon-prediction"):
+        r.golden_target(r.noise(1), r.encode("x"), 5.5, 1.0, seed=1, inversion="released")

@@ -12,10 +12,12 @@ from npnet.learning.collection import (
     check_dataset_name,
     collect,
     plan,
+    prompts_fingerprint,
     read_prompt_file,
     read_prompts,
 )
 from npnet.learning.dataset import NoisePromptDataset
+from npnet.learning.evaluation import jobs
 from npnet.learning.redenoise import redenoise
 
 
@@ -33,10 +35,46 @@ def test_shards_partition_the_samples_and_keep_their_seeds():
 def test_prompt_files(tmp_path):
     (tmp_path / "p.jsonl").write_text('{"prompt": " a cat "}\n\n"a dog"\n')
     assert read_prompt_file(tmp_path / "p.jsonl") == ["a cat", "a dog"]
-    (tmp_path / "bad.jsonl").write_text('{"caption": "x"}\n')
+    (tmp_path / "bad.jsonl").write_text('{"text": "x"}\n')
     with pytest.raises(InputError, match="line 1"):
         read_prompt_file(tmp_path / "bad.jsonl")
     assert read_prompts("one\n  # no\n\n two ") == ["one", "two"]
+
+
+def test_seeds_given_in_a_jsonl_file_are_the_samples_seeds(tmp_path):
+    # The authors' lists: {"caption": ..., "seed": ...}, one sample per line, captions may repeat.
+    (tmp_path / "authors.jsonl").write_text(
+        '{"caption": "a cat", "seed": 42}\n{"caption": "a dog", "seed": 7}\n{"caption": "a cat", "seed": 9}\n'
+    )
+    prompts = read_prompt_file(tmp_path / "authors.jsonl")
+    assert prompts == ["a cat", "a dog", "a cat"] and prompts.seeds == [42, 7, 9]
+    assert [(s.prompt, s.seed) for s in plan(prompts, 1, 1000)] == [("a cat", 42), ("a dog", 7), ("a cat", 9)]
+    assert [s.seed for s in plan(prompts, 2, 1000)] == [42, 7, 9, 43, 8, 10]  # k-th round: seed + k
+    assert [(j.prompt, j.seed) for j in jobs(prompts, 1000, 2)][:3] == [
+        ("a cat", 42),
+        ("a cat", 43),
+        ("a dog", 7),
+    ]
+    # the seeds are part of the prompt fingerprint, so a resume with other seeds is refused
+    (tmp_path / "other.jsonl").write_text(
+        '{"caption": "a cat", "seed": 1}\n{"caption": "a dog", "seed": 7}\n{"caption": "a cat", "seed": 9}\n'
+    )
+    assert prompts_fingerprint(prompts) != prompts_fingerprint(read_prompt_file(tmp_path / "other.jsonl"))
+    assert prompts_fingerprint(prompts) != prompts_fingerprint(list(prompts))
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ('{"prompt": "a", "seed": 1}\n{"prompt": "b"}\n', "every line or on none"),
+        ('{"prompt": "a", "seed": -1}\n', "integer >= 0"),
+        ('{"prompt": "a", "seed": "7"}\n', "integer >= 0"),
+    ],
+)
+def test_bad_seeds_in_a_jsonl_file_are_refused_with_the_line(tmp_path, text, match):
+    (tmp_path / "p.jsonl").write_text(text)
+    with pytest.raises(InputError, match=match):
+        read_prompt_file(tmp_path / "p.jsonl")
 
 
 @pytest.mark.parametrize("name", ["", "..", ".hidden", "a/b", "a\\b", "c:d"])
