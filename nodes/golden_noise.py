@@ -86,15 +86,17 @@ class GoldenNoiseLoader(io.ComfyNode):
             display_name="Golden Noise Loader",
             category=CATEGORY,
             description="Loads an NPNet (Golden Noise) network. The released variants download on first "
-            "use into models/npnet; files there (or in an `npnet:` folder of "
-            "extra_model_paths.yaml) are listed too. Kept loaded across runs.",
+            "use into models/golden_noise; files there, in models/npnet (other NPNet packs' folder) and "
+            "in `golden_noise:` / `npnet:` folders of extra_model_paths.yaml are listed too. Kept loaded "
+            "across runs.",
             inputs=[
                 io.Combo.Input(
                     "weights",
                     options=weight_choices(),
                     default="SDXL",
                     tooltip="SDXL (also SDXL-Lightning, LCM, PCM), DreamShaper-XL or Hunyuan-DiT "
-                    "weights (downloaded if missing), or a .safetensors/.pth file from models/npnet.",
+                    "weights (downloaded if missing), or a .safetensors/.pth file from models/golden_noise or "
+                    "models/npnet.",
                 ),
             ],
             outputs=[

@@ -1,4 +1,11 @@
-"""NPNet weights in ComfyUI: the `npnet` model folder, a first-use download, and the loaded networks.
+"""NPNet weights in ComfyUI: the `golden_noise` model folder, a first-use download, and the loaded networks.
+
+The pack writes into `models/golden_noise` and also lists `models/npnet` (and `npnet:` folders of
+extra_model_paths.yaml), where users keep files from other NPNet packs. It never writes into
+`models/npnet`: asagi4's ComfyUI-NPNet lists every weight file there and can read only its own layouts,
+so a file of ours there shows in that pack's list and fails to load. Files an earlier version of this
+pack put there (flat `embeeding.*` keys, which asagi4 cannot read) are moved to `models/golden_noise`
+once, at start, with a log line; the loader finds them under the same name, so workflows keep working.
 
 The loaded network travels on NPNET wires as an `NPNetWeights`: the network wrapped in ComfyUI's
 ModelPatcher, so model management moves it to the GPU when a node needs it and can offload it like any
@@ -9,9 +16,12 @@ cache only refers to it weakly, so when the host drops it ("free model and node 
 from __future__ import annotations
 
 import logging
+import os
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
+
+from safetensors import safe_open
 
 from .. import npnet
 from ..npnet import VARIANTS, shown
@@ -26,7 +36,8 @@ from .errors import GoldenNoiseError
 
 log = logging.getLogger(__name__)
 
-FOLDER = "npnet"
+FOLDER = "golden_noise"  # the folder type and models/ folder the pack owns
+SHARED = "npnet"  # the folder type and models/ folder other NPNet packs list: read, never written
 EXTENSIONS = {".pth", ".safetensors"}
 
 # What the loader's combo shows for each released checkpoint.
@@ -34,18 +45,77 @@ LABEL_TO_VARIANT = {variant.label: name for name, variant in VARIANTS.items()}
 
 
 def default_folder() -> Path:
-    """`models/npnet`: where first-use downloads go."""
+    """`models/golden_noise`: where first-use downloads go, and trained files are copied."""
     return Path(folder_paths.models_dir) / FOLDER
 
 
+def shared_folder() -> Path:
+    return Path(folder_paths.models_dir) / SHARED
+
+
 def register_folder() -> None:
-    """Declare the `npnet` model folder: `models/npnet`, plus any `npnet:` folders of extra_model_paths.yaml;
-    only weight files are listed."""
+    """Declare the `golden_noise` folder type: `models/golden_noise` and any `golden_noise:` folders of
+    extra_model_paths.yaml, then `models/npnet` and any `npnet:` folders to read; only weight files are
+    listed. Moves the pack's old files out of `models/npnet` first (see the module docstring)."""
+    migrate_shared_folder(shared_folder(), default_folder())
     register_model_folder(FOLDER, str(default_folder()), EXTENSIONS)
+    paths, _ = folder_paths.folder_names_and_paths[FOLDER]
+    shared = folder_paths.folder_names_and_paths.get(SHARED, ([], set()))[0]
+    for path in [*shared, str(shared_folder())]:
+        if path not in paths:
+            paths.append(path)
+
+
+def shared_folders() -> set[Path]:
+    return {
+        shared_folder(),
+        *(Path(p) for p in folder_paths.folder_names_and_paths.get(SHARED, ([], set()))[0]),
+    }
+
+
+def _asagi4_cannot_read(path: Path) -> bool:
+    """A flat .safetensors with `embeeding.*` keys: the layout this pack wrote, which asagi4 KeyErrors on."""
+    try:
+        with safe_open(path, "pt") as f:
+            return "embeeding.linear.weight" in f.keys()
+    except Exception:  # not a safetensors file: not one of ours, not ours to move
+        return False
+
+
+def migrate_shared_folder(shared: Path, own: Path) -> None:
+    """Move the pack's files from `shared` (models/npnet) to `own` (models/golden_noise), keeping names."""
+    if not shared.is_dir():
+        return
+    for path in sorted(shared.rglob("*.safetensors")):
+        if not path.is_file() or path.is_symlink() or not _asagi4_cannot_read(path):
+            continue
+        target = own / path.relative_to(shared)
+        if target.exists():
+            log.warning(
+                "Golden Noise: %s is in a layout the NPNet packs listing %s cannot read, and %s exists; "
+                "left where it is (remove one of the two).",
+                path,
+                shared,
+                target,
+            )
+            continue
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+        except OSError as error:
+            log.warning("Golden Noise: could not move %s to %s (%s); left where it is.", path, target, error)
+            continue
+        log.warning(
+            "Golden Noise: moved %s to %s: asagi4's ComfyUI-NPNet lists every file in %s and cannot read "
+            "this layout; the Golden Noise Loader finds it there under the same name.",
+            path,
+            target,
+            shared,
+        )
 
 
 def weight_choices() -> list[str]:
-    """The loader's combo: the released variants first, then every file in the npnet folders.
+    """The loader's combo: the released variants first, then every file in the NPNet folders.
 
     A file whose name is not valid UTF-8 is left out (with a warning that shows it escaped): its name
     would reach the front end and ComfyUI's log as surrogates, which the log cannot write, and a failed
@@ -54,15 +124,15 @@ def weight_choices() -> list[str]:
     files = []
     for name in folder_paths.get_filename_list(FOLDER):
         if shown(name) != name:
-            log.warning("npnet folder: skipping %s, whose name is not valid UTF-8; rename it", shown(name))
+            log.warning("NPNet folders: skipping %s, whose name is not valid UTF-8; rename it", shown(name))
             continue
         files.append(name)
     return list(LABEL_TO_VARIANT) + files
 
 
 def resolve(choice: str, node_id: str | None) -> Path:
-    """The file behind a combo choice; a released variant missing from every npnet folder is downloaded
-    into models/npnet (a copy in any npnet folder, e.g. one from extra_model_paths.yaml, is used as is)."""
+    """The file behind a combo choice; a released variant missing from every NPNet folder is downloaded
+    into models/golden_noise (a copy in any listed folder, e.g. models/npnet, is used as is)."""
     if choice not in LABEL_TO_VARIANT:
         path = folder_paths.get_full_path(FOLDER, choice)
         if path is None:
@@ -70,15 +140,18 @@ def resolve(choice: str, node_id: str | None) -> Path:
                 "Golden Noise Loader",
                 node_id,
                 "weights",
-                f"{choice!r} is not in any npnet folder ({_folders()}).",
+                f"{choice!r} is not in any NPNet folder ({_folders()}).",
             )
         return Path(path)
     variant = LABEL_TO_VARIANT[choice]
-    folders = [Path(p) for p in folder_paths.get_folder_paths(FOLDER)]
-    dest = next(
-        (f for f in folders if any((f / name).is_file() for name in VARIANTS[variant].local_names)),
-        default_folder(),
-    )
+    dest = default_folder()
+    for folder in (Path(p) for p in folder_paths.get_folder_paths(FOLDER)):
+        found = [folder / name for name in VARIANTS[variant].local_names if (folder / name).is_file()]
+        if found and folder in shared_folders():
+            return found[0]  # read where it is: converting a .pth would write into another pack's folder
+        if found:
+            dest = folder
+            break
     # progress_and_cancel: the byte count on the node's bar, and Cancel stops the download within a
     # fraction of a second (reported by ComfyUI as interrupted, not as an error).
     with progress_and_cancel(1, node_id) as (progress, cancel):
@@ -99,7 +172,7 @@ def resolve(choice: str, node_id: str | None) -> Path:
                 "Golden Noise Loader",
                 node_id,
                 "weights",
-                f"no {choice} weights in the npnet folders ({_folders()}) and the download failed: {error}",
+                f"no {choice} weights in the NPNet folders ({_folders()}) and the download failed: {error}",
             ) from error
 
 

@@ -32,8 +32,8 @@ def gn_nodes(comfy_inprocess):
 
 @pytest.fixture(scope="session")
 def server_checkpoints(comfy_server) -> dict[str, Path]:
-    """Small-but-real NPNet checkpoints in the session server's models/npnet (names no variant uses)."""
-    folder = comfy_server.models_dir / "npnet"
+    """Small-but-real NPNet checkpoints in the session server's models/golden_noise (names no variant uses)."""
+    folder = comfy_server.models_dir / "golden_noise"
     return {
         "sdxl": write_checkpoint(folder / "test-sdxl.safetensors", 2048, seed=1),
         "dit": write_checkpoint(folder / "test-dit.safetensors", 1024, seed=2),
@@ -44,5 +44,5 @@ def server_checkpoints(comfy_server) -> dict[str, Path]:
 def inprocess_checkpoint(comfy_inprocess) -> Path:
     """An SDXL-family NPNet in the in-process ComfyUI's models/npnet."""
     return write_checkpoint(
-        Path(comfy_inprocess.folder_paths.models_dir) / "npnet" / "test-sdxl.safetensors", 2048, seed=1
+        Path(comfy_inprocess.folder_paths.models_dir) / "golden_noise" / "test-sdxl.safetensors", 2048, seed=1
     )

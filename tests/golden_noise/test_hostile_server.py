@@ -20,7 +20,7 @@ def assert_worker_alive(server):
 
 
 def test_a_model_file_name_that_is_not_utf8_does_not_stop_the_worker(comfy_server, server_checkpoints):
-    folder = comfy_server.models_dir / "npnet"
+    folder = comfy_server.models_dir / "golden_noise"
     odd = folder / os.fsdecode(b"broken\xff.safetensors")
     odd.write_bytes(server_checkpoints["sdxl"].read_bytes())
     try:

@@ -85,7 +85,7 @@ def test_first_use_downloads_with_progress_then_the_cache_serves(online_server, 
     entry, messages = run_listening(online_server, graph)
     assert entry["status"]["status_str"] == "success", entry["status"]
 
-    target = online_server.models_dir / "npnet" / "npnet-sdxl.safetensors"
+    target = online_server.models_dir / "golden_noise" / "npnet-sdxl.safetensors"
     assert target.is_file()
     assert any(path.endswith("/weights/sdxl.safetensors") for _, path in hub.requests)
     progress = [

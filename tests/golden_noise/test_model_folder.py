@@ -1,35 +1,63 @@
-"""The `npnet` model folder: models/npnet plus `npnet:` folders from extra_model_paths.yaml."""
+"""The model folders: the pack's models/golden_noise (and `golden_noise:` folders) first, then models/npnet
+and `npnet:` folders, read but never written; the pack's old files move out of models/npnet."""
 
 from __future__ import annotations
 
 import importlib
+import logging
+import shutil
+from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
+from npnet.export import export
 from tests.support.checkpoints import write_checkpoint
 
 
 @pytest.fixture
 def loader(comfy_inprocess, gn_nodes):
     module = importlib.import_module(comfy_inprocess.pack.__name__ + ".nodes.npnet_weights")
-    saved = comfy_inprocess.folder_paths.folder_names_and_paths["npnet"]
+    table = comfy_inprocess.folder_paths.folder_names_and_paths
+    saved = {key: table.get(key) for key in ("npnet", "golden_noise")}
     yield module
-    comfy_inprocess.folder_paths.folder_names_and_paths["npnet"] = saved
+    for key, value in saved.items():
+        if value is None:
+            table.pop(key, None)
+        else:
+            table[key] = value
+    if hasattr(comfy_inprocess.folder_paths, "filename_list_cache"):
+        comfy_inprocess.folder_paths.filename_list_cache.clear()
 
 
-def test_an_extra_model_paths_entry_is_searched_beside_models_npnet(
+def asagi4_lists_and_loads(folder: Path) -> dict[str, bool]:
+    """asagi4/ComfyUI-NPNet (abc6fb1): every .pth/.safetensors under models/npnet is listed; a listed
+    .safetensors loads when it has 'text_embedding.linear.weight' (its flat layout), else KeyError."""
+    out = {}
+    for path in folder.rglob("*"):
+        if path.suffix == ".safetensors":
+            out[path.name] = "text_embedding.linear.weight" in load_file(path)
+        elif path.suffix == ".pth":
+            out[path.name] = "embeeding" in torch.load(path, weights_only=True)
+    return out
+
+
+def test_an_extra_model_paths_entry_is_searched_and_models_npnet_is_read(
     loader, comfy_inprocess, tmp_path, monkeypatch
 ):
     folder_paths = comfy_inprocess.folder_paths
     extra = tmp_path / "shared_npnet"
     # What ComfyUI does for `npnet: <dir>` in extra_model_paths.yaml before custom nodes load.
-    del folder_paths.folder_names_and_paths["npnet"]
+    folder_paths.folder_names_and_paths.pop("npnet", None)
+    folder_paths.folder_names_and_paths.pop("golden_noise", None)
     folder_paths.add_model_folder_path("npnet", str(extra))
     loader.register_folder()
 
-    paths, extensions = folder_paths.folder_names_and_paths["npnet"]
-    assert paths == [str(extra), str(loader.default_folder())]
+    paths, extensions = folder_paths.folder_names_and_paths["golden_noise"]
+    assert paths == [str(loader.default_folder()), str(extra), str(loader.shared_folder())]
     assert extensions == {".pth", ".safetensors"}
+    assert folder_paths.folder_names_and_paths["npnet"][0] == [str(extra)]  # another pack's entry untouched
 
     write_checkpoint(extra / "npnet-dit.safetensors", 1024, seed=3)
     (extra / "notes.txt").write_text("not weights")
@@ -38,6 +66,60 @@ def test_an_extra_model_paths_entry_is_searched_beside_models_npnet(
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # found on disk: no download is attempted
     assert loader.resolve("Hunyuan-DiT", node_id="7") == extra / "npnet-dit.safetensors"
+
+
+def test_the_packs_old_files_leave_models_npnet_and_other_packs_files_stay(
+    loader, comfy_inprocess, tmp_path, caplog, monkeypatch
+):
+    models = tmp_path / "models"
+    monkeypatch.setattr(comfy_inprocess.folder_paths, "models_dir", str(models))
+    shared, own = models / "npnet", models / "golden_noise"
+    ours = write_checkpoint(shared / "npnet-sdxl.safetensors", 2048, seed=5)  # what 0.x downloaded here
+    (shared / "sub").mkdir()
+    shutil.copy(ours, shared / "sub" / "trained.safetensors")
+    export(ours, shared / "asagi4-npnet-sdxl.safetensors", "asagi4")
+    export(ours, shared / "sdxl.pth", "official")
+    assert asagi4_lists_and_loads(shared) == {
+        "npnet-sdxl.safetensors": False,
+        "trained.safetensors": False,
+        "asagi4-npnet-sdxl.safetensors": True,
+        "sdxl.pth": True,
+    }
+    folder_paths = comfy_inprocess.folder_paths
+    folder_paths.folder_names_and_paths.pop("npnet", None)
+    folder_paths.folder_names_and_paths.pop("golden_noise", None)
+    with caplog.at_level(logging.WARNING):
+        loader.register_folder()
+
+    assert all(asagi4_lists_and_loads(shared).values())  # nothing there fails asagi4 any more
+    assert (own / "npnet-sdxl.safetensors").is_file() and (own / "sub" / "trained.safetensors").is_file()
+    assert "moved" in caplog.text and "npnet-sdxl.safetensors" in caplog.text
+    choices = loader.weight_choices()
+    for name in (
+        "npnet-sdxl.safetensors",
+        "sub/trained.safetensors",
+        "asagi4-npnet-sdxl.safetensors",
+        "sdxl.pth",
+    ):
+        assert name in choices  # workflows naming them still find them
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert loader.resolve("SDXL", node_id="1") == own / "npnet-sdxl.safetensors"
+
+
+def test_a_pth_in_models_npnet_is_read_in_place_never_converted_there(
+    loader, comfy_inprocess, tmp_path, monkeypatch
+):
+    models = tmp_path / "models"
+    monkeypatch.setattr(comfy_inprocess.folder_paths, "models_dir", str(models))
+    ours = write_checkpoint(tmp_path / "w.safetensors", 1024, seed=6)
+    (models / "npnet").mkdir(parents=True)
+    export(ours, models / "npnet" / "dit.pth", "official")
+    comfy_inprocess.folder_paths.folder_names_and_paths.pop("golden_noise", None)
+    comfy_inprocess.folder_paths.folder_names_and_paths.pop("npnet", None)
+    loader.register_folder()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert loader.resolve("Hunyuan-DiT", node_id="1") == models / "npnet" / "dit.pth"
+    assert sorted(p.name for p in (models / "npnet").iterdir()) == ["dit.pth"]
 
 
 def test_a_file_name_that_is_not_utf8_is_left_out_of_the_list_and_the_log_survives(
@@ -51,7 +133,7 @@ def test_a_file_name_that_is_not_utf8_is_left_out_of_the_list_and_the_log_surviv
     folder.mkdir()
     (folder / os.fsdecode(b"broken\xff.safetensors")).write_bytes(b"x")
     (folder / "fine.safetensors").write_bytes(b"x")
-    folder_paths.folder_names_and_paths["npnet"] = ([str(folder)], {".pth", ".safetensors"})
+    folder_paths.folder_names_and_paths["golden_noise"] = ([str(folder)], {".pth", ".safetensors"})
     if hasattr(folder_paths, "filename_list_cache"):  # the list is cached per folder type
         folder_paths.filename_list_cache.clear()
     choices = loader.weight_choices()

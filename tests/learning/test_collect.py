@@ -204,7 +204,7 @@ def test_the_whole_loop_collect_train_load_apply(comfy_inprocess, learning, mode
     )
     _, stderr = process.communicate(timeout=600)
     assert process.returncode == 0, stderr[-3000:]
-    npnet_folder = Path(comfy_inprocess.folder_paths.models_dir) / "npnet"
+    npnet_folder = Path(comfy_inprocess.folder_paths.models_dir) / "golden_noise"
     npnet_folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(out / "npnet.safetensors", npnet_folder / "my_trained.safetensors")
 

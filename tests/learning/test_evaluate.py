@@ -20,7 +20,9 @@ from tests.support.checkpoints import write_tiny_checkpoint
 @pytest.fixture(scope="module")
 def setup(comfy_inprocess, tiny, tmp_path_factory):
     model, clip, vae = tiny.tiny_model("sd15"), tiny.tiny_clip(), tiny.tiny_vae(4)
-    write_tiny_checkpoint(Path(comfy_inprocess.folder_paths.models_dir) / "npnet" / "eval_net.safetensors")
+    write_tiny_checkpoint(
+        Path(comfy_inprocess.folder_paths.models_dir) / "golden_noise" / "eval_net.safetensors"
+    )
     nodes = importlib.import_module(comfy_inprocess.pack.__name__ + ".nodes.golden_noise")
     weights = nodes.GoldenNoiseLoader.execute("eval_net.safetensors").result[0]
     return {"model": model, "clip": clip, "vae": vae, "npnet": weights}

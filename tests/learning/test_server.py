@@ -52,7 +52,7 @@ def ui_text(entry: dict, prompt: dict, class_type: str) -> str:
 @pytest.fixture(scope="module")
 def eval_net(comfy_server) -> str:
     """An NPNet for the tiny SD1.5 model at 128x128 (4x16x16 latents, 32-wide prompt states)."""
-    write_tiny_checkpoint(comfy_server.models_dir / "npnet" / "server_eval_net.safetensors")
+    write_tiny_checkpoint(comfy_server.models_dir / "golden_noise" / "server_eval_net.safetensors")
     return "server_eval_net.safetensors"
 
 
@@ -139,8 +139,12 @@ def test_the_learning_loop_example_runs_end_to_end(comfy_server, tmp_path):
     )
     _, stderr = process.communicate(timeout=600)
     assert process.returncode == 0, stderr[-3000:]
-    (comfy_server.models_dir / "npnet").mkdir(parents=True, exist_ok=True)  # run alone, nothing made it yet
-    shutil.copy(out / "npnet.safetensors", comfy_server.models_dir / "npnet" / "loop_trained.safetensors")
+    (comfy_server.models_dir / "golden_noise").mkdir(
+        parents=True, exist_ok=True
+    )  # run alone, nothing made it yet
+    shutil.copy(
+        out / "npnet.safetensors", comfy_server.models_dir / "golden_noise" / "loop_trained.safetensors"
+    )
     evaluate = evaluate_graph("loop_trained.safetensors", filename_prefix="server_eval/loop")
     entry = comfy_server.run(evaluate, timeout=600)
     assert "8 prompt x seed pairs scored by brightness" in ui_text(entry, evaluate, "GoldenNoiseEvaluate")
