@@ -39,7 +39,9 @@ def golden_inputs() -> list:
             options=list(POLICIES),
             default="first_chunk",
             tooltip="Prompts longer than 75 tokens: 'first_chunk' feeds NPNet the first 77 "
-            "tokens (what it was trained on); 'chunk_average' averages SDXL's 77-token chunks.",
+            "tokens (what it was trained on); 'chunk_average' averages SDXL's 77-token chunks; "
+            "'chain' runs NPNet chunk after chunk (LucipherDev's pack, asagi4's 'recurse'); "
+            "'average_outputs' averages NPNet's outputs over the chunks (asagi4's 'average').",
         ),
         io.Float.Input(
             "strength",

@@ -11,7 +11,9 @@ from .inputs import InputError, check_batches, check_choice, check_prompt_embeds
 
 logger = logging.getLogger(__name__)
 
-POLICIES = ("first_chunk", "chunk_average")
+POLICIES = ("first_chunk", "chunk_average", "chain", "average_outputs")
+# Policies that run the network once per chunk: `fit_checked` returns the chunks [B, K, T, D] for them.
+PER_CHUNK = ("chain", "average_outputs")
 
 
 def broadcast_prompt(prompt_embeds: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -41,24 +43,26 @@ def first_tokens(embeds: torch.Tensor, tokens: int) -> torch.Tensor:
 def fit_checked(embeds: torch.Tensor, config: NPNetConfig, policy: str) -> torch.Tensor:
     """`fit_tokens` for inputs already validated against `config` (policy included)."""
     tokens = config.tokens
-    if policy == "chunk_average" and config.family == "dit":
+    if policy != "first_chunk" and config.family == "dit":
         raise InputError(
             "token_policy",
-            "policy 'chunk_average' averages the 77-token CLIP chunks of SDXL-like encoders; dit conditioning "
+            f"policy {policy!r} works on the 77-token CLIP chunks of SDXL-like encoders; dit conditioning "
             "is one encoder sequence, not chunks. Use policy='first_chunk'.",
         )
     length = embeds.shape[1]
     if policy == "first_chunk" or length <= tokens:
         if length < tokens:
             logger.info("prompt has %d tokens; padded to %d by repeating the last token", length, tokens)
-        return first_tokens(embeds, tokens)
+        fitted = first_tokens(embeds, tokens)
+        return fitted[:, None] if policy in PER_CHUNK else fitted
     chunks = -(-length // tokens)
     if length % tokens:
         logger.info(
             "last chunk has %d tokens; padded to %d by repeating its last token", length % tokens, tokens
         )
         embeds = _pad_to(embeds, chunks * tokens)
-    return embeds.unflatten(1, (chunks, tokens)).mean(dim=1)
+    split = embeds.unflatten(1, (chunks, tokens))
+    return split if policy in PER_CHUNK else split.mean(dim=1)
 
 
 def fit_tokens(embeds: torch.Tensor, *, family: str, policy: str = "first_chunk") -> torch.Tensor:
@@ -72,6 +76,11 @@ def fit_tokens(embeds: torch.Tensor, *, family: str, policy: str = "first_chunk"
         ways, so for prompts over 75 tokens this differs from encoding a truncated prompt.
       - "chunk_average" (not for "dit"): the mean of the 77-token chunks, so later chunks count too; NPNet
         never saw such averages in training.
+      - "chain" (not for "dit"): the network once per chunk, each output the next call's noise
+        (LucipherDev's pack always; asagi4's `on_long_prompt: recurse`). Returned as chunks [B, K, 77, D].
+      - "average_outputs" (not for "dit"): the network once per chunk on the same noise, the outputs
+        averaged (asagi4's `on_long_prompt: average`). Returned as chunks [B, K, 77, D].
+    A prompt of one chunk gives the same noise under every policy.
     A sequence shorter than 77 tokens (or a last partial chunk) is padded by repeating its last token,
     standing in for the encoders' pad tokens. `npnet.golden_noise` does this itself for any network.
     """

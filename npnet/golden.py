@@ -60,8 +60,23 @@ class ConditionedNPNet:
     it when the prompt is known and call it when the noise is; the network may move devices between.
     """
 
-    def __init__(self, model: NPNet, prompt: torch.Tensor, strength: float, transfer: bool) -> None:
+    def __init__(
+        self, model: NPNet, prompt: torch.Tensor, strength: float, transfer: bool, policy: str = "first_chunk"
+    ) -> None:
         self.model, self.prompt, self.strength, self.transfer = model, prompt, strength, transfer
+        self.policy = policy  # chain / average_outputs: `prompt` holds chunks [B, K, T, D]
+
+    def _network(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        def once(x, e):
+            return perturbation_transfer(self.model, x, e) if self.transfer else self.model(x, e)
+
+        if self.policy == "chain":
+            for k in range(e.shape[1]):
+                x = once(x, e[:, k])
+            return x
+        if self.policy == "average_outputs":
+            return torch.stack([once(x, e[:, k]) for k in range(e.shape[1])]).mean(dim=0)
+        return once(x, e)
 
     @property
     def config(self):
@@ -89,7 +104,7 @@ class ConditionedNPNet:
                     raise Cancelled(f"cancelled after {i} of {batch} samples")
                 x = noise[i : i + 1].to(device=device, dtype=torch.float32)
                 e = prompt[i : i + 1] if prompt.shape[0] > 1 else prompt
-                golden = perturbation_transfer(self.model, x, e) if self.transfer else self.model(x, e)
+                golden = self._network(x, e)
                 out.append(blend(x, golden, self.strength).to(device=noise.device))
                 if progress is not None:
                     progress(i + 1, batch)
@@ -141,7 +156,11 @@ def condition(
     check_prompt_embeds(prompt_embeds, model.config)
     prompt = fit_checked(prompt_embeds, model.config, settings.token_policy)
     return ConditionedNPNet(
-        model, prompt, settings.strength, settings.resolution_mode == "perturbation_transfer"
+        model,
+        prompt,
+        settings.strength,
+        settings.resolution_mode == "perturbation_transfer",
+        settings.token_policy,
     )
 
 

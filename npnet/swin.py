@@ -125,6 +125,18 @@ class SwinTransformerBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim)
         self.register_buffer("attn_mask", None, persistent=False)
+        self.drop_path = 0.0  # stochastic depth while training (SwinTransformer.set_drop_path); no weights
+
+    def _drop(self, y: torch.Tensor) -> torch.Tensor:
+        """timm's DropPath: in training, each sample's residual branch is dropped with probability
+        `drop_path` and the kept ones scaled by 1 / (1 - drop_path); identity in eval mode."""
+        if not self.training or self.drop_path == 0.0:
+            return y
+        keep = 1.0 - self.drop_path
+        mask = torch.empty((y.shape[0],) + (1,) * (y.ndim - 1), device=y.device, dtype=y.dtype).bernoulli_(
+            keep
+        )
+        return y * mask / keep
 
     def init_non_persistent_buffers(self, device: torch.device) -> None:
         if self.shift:
@@ -141,8 +153,8 @@ class SwinTransformerBlock(nn.Module):
         y = window_reverse(self.attn(window_partition(y, WINDOW), bias), WINDOW, h, w)
         if self.shift:
             y = torch.roll(y, shifts=(self.shift, self.shift), dims=(1, 2))
-        x = x + y
-        return x + self.mlp(self.norm2(x))
+        x = x + self._drop(y)
+        return x + self._drop(self.mlp(self.norm2(x)))
 
 
 class PatchMerging(nn.Module):
@@ -198,6 +210,13 @@ class SwinTransformer(nn.Module):
         self.head = ClassifierHead(self.num_features)
         if self.norm.weight.device.type != "meta":  # on meta, `npnet.load` fills them after loading
             self.init_non_persistent_buffers(self.norm.weight.device)
+
+    def set_drop_path(self, rate: float) -> None:
+        """Stochastic depth as timm's swin_tiny applies `drop_path_rate` (0.1 there, by default): the rate
+        rises linearly from 0 at the first block to `rate` at the last. Acts in train mode only."""
+        blocks = [block for stage in self.layers for block in stage.blocks]
+        for block, value in zip(blocks, torch.linspace(0, rate, len(blocks)).tolist(), strict=True):
+            block.drop_path = value
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """[B, 3, 224, 224] -> [B, 7, 7, 768] (NHWC, final LayerNorm applied), as timm returns it."""

@@ -36,6 +36,7 @@ RESULT_ARGS = (
     "val_fraction",
     "init",
     "arch",
+    "drop_path",
     "seed",
 )
 RUN_FILES = ("npnet.safetensors", "npnet-best.safetensors", STATE_FILE, "metrics.jsonl")

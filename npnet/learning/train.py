@@ -6,8 +6,8 @@ wrapped in DistributedDataParallel (gradients averaged across processes), and on
 writes files. `--batch-size` is the global batch: every step, the processes together take the same
 samples a single process would (`GlobalBatches`), so world size 1 and 2 reach the same weights.
 
-Objective (the authors'): MSE between NPNet(x_T, e) and the target x'_T, AdamW (lr 1e-4, no
-schedule), alpha = beta = 0 at the start, each sample conditioned on its own prompt.
+Objective (the authors'): MSE between NPNet(x_T, e) and the target x'_T, AdamW, alpha = beta = 0 at the
+start. Which defaults are the authors' and which are ours: `AUTHORS_VS_OURS` (printed by --help).
 
 Files in --out: npnet.safetensors (final), npnet-best.safetensors (lowest validation loss), both
 loadable by `npnet.load` and the Golden Noise Loader; state.pt (resumable: model, optimiser, position,
@@ -94,8 +94,21 @@ class GlobalBatches:
             yield step, order[first : first + part].tolist()
 
 
+AUTHORS_VS_OURS = """defaults: the authors' (xie-lab-ml/Golden-Noise-for-Diffusion-Models training/main.py) and ours
+  the authors': --epochs 30, --batch-size 64, --weight-decay 0.01, --drop-path 0.1 (Swin branch, training
+    only), the MSE objective
+  ours: --lr 1e-3 (theirs 1e-4), --schedule cosine + --warmup-steps 100 (theirs constant), --arch auto ->
+    latent for a new network (theirs paper), --init none (theirs imagenet), each sample conditioned on its
+    own prompt (theirs: the batch's first prompt)"""
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m npnet.train", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m npnet.train",
+        description=__doc__.split("\n")[0],
+        epilog=AUTHORS_VS_OURS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--data", required=True, help="NPD folder of *.safetensors shards")
     p.add_argument("--out", required=True, help="folder for npnet.safetensors, state.pt, metrics.jsonl")
     p.add_argument("--epochs", type=int, default=30)
@@ -116,6 +129,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="auto",
         help="auto: latent for a new network (conv noise branch at the latent's size + prompt map), the "
         "file's own for --init weights, paper for --init imagenet; paper: the released architecture",
+    )
+    p.add_argument(
+        "--drop-path",
+        type=float,
+        default=0.1,
+        help="stochastic depth of the Swin branch while training (the authors': timm's swin_tiny default, "
+        "0.1, rising over the blocks); inference always runs in eval mode, without it. Only --arch paper "
+        "has a Swin branch",
     )
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument(
@@ -155,6 +176,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             raise TrainingError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}.")
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise TrainingError(f"--lr must be a finite number > 0, got {args.lr}.")
+    if not (math.isfinite(args.drop_path) and 0 <= args.drop_path < 1):
+        raise TrainingError(f"--drop-path must be in [0, 1), got {args.drop_path}.")
     if not (math.isfinite(args.weight_decay) and args.weight_decay >= 0):
         raise TrainingError(f"--weight-decay must be >= 0, got {args.weight_decay}.")
     if not 0 < args.val_fraction < 1:
@@ -355,6 +378,9 @@ class Trainer:
         except DownloadError as error:
             raise TrainingError(str(error)) from None
         self.config = model.config
+        swin = getattr(getattr(model, "unet_embedding", None), "swin", None)
+        if swin is not None:
+            swin.set_drop_path(args.drop_path)
         model.init_non_persistent_buffers(torch.device("cpu"))
         for name, parameter in model.named_parameters():
             parameter.requires_grad_(not name.startswith(model.unused_parameters()))

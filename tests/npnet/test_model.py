@@ -143,3 +143,26 @@ def test_progress_and_cancel_between_samples(sdxl_model):
     with pytest.raises(npnet.Cancelled):
         npnet.golden_noise(sdxl_model, noise, embeds, should_cancel=cancel_after_one)
     assert len(calls) == 2
+
+
+def test_chain_and_average_outputs_reproduce_the_other_packs_long_prompt_rules(sdxl_model, reference_model):
+    """LucipherDev (always) and asagi4 `recurse`: r = npnet(r, chunk) over torch.split(cond, 77, 1);
+    asagi4 `average`: mean of npnet(noise, chunk). Written here with the independent reference network."""
+    noise, embeds = make_inputs(1, seed=12)
+    long = torch.cat([embeds, torch.randn(1, 77, 2048, generator=torch.Generator().manual_seed(13))], dim=1)
+    with torch.no_grad():
+        chained = noise.float()
+        for chunk in torch.split(long, 77, 1):
+            chained = reference_model(chained, chunk)
+        averaged = torch.stack([reference_model(noise.float(), c) for c in torch.split(long, 77, 1)]).mean(0)
+    got_chain = npnet.golden_noise(sdxl_model, noise, long, token_policy="chain")
+    got_average = npnet.golden_noise(sdxl_model, noise, long, token_policy="average_outputs")
+    assert torch.allclose(got_chain, chained, atol=1e-4), (got_chain - chained).abs().max()
+    assert torch.allclose(got_average, averaged, atol=1e-4), (got_average - averaged).abs().max()
+    # chunk_average (ours) averages the inputs, not the outputs: a different noise
+    assert (
+        npnet.golden_noise(sdxl_model, noise, long, token_policy="chunk_average") - got_average
+    ).abs().max() > 1e-3
+    # one chunk: every policy gives the same noise
+    one = {p: npnet.golden_noise(sdxl_model, noise, embeds, token_policy=p) for p in npnet.POLICIES}
+    assert all(torch.equal(v, one["first_chunk"]) for v in one.values())

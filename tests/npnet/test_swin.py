@@ -50,3 +50,21 @@ def test_features_match_timm(swin_pair, scale, batch, seed):
         got = ours.forward_features(x)
     assert got.shape == expected.shape == (batch, 7, 7, 768)
     assert (got - expected).abs().max().item() <= 1e-5
+
+
+def test_drop_path_acts_in_training_only_and_rises_over_the_blocks():
+    torch.manual_seed(0)
+    swin = SwinTransformer()
+    swin.init_non_persistent_buffers(torch.device("cpu"))
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        plain = swin.eval().forward_features(x)
+        swin.set_drop_path(0.5)
+        rates = [block.drop_path for stage in swin.layers for block in stage.blocks]
+        assert rates[0] == 0.0 and rates[-1] == pytest.approx(0.5) and rates == sorted(rates)
+        assert torch.equal(swin.eval().forward_features(x), plain)  # inference: eval mode, no drop
+        swin.train()
+        a, b = swin.forward_features(x), swin.forward_features(x)
+        assert (a - b).abs().max() > 1e-3  # two training passes drop different blocks
+        swin.set_drop_path(0.0)
+        assert torch.allclose(swin.forward_features(x), plain, atol=1e-5)
