@@ -5,7 +5,15 @@ from __future__ import annotations
 import npnet
 
 from . import host
-from .generation import GoldenNoiseStop, GoldenRNG, Job, model_kind, stop_sampling, unsupported_message
+from .generation import (
+    APPLIED_ATTRIBUTE,
+    GoldenNoiseStop,
+    GoldenRNG,
+    Job,
+    model_kind,
+    stop_sampling,
+    unsupported_message,
+)
 from .settings import INFOTEXT_KEY, XYZ_ATTRIBUTE, Settings, SettingsError, parse_infotext
 from .weights import NetworkCache, choices, resolve
 
@@ -24,6 +32,8 @@ def weight_choices() -> list[str]:
 def process_batch(p, enabled, weights, strength, token_policy, resolution_mode) -> None:
     """Per batch, before its conditioning and sampling: refuse what cannot run, else prepare the job."""
     setattr(p, JOB_ATTRIBUTE, None)
+    setattr(p, APPLIED_ATTRIBUTE, False)
+    p.extra_generation_params.pop(INFOTEXT_KEY, None)  # written again only if this batch is made golden
     settings = Settings(bool(enabled), weights, strength, token_policy, resolution_mode)
     try:
         settings = settings.with_xyz(getattr(p, XYZ_ATTRIBUTE, None))
@@ -44,9 +54,8 @@ def process_batch(p, enabled, weights, strength, token_policy, resolution_mode) 
         host.report(message)
         stop_sampling(p, message)
         return
-    job = Job(model, settings)
+    job = Job(model, settings, p)
     setattr(p, JOB_ATTRIBUTE, job)
-    p.extra_generation_params[INFOTEXT_KEY] = settings.infotext()
     if not host.has_sampling_hook():
         p.rng = GoldenRNG(p.rng, p, job)
 
@@ -106,8 +115,9 @@ def register_xyz() -> None:
 
     xyz.axis_options.extend(
         [
+            # Our own choices: Classic's X/Y/Z module has no boolean_choice (it lives in lib_xyz.utils).
             xyz.AxisOption(
-                "[Golden Noise] Enabled", str, override("enabled"), choices=xyz.boolean_choice(reverse=True)
+                "[Golden Noise] Enabled", str, override("enabled"), choices=lambda: ["False", "True"]
             ),
             xyz.AxisOption("[Golden Noise] Strength", float, override("strength")),
         ]

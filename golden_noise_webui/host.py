@@ -1,7 +1,7 @@
 """The one module of the webui adapter that imports the webui's own modules (Forge or Automatic1111).
 
-What it uses is common to lllyasviel/stable-diffusion-webui-forge (main, 2025) and
-AUTOMATIC1111/stable-diffusion-webui 1.6-1.10: `modules.scripts` (Script, scripts_data),
+What it uses is common to lllyasviel/stable-diffusion-webui-forge (main, dfdcbab6),
+Haoming02/sd-webui-forge-classic (classic, 1f95d717) and AUTOMATIC1111/stable-diffusion-webui 1.6-1.10: `modules.scripts` (Script, scripts_data),
 `modules.processing` (StableDiffusionProcessingTxt2Img), `modules.shared` (sd_model, state),
 `modules.paths` (models_path) and `modules.script_callbacks` (on_before_ui).
 """
@@ -27,7 +27,7 @@ def models_folder() -> Path:
 
 
 def has_sampling_hook() -> bool:
-    """Forge calls `process_before_every_sampling`; Automatic1111 does not have it."""
+    """Forge, Forge Classic and Automatic1111 1.10 call `process_before_every_sampling`; 1.6-1.9 do not."""
     return hasattr(scripts.Script, "process_before_every_sampling")
 
 

@@ -30,6 +30,7 @@ def _hub():
     """huggingface_hub, imported at the first download: it imports tqdm, which `import npnet` must not
     (inference-only hosts never download through it)."""
     import huggingface_hub
+    import huggingface_hub.constants  # a submodule its lazy __init__ does not always expose as an attribute
 
     return huggingface_hub
 

@@ -14,7 +14,13 @@ from tests.support import REPO_ROOT
 from tests.support.checkpoints import write_checkpoint
 
 STANDIN = Path(__file__).parent / "standin"
-OWN = ("modules", "golden_noise_webui", "golden_noise.py", "xyz_grid.py")
+OWN = ("modules", "golden_noise_webui", "golden_noise.py", "xyz_grid.py", "lib_xyz")
+HOSTS = ("forge", "classic", "a1111", "a1111_19")
+
+
+def xyz_script(host: str) -> Path:
+    """Forge main and A1111 keep the X/Y/Z script in scripts/; Classic in its builtin xyz extension."""
+    return STANDIN / ("classic_xyz" if host == "classic" else "") / "scripts" / "xyz_grid.py"
 
 
 def _forget() -> None:
@@ -29,7 +35,7 @@ def npnet_file(tmp_path_factory) -> Path:
     return write_checkpoint(tmp_path_factory.mktemp("webui_weights") / "my-sdxl.safetensors", 2048, seed=5)
 
 
-@pytest.fixture(params=["forge", "a1111"])
+@pytest.fixture(params=HOSTS)
 def webui(request, monkeypatch, tmp_path, npnet_file):
     """namespace(host, modules..., script (the extension's Script instance), run(p) -> outputs)."""
     monkeypatch.setenv("WEBUI_STANDIN", request.param)
@@ -37,6 +43,8 @@ def webui(request, monkeypatch, tmp_path, npnet_file):
     (tmp_path / "models" / "npnet").mkdir(parents=True)
     (tmp_path / "models" / "npnet" / "my-sdxl.safetensors").symlink_to(npnet_file)
     monkeypatch.syspath_prepend(str(STANDIN))
+    if request.param == "classic":  # the webui puts an extension's folder on sys.path for its scripts
+        monkeypatch.syspath_prepend(str(STANDIN / "classic_xyz"))
     monkeypatch.syspath_prepend(str(REPO_ROOT))  # the webui puts the extension's folder first
     _forget()
     modules = {
@@ -50,11 +58,11 @@ def webui(request, monkeypatch, tmp_path, npnet_file):
             "infotext_utils",
         )
     }
-    xyz = modules["script_loading"].load_module(str(STANDIN / "scripts" / "xyz_grid.py"))
+    xyz = modules["script_loading"].load_module(str(xyz_script(request.param)))
+    script_class = xyz.XYZ if request.param == "classic" else xyz.Script
     modules["scripts"].scripts_data.append(
-        modules["scripts"].ScriptClassData(xyz.Script, "xyz_grid.py", str(STANDIN), xyz)
+        modules["scripts"].ScriptClassData(script_class, "xyz_grid.py", str(STANDIN), xyz)
     )
-    xyz.Script.__module__ = "xyz_grid.py"
     loaded = modules["script_loading"].load_module(str(REPO_ROOT / "scripts" / "golden_noise.py"))
     from tests.webui import standin_models
 

@@ -1,5 +1,6 @@
-"""The Forge / Automatic1111 extension on the webui stand-in: the first-pass noise made golden through
-either host's way in, everything else untouched, refusals that stop the run, infotext and X/Y/Z."""
+"""The Forge / Automatic1111 extension on the webui stand-in (Forge main, Forge Classic, A1111 1.10 and
+1.6-1.9; see standin/README.md): the first-pass noise made golden through each host's way in, everything
+else untouched, refusals that stop the run, infotext written only when golden noise was applied, X/Y/Z."""
 
 from __future__ import annotations
 
@@ -45,6 +46,30 @@ def test_the_first_pass_starts_from_each_prompts_golden_noise(webui, npnet_file)
     assert 'Golden Noise: "my-sdxl.safetensors, strength 1, first_chunk, strict"' in infotext
 
 
+def test_strength_zero_starts_bit_for_bit_from_the_webuis_noise(webui):
+    alone, _ = webui.run(txt2img(webui))
+    zero, infotext = webui.run(txt2img(webui), True, "my-sdxl.safetensors", 0.0, "first_chunk", "strict")
+    assert torch.equal(zero[0]["first"], alone[0]["first"])
+    assert "strength 0," in infotext  # true: golden noise at strength 0 is the plain noise
+
+
+def test_the_infotext_says_golden_only_when_the_sampler_started_from_golden_noise(webui, monkeypatch):
+    """A host that never calls the hook (or a pass the extension leaves alone) gets no claim."""
+    p = txt2img(webui)
+    outputs, infotext = webui.run(p, *ON)
+    assert p.golden_noise_applied is True and "Golden Noise" in infotext
+    if webui.host == "a1111_19":
+        return  # its way in is p.rng, not the hook
+    monkeypatch.setattr(
+        webui.scripts.ScriptRunner, "process_before_every_sampling", lambda self, p, **kw: None
+    )
+    alone, _ = webui.run(txt2img(webui))
+    p = txt2img(webui)
+    outputs, infotext = webui.run(p, *ON)
+    assert torch.equal(outputs[0]["first"], alone[0]["first"])
+    assert p.golden_noise_applied is False and "Golden Noise" not in infotext
+
+
 def test_off_hires_and_img2img_are_byte_identical_to_the_webui_alone(webui):
     alone, _ = webui.run(txt2img(webui, enable_hr=True))
     off, _ = webui.run(txt2img(webui, enable_hr=True), *OFF)
@@ -71,7 +96,8 @@ def test_the_two_hosts_ways_in_give_the_same_golden_noise(webui, npnet_file, tmp
     expected = expected_golden(webui, npnet_file, PROMPTS * 2, seeds)
     got = torch.cat([outputs[0]["first"], outputs[1]["first"]])
     assert torch.allclose(got, expected, atol=1e-5), webui.host
-    assert ("process_before_every_sampling" in vars(webui.scripts.Script)) == (webui.host == "forge")
+    assert ("process_before_every_sampling" in vars(webui.scripts.Script)) == (webui.host != "a1111_19")
+    assert hasattr(txt2img(webui), "modified_noise") == (webui.host in ("forge", "classic"))
 
 
 @pytest.mark.parametrize("model, kind", [("StableDiffusion", "SD 1.x"), ("Flux", "Flux")])
@@ -84,6 +110,37 @@ def test_a_non_sdxl_checkpoint_stops_the_generation_with_the_reason(webui, model
         webui.run(p, *ON)
     assert p.started_from == {}  # no sampling happened
     assert f"checkpoint is {kind}" in caplog.text  # and the console says so
+
+
+REFUSED_SDXL = {
+    "forge": [
+        ("StableDiffusionXLRefiner", "SDXL refiner"),
+        ("ForgeStableDiffusionXLInpaint", "SDXL inpainting"),
+    ],
+    "classic": [("SgmStableDiffusionXLRefiner", "SDXL refiner")],
+    "a1111": [("SgmStableDiffusionXLRefiner", "SDXL refiner")],
+    "a1111_19": [("SgmStableDiffusionXLRefiner", "SDXL refiner")],
+}
+
+
+def test_the_sdxl_refiner_and_inpainting_models_are_refused_before_sampling(webui):
+    for model, kind in REFUSED_SDXL[webui.host]:
+        webui.shared.sd_model = getattr(webui.models, model)()
+        p = txt2img(webui)
+        with pytest.raises(
+            RuntimeError, match=f"loaded checkpoint is (the|an) {kind}.*Nothing was generated"
+        ):
+            webui.run(p, *ON)
+        assert p.started_from == {}, model
+
+
+@pytest.mark.parametrize("clip_l", ["FrozenCLIPEmbedder", "CLIP_SD_XL_L"])
+def test_an_sgm_loaded_sdxl_base_is_served(webui, npnet_file, clip_l):
+    webui.shared.sd_model = webui.models.SgmStableDiffusionXL(clip_l)
+    outputs, _ = webui.run(txt2img(webui), *ON)
+    assert torch.allclose(
+        outputs[0]["first"], expected_golden(webui, npnet_file, PROMPTS, [100, 101]), atol=1e-5
+    )
 
 
 def test_missing_weights_stop_the_generation_naming_the_file(webui, monkeypatch):

@@ -1,16 +1,25 @@
 """Stands for modules/processing.py: the processing objects and the generation loop, in the real order.
 
 process_images: per batch, `p.rng = ImageRNG(...)` -> before_process_batch -> process_batch ->
-setup_conds (p.c) -> p.sample(...). Txt2img `sample()` draws `x = p.rng.next()`; on Forge it then calls
-process_before_every_sampling(p, x=x, noise=x, c=, uc=) and samples from `p.modified_noise` when set;
-hires fix draws a fresh ImageRNG noise for its second pass (and, on Forge, calls the hook with x = the
-samples). Img2img draws its noise the same way and passes x = the init latent. The sampler returns the
-noise it started from, so `p.started_from` records what each pass began with.
+setup_conds (p.c) -> p.sample(...). Txt2img `sample()` draws `x = p.rng.next()`, then, by host:
+- forge (dfdcbab6 modules/processing.py:1371-1389) and classic (1f95d717 :1234-1250): the hook
+  `process_before_every_sampling(self, x=x, noise=x, c=, uc=)`, and the sampler starts from
+  `p.modified_noise` when a script set it (the attribute is set to None in
+  `StableDiffusionProcessing.__init__`, forge :253, classic :265);
+- a1111 (1.10.1 :1336-1346): the hook called with `p=self, x=x, noise=x, c=, uc=`; there is no
+  `modified_noise`, the sampler is handed that very `x`;
+- a1111_19 (1.6-1.9): no hook.
+Hires fix draws a fresh ImageRNG noise for its second pass and calls the hook with `x` = the samples
+(forge twice: once with `p=self` (:1504-1511), once positional (:1521-1526); classic once; a1111 once with
+`p=self`). Img2img passes `x` = the init latent. The sampler returns the noise it started from, so
+`p.started_from` records what each pass began with.
 """
 
 from dataclasses import dataclass, field
 
 from modules import infotext_utils, prompt_parser, rng, scripts, shared
+
+FORGE_LIKE = scripts.HOST in ("forge", "classic")
 
 
 @dataclass(repr=False)
@@ -24,11 +33,14 @@ class StableDiffusionProcessing:
     height: int = 1024
     scripts: object = None
     extra_generation_params: dict = field(default_factory=dict)
-    modified_noise: object = None
     prompts: list = None
     seeds: list = None
     c: object = None
     started_from: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if FORGE_LIKE:
+            self.modified_noise = None  # Forge's __init__; A1111 has no such attribute
 
     @property
     def sd_model(self):
@@ -37,12 +49,16 @@ class StableDiffusionProcessing:
     def setup_conds(self):
         self.c = prompt_parser.get_multicond_learned_conditioning(self.sd_model, self.prompts, self.steps)
 
-    def _hook(self, **kwargs):
-        if self.scripts is not None and scripts.HOST == "forge":
+    def _hook(self, keyword_p=False, **kwargs):
+        if self.scripts is None or not scripts.HAS_HOOK:
+            return
+        if keyword_p:
+            self.scripts.process_before_every_sampling(p=self, **kwargs)
+        else:
             self.scripts.process_before_every_sampling(self, **kwargs)
 
     def _take_modified(self, x):
-        if self.modified_noise is not None:
+        if FORGE_LIKE and self.modified_noise is not None:
             x, self.modified_noise = self.modified_noise, None
         return x
 
@@ -53,7 +69,7 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
 
     def sample(self, conditioning, unconditional_conditioning, seeds, subseeds, subseed_strength, prompts):
         x = self.rng.next()
-        self._hook(x=x, noise=x, c=conditioning, uc=unconditional_conditioning)
+        self._hook(keyword_p=not FORGE_LIKE, x=x, noise=x, c=conditioning, uc=unconditional_conditioning)
         x = self._take_modified(x)
         self.started_from["first"] = x.clone()
         samples = x  # the stand-in sampler leaves its start unchanged
@@ -61,7 +77,11 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
             return samples
         self.rng = rng.ImageRNG(samples.shape[1:], self.seeds)
         noise = self.rng.next()
-        self._hook(x=samples, noise=noise, c=conditioning, uc=unconditional_conditioning)
+        hr = dict(x=samples, noise=noise, c=conditioning, uc=unconditional_conditioning)
+        if scripts.HOST in ("forge", "a1111"):
+            self._hook(keyword_p=True, **hr)
+        if FORGE_LIKE:
+            self._hook(**hr)
         noise = self._take_modified(noise)
         self.started_from["hires"] = noise.clone()
         return samples
@@ -73,7 +93,13 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
 
     def sample(self, conditioning, unconditional_conditioning, seeds, subseeds, subseed_strength, prompts):
         x = self.rng.next()
-        self._hook(x=self.init_latent, noise=x, c=conditioning, uc=unconditional_conditioning)
+        self._hook(
+            keyword_p=not FORGE_LIKE,
+            x=self.init_latent,
+            noise=x,
+            c=conditioning,
+            uc=unconditional_conditioning,
+        )
         x = self._take_modified(x)
         self.started_from["img2img"] = x.clone()
         return x

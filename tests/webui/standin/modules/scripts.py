@@ -1,13 +1,17 @@
 """Stands for modules/scripts.py: Script, AlwaysVisible, scripts_data and the ScriptRunner calls the
-extension uses. With WEBUI_STANDIN=forge (Forge main) the Script base class and the runner have
-`process_before_every_sampling`; with =a1111 (Automatic1111 1.10) they do not. Like the real runner,
-each callback's exception is reported and swallowed, never raised into the generation."""
+extension uses (Forge main dfdcbab6 modules/scripts.py:194 and :848; Classic 1f95d717; A1111 1.10.1
+modules/scripts.py:190). `process_before_every_sampling(self, p, *args, **kwargs)` is on the base class
+and the runner everywhere but A1111 1.6-1.9 (`a1111_19`). Like the real runner, each callback's
+exception is reported and swallowed, never raised into the generation."""
 
 import logging
 import os
 from collections import namedtuple
 
 HOST = os.environ.get("WEBUI_STANDIN", "forge")
+HOSTS = ("forge", "classic", "a1111", "a1111_19")
+assert HOST in HOSTS, HOST
+HAS_HOOK = HOST != "a1111_19"
 AlwaysVisible = object()
 ScriptClassData = namedtuple("ScriptClassData", ["script_class", "path", "basedir", "module"])
 scripts_data = []
@@ -39,7 +43,7 @@ class Script:
         pass
 
 
-if HOST == "forge":
+if HAS_HOOK:
 
     def _process_before_every_sampling(self, p, *args, **kwargs):
         """Similar to process(), called before every sampling. If you use high-res fix, this will be called two times."""
@@ -67,5 +71,7 @@ class ScriptRunner:
     def process_batch(self, p, **kwargs):
         self._each("process_batch", p, **kwargs)
 
-    def process_before_every_sampling(self, p, **kwargs):
-        self._each("process_before_every_sampling", p, **kwargs)
+    if HAS_HOOK:
+
+        def process_before_every_sampling(self, p, **kwargs):  # called with p positional or p=self
+            self._each("process_before_every_sampling", p, **kwargs)

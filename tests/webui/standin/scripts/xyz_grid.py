@@ -1,4 +1,4 @@
-"""Stands for scripts/xyz_grid.py (Forge main, A1111 1.10): the axis options other scripts extend."""
+"""Stands for scripts/xyz_grid.py of Forge main (dfdcbab6) and A1111 1.10.1: AxisOption and boolean_choice are defined in the script module itself."""
 
 
 def apply_field(field):
