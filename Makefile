@@ -6,6 +6,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8188
 COMFYUI_DIR ?=
+# The Python that runs the suite against COMFYUI_DIR: that tree's own (with dev/test-requirements.txt
+# installed into it), since the pinned .venv is made for the bundled ComfyUI. `make run` finds the tree's
+# Python itself (dev/comfyui_setup.py: COMFYUI_PYTHON, else a venv in or beside the tree).
+COMFYUI_PYTHON ?=
+TEST_PY := $(if $(COMFYUI_PYTHON),$(COMFYUI_PYTHON),$(PY))
 STATE := .comfyui
 DEPS_STAMP := $(VENV)/.deps-stamp
 COMFY_STAMP := $(STATE)/.install-stamp
@@ -35,7 +40,7 @@ lint: $(DEPS_STAMP)
 	$(VENV)/bin/ruff format --check .
 
 test: $(DEPS_STAMP) $(BUNDLED) lint
-	COMFYUI_DIR=$(abspath $(if $(COMFYUI_DIR),$(COMFYUI_DIR),$(STATE)/ComfyUI)) $(PY) -m pytest $(PYTEST_ARGS)
+	COMFYUI_DIR=$(abspath $(if $(COMFYUI_DIR),$(COMFYUI_DIR),$(STATE)/ComfyUI)) $(TEST_PY) -m pytest $(PYTEST_ARGS)
 
 reproduce: $(DEPS_STAMP)
 	$(PY) -m dpsl.reproduce --out reproduce-report.md

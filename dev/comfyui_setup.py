@@ -77,9 +77,28 @@ def write_extra_paths(path: Path, custom_nodes_dir: Path) -> Path:
     return path
 
 
-def server_command(comfy_dir: Path, port: int, extra_args: list[str] = ()) -> list[str]:
+def comfyui_python(comfy_dir: Path) -> tuple[str, str]:
+    """(the Python that runs a user's ComfyUI tree, how it was found).
+
+    A current ComfyUI needs packages the pack's pinned .venv lacks (it is made for the bundled 0.3.75), so
+    a tree of the user's runs with its own interpreter: $COMFYUI_PYTHON, else a virtual environment in
+    the tree or beside it (`.venv`, `venv`, the Windows portable build's `python_embeded`), else this
+    Python, said so."""
+    given = os.environ.get("COMFYUI_PYTHON", "").strip()
+    if given:
+        return given, "COMFYUI_PYTHON"
+    for folder in (comfy_dir, comfy_dir.parent):
+        for candidate in (".venv/bin/python", "venv/bin/python", "python_embeded/python.exe"):
+            if (folder / candidate).is_file():
+                return str(folder / candidate), f"found at {folder / candidate}"
+    return sys.executable, "no Python of the tree found (set COMFYUI_PYTHON); using this pack's .venv"
+
+
+def server_command(
+    comfy_dir: Path, port: int, extra_args: list[str] = (), python: str | None = None
+) -> list[str]:
     cmd = [
-        sys.executable,
+        python or sys.executable,
         str(comfy_dir / "main.py"),
         "--listen",
         "127.0.0.1",
@@ -102,13 +121,17 @@ def _cuda_available() -> bool:
 
 
 def serve(port: int, comfy_dir: Path | None, state_dir: Path) -> int:
+    python = None
+    if comfy_dir is not None:  # the user's own tree: its own Python
+        python, how = comfyui_python(comfy_dir)
+        print(f"ComfyUI at {comfy_dir} runs with {python} ({how})", flush=True)
     comfy_dir = comfy_dir or install(state_dir)
     if not (comfy_dir / "main.py").is_file():
         raise SystemExit(f"COMFYUI_DIR={comfy_dir} does not look like ComfyUI (no main.py there)")
     custom_nodes = state_dir / "custom_nodes"
     link_pack(custom_nodes)
     extra = write_extra_paths(state_dir / "extra_model_paths.yaml", custom_nodes)
-    cmd = server_command(comfy_dir, port, ["--extra-model-paths-config", str(extra)])
+    cmd = server_command(comfy_dir, port, ["--extra-model-paths-config", str(extra)], python)
     print(f"ComfyUI with Golden Noise on http://127.0.0.1:{port}  (Ctrl-C to stop)", flush=True)
     try:
         return subprocess.call(cmd, cwd=comfy_dir)

@@ -206,3 +206,40 @@ def test_pack_imports_outside_comfyui_and_registers_nothing():
         [sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("where", ["beside", "inside", "env"])
+def test_a_users_comfyui_tree_is_started_with_its_own_python(tmp_path, where):
+    """`COMFYUI_DIR=... make run`: the tree's interpreter, not the pack's pinned .venv (a current core
+    needs packages that venv lacks)."""
+    tree = tmp_path / "ComfyUI"
+    tree.mkdir()
+    (tree / "main.py").write_text("")
+    home = {"beside": tmp_path, "inside": tree, "env": tmp_path / "elsewhere"}[where]
+    python = home / ("python_bin" if where == "env" else ".venv/bin/python")
+    python.parent.mkdir(parents=True, exist_ok=True)
+    record = tmp_path / "argv.txt"
+    python.write_text(f'#!/bin/sh\necho "$@" > {record}\n')
+    python.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "COMFYUI_PYTHON"}
+    if where == "env":
+        env["COMFYUI_PYTHON"] = str(python)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO_ROOT / "dev" / "comfyui_setup.py"),
+            "serve",
+            "--comfyui-dir",
+            str(tree),
+            "--port",
+            "8999",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"runs with {python}" in done.stdout
+    assert record.read_text().split()[0] == str(tree / "main.py")
