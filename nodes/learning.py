@@ -24,6 +24,7 @@ from .golden_noise import golden_inputs, node_id
 from .noise_objects import GoldenNoise, Origin
 from .rendering import Renderer, Sampling, sampler_inputs
 from .reward_models import choices as reward_choices
+from .reward_models import default_choice as default_reward
 from .reward_models import load_reward
 
 CATEGORY = f"{MENU}/dataset"
@@ -243,15 +244,16 @@ class RewardModelLoader(io.ComfyNode):
             node_id="GoldenNoiseRewardLoader",
             display_name="Reward Model Loader",
             category=CATEGORY,
-            description="A human-preference reward model (PickScore, HPSv2, or a CLIP folder in "
+            description="A human-preference reward model (PickScore, HPSv2, HPSv2.1, or a CLIP folder in "
             "models/reward_models) that scores images against their prompt.",
             inputs=[
                 io.Combo.Input(
                     "reward",
                     options=reward_choices(),
-                    default="PickScore",
-                    tooltip="PickScore or HPSv2 (downloaded once into models/reward_models), or a "
-                    "transformers CLIP folder of your own there.",
+                    default=default_reward(),
+                    tooltip="PickScore, HPSv2 or HPSv2.1 (the paper's filter; open_clip weights converted "
+                    "once), downloaded once into models/reward_models, or a transformers CLIP folder of "
+                    "your own there. Defaults to HPSv2.1 once it is there.",
                 ),
             ],
             outputs=[

@@ -1,10 +1,11 @@
 """Human-preference reward models in ComfyUI: the `reward_models` folder, first-use download, scoring.
 
 A reward model is a CLIP image-text model in the `transformers` format (a ComfyUI dependency, so no new
-library): PickScore (Kirstain et al. 2023) and HPSv2 (Wu et al. 2023) as published on the Hub, or any
-CLIP folder of the user's in `models/reward_models/<name>/` (for example an HPSv2.1 conversion). The
-score is what each model's authors compute: PickScore the CLIP logit, logit_scale·cos(image, text);
-HPSv2 the cosine itself. A REWARD_MODEL wire carries a `ClipReward`, whose `score(images, prompts)`
+library): PickScore (Kirstain et al. 2023) and HPSv2 (Wu et al. 2023) as published on the Hub, HPSv2.1
+(the paper's filter, published only in open_clip format: converted once on download by
+`npnet.learning.clip_conversion`), or any CLIP folder of the user's in `models/reward_models/<name>/`.
+The score is what each model's authors compute: PickScore the CLIP logit, logit_scale·cos(image, text);
+HPSv2 and HPSv2.1 the cosine itself. A REWARD_MODEL wire carries a `ClipReward`, whose `score(images, prompts)`
 is the host-free interface collection and evaluation call: one float per image.
 
 The network is wrapped in ComfyUI's ModelPatcher and loaded through model management before scoring,
@@ -14,12 +15,14 @@ so it shares the GPU with the diffusion model like any other model and can be of
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ..npnet import Cancelled, download_folder
+from ..npnet.learning.clip_conversion import convert_file
 from .comfy_host import (
     folder_paths,
     model_management,
@@ -42,6 +45,7 @@ class RewardSpec:
     processor_repo: str  # tokenizer and image preprocessing (the CLIP it was fine-tuned from)
     score: str  # "logit": logit_scale * cos, "cosine": cos
     folder: str
+    open_clip_file: str | None = None  # published as this open_clip checkpoint: converted once
 
 
 PUBLISHED = {
@@ -54,10 +58,20 @@ PUBLISHED = {
             "logit",
             "PickScore_v1",
         ),
-        # HPSv2 converted to transformers' CLIPModel; HPSv2.1 is published only in open_clip format.
+        # HPSv2 converted to transformers' CLIPModel by a third party; HPSv2.1 (the paper's filter) is
+        # published only in open_clip format (ViT-H-14), so it is converted here, once.
         RewardSpec("HPSv2", "adams-story/HPSv2-hf", "adams-story/HPSv2-hf", "cosine", "HPSv2"),
+        RewardSpec(
+            "HPSv2.1",
+            "xswu/HPSv2",
+            "laion/CLIP-ViT-H-14-laion2B-s32B-b79K",
+            "cosine",
+            "HPSv2.1",
+            "HPS_v2.1_compressed.pt",
+        ),
     )
 }
+PAPER_REWARD = "HPSv2.1"
 _MODEL_FILES = ("config.json",)
 _PROCESSOR_FILES = (
     "preprocessor_config.json",
@@ -95,6 +109,11 @@ def choices() -> list[str]:
     return list(PUBLISHED) + [name for name in _local_models() if name not in published]
 
 
+def default_choice() -> str:
+    """The paper's filter, HPSv2.1, once it is on disk; before that PickScore (a smaller first download)."""
+    return PAPER_REWARD if PUBLISHED[PAPER_REWARD].folder in _local_models() else "PickScore"
+
+
 def _pick_model(files: list[str]) -> list[str]:
     # Weights as safetensors when the repo has them; transformers reads a .bin with weights_only.
     weights = [f for f in files if f == "model.safetensors"] or [f for f in files if f == "pytorch_model.bin"]
@@ -118,7 +137,16 @@ def resolve(choice: str, node_id: str | None) -> tuple[Path, Path, str]:
     base = _local_models().get(spec.folder, default_folder() / spec.folder)
     with progress_and_cancel(1, node_id) as (progress, cancel):
         try:
-            if spec.processor_repo == spec.repo:
+            if spec.open_clip_file is not None:
+                model = _converted(spec, base, progress, cancel)
+                processor = download_folder(
+                    spec.processor_repo,
+                    base.with_name(base.name + "-processor"),
+                    _pick_processor,
+                    progress,
+                    cancel,
+                )
+            elif spec.processor_repo == spec.repo:
                 model = processor = download_folder(
                     spec.repo,
                     base,
@@ -140,6 +168,26 @@ def resolve(choice: str, node_id: str | None) -> tuple[Path, Path, str]:
         except Exception as error:  # offline, stalled, network, Hub: the message says what to fetch and where
             raise GoldenNoiseError(NODE, node_id, "reward", f"{choice} is not available: {error}") from error
     return model, processor, spec.score
+
+
+def _converted(spec: RewardSpec, base: Path, progress, cancel) -> Path:
+    """`base` holding the transformers conversion of the spec's open_clip checkpoint, made once: the
+    checkpoint is downloaded beside it, converted, and removed (only the conversion is loaded)."""
+    if (base / "config.json").is_file():
+        return base
+    raw = download_folder(
+        spec.repo,
+        base.with_name(base.name + "-open_clip"),
+        lambda files: [f for f in files if f == spec.open_clip_file],
+        progress,
+        cancel,
+    )
+    log.info(
+        "converting %s (open_clip) to transformers' CLIPModel in %s (once)", raw / spec.open_clip_file, base
+    )
+    convert_file(raw / spec.open_clip_file, base)
+    shutil.rmtree(raw, ignore_errors=True)
+    return base
 
 
 def _folders() -> str:

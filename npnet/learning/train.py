@@ -495,6 +495,9 @@ class Trainer:
     def train_step(self, local: list[int], stop: StopRequest) -> torch.Tensor:
         noise, golden, embeds = _stack(self.dataset, [self.train_idx[i] for i in local], self.run.device)
         stop.abandonable = self.run.world == 1
+        # DropPath draws its masks from torch's RNG: seeded per step and rank, a run resumed after an
+        # interrupt (whose abandoned step had already drawn some) draws the masks an uninterrupted one does.
+        torch.manual_seed((self.args.seed * 1_000_003 + self.position.global_step) * 4096 + self.run.rank)
         try:
             with torch.autocast(self.run.device.type, dtype=torch.bfloat16, enabled=self.amp):
                 output = self.trained(noise, embeds)

@@ -106,3 +106,49 @@ def test_a_broken_local_folder_is_a_node_error(comfy_inprocess, rewards, online)
     assert "my-broken-clip" in rewards.choices()
     with pytest.raises(ValueError, match="Reward Model Loader.*my-broken-clip.*could not be loaded"):
         rewards.load_reward("my-broken-clip")
+
+
+@pytest.mark.slow
+def test_hpsv21_downloads_once_in_open_clip_format_converts_and_becomes_the_default(
+    comfy_inprocess, rewards, hub, monkeypatch, tmp_path_factory
+):
+    """The paper's filter: the open_clip checkpoint fetched from the Hub, converted once, the checkpoint
+    removed, the converted model scoring as open_clip's own (tests/npnet/test_clip_conversion.py holds
+    the conversion itself to open_clip's scores)."""
+    from npnet.learning.clip_conversion import convert_file
+    from tests.support.open_clip_run import open_clip_run
+
+    made = open_clip_run(tmp_path_factory.mktemp("open_clip_site"), tmp_path_factory.mktemp("open_clip_run"))
+    hub.add("xswu/HPSv2", "HPS_v2.1_compressed.pt", (made / "HPS_tiny.pt").read_bytes())
+    hub.add("xswu/HPSv2", "HPS_v2_compressed.pt", b"the other version: never fetched")
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    shutil.rmtree(rewards.default_folder(), ignore_errors=True)
+    assert rewards.default_choice() == "PickScore"
+    learning = importlib.import_module(comfy_inprocess.pack.__name__ + ".nodes.learning")
+    hub.requests.clear()
+    reward = learning.RewardModelLoader.execute("HPSv2.1").result[0]
+    assert not any("HPS_v2_compressed" in path for _, path in hub.requests)
+    folder = rewards.default_folder() / "HPSv2.1"
+    assert (folder / "config.json").is_file() and not list(rewards.default_folder().glob("*open_clip*"))
+    assert reward.kind == "cosine" and rewards.default_choice() == "HPSv2.1"
+
+    from transformers import CLIPModel
+
+    reference = CLIPModel.from_pretrained(
+        convert_file(made / "HPS_tiny.pt", tmp_path_factory.mktemp("ref") / "m")
+    )
+    expected = torch.load(made / "expected.pt", weights_only=True)
+    held = reward.patcher.model.clip
+    for name, tensor in reference.state_dict().items():
+        assert torch.equal(held.state_dict()[name].cpu(), tensor), name
+    pictures, prompts = images(1), ["a red bicycle", "a lighthouse", "a bowl of ramen"]
+    scores = reward.score(pictures, prompts)
+    assert scores.shape == (3,) and torch.isfinite(scores).all() and expected["cosine"].std() > 0
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub.requests.clear()
+    assert torch.equal(
+        learning.RewardModelLoader.execute("HPSv2.1").result[0].score(pictures, prompts), scores
+    )
+    assert hub.requests == []
