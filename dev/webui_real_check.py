@@ -5,7 +5,7 @@ and a Python environment prepared by hand (see ../shared/webui-real/README.md fo
 machine). Given the tree, it:
 
 1. installs the extension as users do, `git clone` of this repository into `<tree>/extensions/golden-noise`
-   (the committed HEAD), plus a small probe extension that records the `x` each real
+   (the committed HEAD, or --revision), plus a small probe extension that records the `x` each real
    `KDiffusionSampler.sample` receives (and, with --skip-sampling, returns it without running the UNet);
 2. starts the real server on 127.0.0.1 (`launch.py --api`, CPU flags for the host);
 3. checks through the HTTP API: the script loads; both X/Y/Z axes are registered; and, given --ckpt (an
@@ -86,10 +86,11 @@ def launch_command(python: str, host: str, port: int) -> list[str]:
     return common + ["--always-cpu", "--unet-in-bf16", "--clip-in-fp16"]
 
 
-def install(tree: Path, npnet_file: Path | None) -> None:
+def install(tree: Path, npnet_file: Path | None, revision: str = "HEAD") -> None:
     target = tree / "extensions" / "golden-noise"
     shutil.rmtree(target, ignore_errors=True)
     subprocess.run(["git", "clone", "-q", str(REPO_ROOT), str(target)], check=True)
+    subprocess.run(["git", "-C", str(target), "checkout", "-q", revision], check=True)
     probe = tree / "extensions" / "zz-golden-noise-probe" / "scripts"
     probe.mkdir(parents=True, exist_ok=True)
     (probe / "probe.py").write_text(PROBE)
@@ -198,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         "--npnet", type=Path, help="NPNet weights (default: a random released-shape SDXL net)"
     )
     parser.add_argument("--skip-sampling", action="store_true", help="the probe returns x without the UNet")
+    parser.add_argument("--revision", default="HEAD", help="the extension's commit to install (default HEAD)")
     parser.add_argument("--port", type=int, default=8301)
     parser.add_argument("--size", type=int, default=256, help="image size of the txt2img runs")
     parser.add_argument("--start-timeout", type=float, default=1800)
@@ -209,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         from tests.support.checkpoints import write_checkpoint
 
         npnet_file = write_checkpoint(tree / "golden-noise-check-npnet.safetensors", 2048, seed=7)
-    install(tree, npnet_file)
+    install(tree, npnet_file, args.revision)
     if args.ckpt is not None:
         stable = tree / "models" / "Stable-diffusion"
         stable.mkdir(parents=True, exist_ok=True)
