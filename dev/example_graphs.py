@@ -213,7 +213,8 @@ COLLECT_PROMPTS = (
 
 def collect_node(x: int, y: int, name: str, width: int, height: int, cfg: float) -> Node:
     # prompts, prompt_file, negative, samples/prompt, seed, width, height, sampler, scheduler, steps, cfg,
-    # cfg_denoise, cfg_inversion, tokens, dataset_name, samples/shard, shard_index, shard_count, previews
+    # cfg_denoise, cfg_inversion, tokens, dataset_name, samples/shard, shard_index, shard_count, previews,
+    # inversion, preset (the authors' collection: preset "authors" with its widget values, see the README)
     return Node(
         "collect",
         "GoldenNoiseCollectDataset",
@@ -238,6 +239,8 @@ def collect_node(x: int, y: int, name: str, width: int, height: int, cfg: float)
             0,
             1,
             4,
+            "paper",
+            "custom",
         ],
     )
 

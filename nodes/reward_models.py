@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from ..npnet import Cancelled, download_folder
-from ..npnet.learning.clip_conversion import convert_file
+from ..npnet.learning import convert_open_clip_checkpoint
 from .comfy_host import (
     folder_paths,
     model_management,
@@ -185,7 +185,7 @@ def _converted(spec: RewardSpec, base: Path, progress, cancel) -> Path:
     log.info(
         "converting %s (open_clip) to transformers' CLIPModel in %s (once)", raw / spec.open_clip_file, base
     )
-    convert_file(raw / spec.open_clip_file, base)
+    convert_open_clip_checkpoint(raw / spec.open_clip_file, base)
     shutil.rmtree(raw, ignore_errors=True)
     return base
 

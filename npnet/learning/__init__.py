@@ -10,6 +10,7 @@ NPNet, host-free (torch, numpy, safetensors; matplotlib only inside `evaluation.
 Inference-only users never import this package: `import npnet` does not.
 """
 
+from .clip_conversion import convert_file as convert_open_clip_checkpoint
 from .collection import (
     DatasetWriter,
     Pair,
@@ -55,6 +56,7 @@ __all__ = [
     "bootstrap_interval",
     "check_dataset_name",
     "collect",
+    "convert_open_clip_checkpoint",
     "describe",
     "evaluation_chart",
     "jobs",
