@@ -137,16 +137,7 @@ def resolve(choice: str, node_id: str | None) -> tuple[Path, Path, str]:
     base = _local_models().get(spec.folder, default_folder() / spec.folder)
     with progress_and_cancel(1, node_id) as (progress, cancel):
         try:
-            if spec.open_clip_file is not None:
-                model = _converted(spec, base, progress, cancel)
-                processor = download_folder(
-                    spec.processor_repo,
-                    base.with_name(base.name + "-processor"),
-                    _pick_processor,
-                    progress,
-                    cancel,
-                )
-            elif spec.processor_repo == spec.repo:
+            if spec.processor_repo == spec.repo:
                 model = processor = download_folder(
                     spec.repo,
                     base,
@@ -155,7 +146,11 @@ def resolve(choice: str, node_id: str | None) -> tuple[Path, Path, str]:
                     cancel,
                 )
             else:
-                model = download_folder(spec.repo, base, _pick_model, progress, cancel)
+                model = (
+                    _converted(spec, base, progress, cancel)
+                    if spec.open_clip_file is not None
+                    else download_folder(spec.repo, base, _pick_model, progress, cancel)
+                )
                 processor = download_folder(
                     spec.processor_repo,
                     base.with_name(base.name + "-processor"),
