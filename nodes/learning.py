@@ -219,9 +219,9 @@ def check_preset(node: str, nid: str | None, preset: str, values: dict) -> None:
         raise GoldenNoiseError(node, nid, "preset", f"preset must be one of {list(PRESETS)}, got {preset!r}.")
     wanted = PRESETS[preset]
     wrong = [name for name, value in wanted.items() if values.get(name) != value]
-    if preset == "authors" and (
-        values.get("negative_prompt", "").strip() or values.get("negative") is not None
-    ):
+    negative = values.get("negative")
+    zero = negative is None or all(not cond.any() for cond, _ in negative)  # ConditioningZeroOut's is fine
+    if preset == "authors" and (values.get("negative_prompt", "").strip() or not zero):
         wrong.append("negative_prompt")
     if wrong:
         needs = ", ".join(f"{name} {value}" for name, value in wanted.items())
@@ -231,7 +231,7 @@ def check_preset(node: str, nid: str | None, preset: str, values: dict) -> None:
             nid,
             wrong[0],
             f"preset {preset!r} collects with {needs}, an empty negative_prompt and no negative "
-            f"connected (zero embeddings); "
+            f"connected, or a zeroed one (zero embeddings); "
             + (f"this node has {have}" if have else "a negative is given")
             + ". Set those, or choose preset custom.",
         )
@@ -429,7 +429,9 @@ class CollectNoisePromptDataset(io.ComfyNode):
             preset,
             {**shared, "cfg_denoise": cfg_denoise, "cfg_inversion": cfg_inversion, "inversion": inversion},
         )
-        run = render_run(cls.NAME, nid, **shared, zero_negative=preset == "authors")
+        run = render_run(
+            cls.NAME, nid, **shared, zero_negative=preset == "authors" and shared.get("negative") is None
+        )
         with on_node(cls.NAME, nid):
             run.renderer.check_inversion(inversion)
         with on_node(cls.NAME, nid):

@@ -265,6 +265,24 @@ def test_a_widget_that_disagrees_with_the_preset_is_named(comfy_inprocess, learn
     assert not (Path(comfy_inprocess.folder_paths.get_output_directory()) / "npd" / "npd_preset_bad").exists()
 
 
+def test_the_authors_preset_takes_a_zeroed_negative_and_refuses_another(comfy_inprocess, learning, models):
+    empty = models["clip"].encode_from_tokens_scheduled(models["clip"].tokenize(""))
+    zeroed = [[torch.zeros_like(c), dict(extra)] for c, extra in empty]
+    fresh(comfy_inprocess, "npd_authors_zero")
+    collect(
+        learning,
+        models,
+        dataset_name="npd_authors_zero",
+        samples_per_prompt=1,
+        width=64,
+        height=64,
+        negative=zeroed,
+        **AUTHORS,
+    )
+    with pytest.raises(ValueError, match="'negative_prompt': preset 'authors'.*a negative is given"):
+        collect(learning, models, dataset_name="npd_authors_other", negative=empty, **AUTHORS)
+
+
 def test_a_negative_conditioning_is_used_and_recorded_and_cannot_be_given_twice(
     comfy_inprocess, learning, models
 ):
