@@ -77,6 +77,25 @@ def register_model_folder(name: str, default: str, extensions: set[str]) -> None
     )
 
 
+def serve_json(path: str, payload: Callable[[], object]) -> bool:
+    """Answer GET `path` (and /api`path`, as ComfyUI mirrors its routes) with `payload()` as JSON, for
+    the pack's front end. False outside a running server (plain Python, in-process tests)."""
+    try:
+        from aiohttp import web
+        from server import PromptServer
+    except ImportError:
+        return False
+    instance = getattr(PromptServer, "instance", None)
+    if instance is None:
+        return False
+
+    async def answer(request):
+        return web.json_response(payload())
+
+    instance.routes.get(path)(answer)
+    return True
+
+
 _RATIO_KEYS = ("downscale_ratio_spacial", "downscale_ratio_temporal")
 
 

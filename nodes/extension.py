@@ -21,8 +21,10 @@ class GoldenNoiseExtension(ComfyExtension):
 async def comfy_entrypoint() -> GoldenNoiseExtension:
     """Called once by every supported core when it loads the pack (newer cores also call `on_load`,
     which 0.3.75 lacks, so set-up happens here)."""
-    from . import npnet_weights, reward_models
+    from . import learning, npnet_weights, reward_models
+    from .comfy_host import serve_json
 
     npnet_weights.register_folder()
     reward_models.register_folder()
+    serve_json(learning.PRESETS_ROUTE, learning.preset_widgets)  # web/js/collect_presets.js reads it
     return GoldenNoiseExtension()

@@ -213,6 +213,17 @@ class Previews:
         return torch.stack(self.images) if self.images else torch.zeros([1, 64, 64, 3])
 
 
+PRESETS_ROUTE = "/golden_noise/collect_presets"
+
+
+def preset_widgets() -> dict:
+    """What choosing each preset sets on the node (web/js/collect_presets.js): its values, and for
+    `authors` an empty negative_prompt (the zero negative)."""
+    return {
+        name: {**values, **({"negative_prompt": ""} if values else {})} for name, values in PRESETS.items()
+    }
+
+
 def check_preset(node: str, nid: str | None, preset: str, values: dict) -> None:
     """A preset's widgets must hold its values: a preset never overrides what the node shows."""
     if preset not in PRESETS:
@@ -292,6 +303,9 @@ class CollectNoisePromptDataset(io.ComfyNode):
                     default=0,
                     min=0,
                     max=0xFFFFFFFFFFFF,
+                    # Fixed: the front end would otherwise randomise a "seed" after each queue, and a
+                    # re-queue with another base seed is another dataset, not a resume.
+                    control_after_generate=False,
                     tooltip="Base seed: sample g uses seed + g, so a dataset is reproducible. A .jsonl "
                     'prompt_file whose lines carry "seed" uses those instead (replaying a (prompt, seed) list).',
                 ),
@@ -369,8 +383,9 @@ class CollectNoisePromptDataset(io.ComfyNode):
                     optional=True,
                     tooltip="authors: collect as the authors' script does (sampler ddim, scheduler "
                     "ddim_uniform, 50 steps, cfg 5.5, cfg_denoise 5.5, cfg_inversion 1.0, inversion "
-                    "released, zero negative). The widgets must hold these values (the node says which "
-                    "do not); custom: the widgets as set.",
+                    "released, zero negative); choosing it sets those widgets. When queued, the widgets "
+                    "must still hold these values (the node names any that do not). custom: the widgets "
+                    "as set.",
                 ),
             ],
             outputs=[
@@ -502,6 +517,7 @@ class EvaluateGoldenNoise(io.ComfyNode):
                     default=0,
                     min=0,
                     max=0xFFFFFFFFFFFF,
+                    control_after_generate=False,  # the same seeds on every queue: comparable runs
                     tooltip="First seed; each prompt is rendered with seeds seed .. seed + seeds - 1 (from "
                     'its own "seed" when a .jsonl prompt_file gives one).',
                 ),

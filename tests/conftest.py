@@ -5,6 +5,7 @@ Tests of the host-free cores (tests/npnet, tests/dpsl) use neither and run witho
 
 from __future__ import annotations
 
+import os
 import types
 from pathlib import Path
 
@@ -49,3 +50,21 @@ def comfy_inprocess(tmp_path_factory) -> types.SimpleNamespace:
     package module) and ComfyUI's `folder_paths`, with output/temp folders under a pytest tmp dir.
     """
     return import_inprocess(tmp_path_factory.mktemp("comfy_inprocess"), "golden_noise_under_test")
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    """A headless Chromium (tests/dpsl_lab/browser.py) for the front-end tests."""
+    from tests.dpsl_lab.browser import Browser, find_browser
+
+    binary = find_browser()
+    if binary is None:
+        reason = "no Chromium-family browser on PATH (Debian: apt-get install chromium); set $CHROMIUM to use another"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason + " - CI=true requires the browser test to run")
+        pytest.skip(reason)
+    b = Browser(binary, tmp_path_factory.mktemp("chromium"))
+    try:
+        yield b
+    finally:
+        b.close()

@@ -8,33 +8,16 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.dpsl_lab.browser import Browser, find_browser
 from tests.support import REPO_ROOT as REPO
 
 EXAMPLE = "dpsl_binary_cascade"
 SEED = 424242  # not used by other tests, so the server cannot answer from its cache
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    binary = find_browser()
-    if binary is None:
-        reason = "no Chromium-family browser on PATH (Debian: apt-get install chromium); set $CHROMIUM to use another"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason + " - CI=true requires the browser test to run")
-        pytest.skip(reason)
-    b = Browser(binary, tmp_path_factory.mktemp("chromium"))
-    try:
-        yield b
-    finally:
-        b.close()
 
 
 @pytest.mark.server
