@@ -211,7 +211,9 @@ COLLECT_PROMPTS = (
 )
 
 
-def collect_node(x: int, y: int, name: str, width: int, height: int, cfg: float) -> Node:
+def collect_node(
+    x: int, y: int, name: str, width: int, height: int, cfg: float, authors: bool = False
+) -> Node:
     # prompts, prompt_file, negative, samples/prompt, seed, width, height, sampler, scheduler, steps, cfg,
     # cfg_denoise, cfg_inversion, tokens, dataset_name, samples/shard, shard_index, shard_count, previews,
     # inversion, preset (the authors' collection: preset "authors" with its widget values, see the README)
@@ -222,14 +224,14 @@ def collect_node(x: int, y: int, name: str, width: int, height: int, cfg: float)
         [
             COLLECT_PROMPTS,
             "(none)",
-            NEGATIVE,
+            "" if authors else NEGATIVE,
             4,
             0,
             width,
             height,
-            "euler",
-            "normal",
-            10,
+            "ddim" if authors else "euler",
+            "ddim_uniform" if authors else "normal",
+            50 if authors else 10,
             cfg,
             5.5,
             1.0,
@@ -239,8 +241,8 @@ def collect_node(x: int, y: int, name: str, width: int, height: int, cfg: float)
             0,
             1,
             4,
-            "paper",
-            "custom",
+            "released" if authors else "paper",
+            "authors" if authors else "custom",
         ],
     )
 
@@ -281,6 +283,17 @@ def learning_graphs() -> list[Graph]:
         wire("collect") + [("collect", 1, "preview", "images")],
         "pairs go to output/npd/sdxl_npd/; queue again to resume",
     )
+    authors = Graph(
+        "golden_noise_collect_authors_sdxl",
+        "Collect as the authors' script does (DDIM 50, zero negative, HPSv2.1)",
+        [loaders[0], Node("reward", "GoldenNoiseRewardLoader", (0, 420), ["HPSv2.1"])]
+        + [
+            collect_node(400, 100, "sdxl_npd_authors", 1024, 1024, 5.5, authors=True),
+            Node("preview", "PreviewImage", (800, 100)),
+        ],
+        wire("collect") + [("collect", 1, "preview", "images")],
+        "preset authors: their sampler, steps, guidance, inversion and zero negative",
+    )
     evaluate = Graph(
         "golden_noise_evaluate_sdxl",
         "Evaluate the released SDXL NPNet on a prompt list",
@@ -320,7 +333,7 @@ def learning_graphs() -> list[Graph]:
     for node in loop.nodes:
         if node.key in ("npnet", "evaluate", "chart"):
             node.mode = 4
-    return [collect, evaluate, loop]
+    return [collect, authors, evaluate, loop]
 
 
 # -- DP sequential learning lab -------------------------------------------------------------------

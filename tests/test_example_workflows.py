@@ -21,6 +21,7 @@ EXPECTED = {
     "golden_noise_hunyuan_dit",
     "golden_noise_side_by_side",
     "golden_noise_collect_sdxl",
+    "golden_noise_collect_authors_sdxl",
     "golden_noise_evaluate_sdxl",
     "golden_noise_learning_loop_sd15",
     "dpsl_binary_cascade",

@@ -197,3 +197,22 @@ def test_evaluate_scores_a_second_reward_linked_on_the_server(comfy_server, eval
     assert text.count("8 prompt x seed pairs scored by brightness") == 2
     written = sorted(p.name for p in (comfy_server.output_dir / "server_eval").glob("two_rewards_*.csv"))
     assert len(written) == 2 and written[1].endswith("_brightness_.csv"), written
+
+
+def test_the_authors_example_collects_with_its_preset_through_the_server(comfy_server):
+    """golden_noise_collect_authors_sdxl as queued: DDIM over ddim_uniform at 50 steps, the released
+    inversion and the zero negative, recorded in the dataset (the preset's steps are kept: 50)."""
+    prompt = example(
+        "golden_noise_collect_authors_sdxl",
+        width=128,
+        height=128,
+        samples_per_prompt=1,
+        dataset_name="authors_npd",
+    )
+    assert node_of(prompt, "GoldenNoiseCollectDataset")["inputs"]["preset"] == "authors"
+    comfy_server.run(prompt, timeout=600)
+    shards = sorted((comfy_server.output_dir / "npd" / "authors_npd").glob("*.safetensors"))
+    with safe_open(shards[0], "pt") as f:
+        settings = json.loads(f.metadata()["npd"])
+    assert (settings["sampler"], settings["scheduler"], settings["steps"]) == ("ddim", "ddim_uniform", 50)
+    assert settings["inversion"] == "released" and settings["negative_conditioning"] == "zero"
