@@ -82,7 +82,7 @@ def launch_command(python: str, host: str, port: int) -> list[str]:
         str(port),
     ]
     if host == "a1111":
-        return common + ["--use-cpu", "all", "--precision", "half", "--no-hashing"]
+        return common + ["--use-cpu", "all", "--precision", "half", "--no-hashing", "--disable-nan-check"]
     return common + ["--always-cpu", "--unet-in-bf16", "--clip-in-fp16"]
 
 

@@ -32,8 +32,9 @@ from .weights import on_device
 
 SUPPORTED = "SDXL-family checkpoints (SDXL, DreamShaper XL, Pony, Illustrious and other SDXL fine-tunes)"
 APPLIED_ATTRIBUTE = "golden_noise_applied"  # on p: whether this batch's first pass started from golden noise
-# Class names of SDXL's CLIP-L text embedder in sgm's conditioner: A1111's, and Classic's wrapper of it.
-CLIP_L_EMBEDDERS = ("FrozenCLIPEmbedder", "CLIP_SD_XL_L")
+# Class names of SDXL's CLIP-L text embedder in sgm's conditioner: sgm's own, A1111's hijacked wrapper
+# (modules/sd_hijack.py:220 at v1.10.1) and Classic's (modules_forge/forge_loader.py at 1f95d717).
+CLIP_L_EMBEDDERS = ("FrozenCLIPEmbedder", "FrozenCLIPEmbedderForSDXLWithCustomWords", "CLIP_SD_XL_L")
 
 
 class GoldenNoiseStop(RuntimeError):

@@ -47,7 +47,8 @@ class _Embedders:
 
 class SgmStableDiffusionXL(StableDiffusionXL):
     """A1111 1.10 / Classic SDXL base as sgm loads it: `conditioner.embedders` hold CLIP-L
-    (FrozenCLIPEmbedder; Classic wraps it as CLIP_SD_XL_L) and OpenCLIP-bigG (FrozenOpenCLIPEmbedder2)."""
+    (FrozenCLIPEmbedder; A1111's hijack wraps it as FrozenCLIPEmbedderForSDXLWithCustomWords, Classic as
+    CLIP_SD_XL_L) and OpenCLIP-bigG (FrozenOpenCLIPEmbedder2)."""
 
     def __init__(self, clip_l: str = "FrozenCLIPEmbedder"):
         self.conditioner = _Embedders(clip_l, "FrozenOpenCLIPEmbedder2", "ConcatTimestepEmbedderND")

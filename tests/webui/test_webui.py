@@ -134,7 +134,9 @@ def test_the_sdxl_refiner_and_inpainting_models_are_refused_before_sampling(webu
         assert p.started_from == {}, model
 
 
-@pytest.mark.parametrize("clip_l", ["FrozenCLIPEmbedder", "CLIP_SD_XL_L"])
+@pytest.mark.parametrize(
+    "clip_l", ["FrozenCLIPEmbedder", "FrozenCLIPEmbedderForSDXLWithCustomWords", "CLIP_SD_XL_L"]
+)
 def test_an_sgm_loaded_sdxl_base_is_served(webui, npnet_file, clip_l):
     webui.shared.sd_model = webui.models.SgmStableDiffusionXL(clip_l)
     outputs, _ = webui.run(txt2img(webui), *ON)
