@@ -169,8 +169,13 @@ def checks(api: Api, probe_dir: Path, with_model: bool, size: int) -> dict[str, 
         not torch.equal(x_one, x_off) and abs(float(x_one.std()) - 1.0) < 0.1
     )
     texts = [json.loads(r["info"])["infotexts"][0] for r in (off, zero, one)]
-    found["infotext only when applied"] = "Golden Noise" not in texts[0] and all(
-        "Golden Noise" in t for t in texts[1:]
+    applied = not torch.equal(x_one, x_off)
+    # The claim must follow what the sampler started from: none when off, and at strength 1 only if the
+    # noise really changed (strength 0 is golden noise at strength 0: the plain noise, said truthfully).
+    found["infotext only when applied"] = (
+        "Golden Noise" not in texts[0]
+        and "Golden Noise" in texts[1]
+        and ("Golden Noise" in texts[2]) == applied
     )
     image = "data:image/png;base64," + one["images"][0]
     read = api.call("/sdapi/v1/png-info", {"image": image})
@@ -182,7 +187,10 @@ def checks(api: Api, probe_dir: Path, with_model: bool, size: int) -> dict[str, 
             settings(1.0), {"script_name": "x/y/z plot", "script_args": args[: len(xyz[0]["args"])]}
         )
         found["X/Y/Z grid: plain then golden"] = (
-            len(grid) == 2 and torch.equal(grid[0], x_off) and torch.allclose(grid[1], x_one)
+            len(grid) == 2
+            and torch.equal(grid[0], x_off)
+            and not torch.equal(grid[1], x_off)
+            and torch.allclose(grid[1], x_one)
         )
     return found
 
