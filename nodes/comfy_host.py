@@ -36,9 +36,11 @@ try:
     import comfy.samplers as comfy_samplers
     import latent_preview
     from comfy_extras.nodes_custom_sampler import Noise_RandomNoise
+
+    from nodes import ConditioningZeroOut
 except ImportError:
     model_patcher = comfy_model_sampling = comfy_sample = comfy_samplers = latent_preview = None
-    Noise_RandomNoise = None
+    Noise_RandomNoise = ConditioningZeroOut = None
 
 Progress = Callable[[int, "int | None"], None]
 

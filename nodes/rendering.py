@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 import torch
 
 from ..npnet.learning import redenoise, redenoise_released, to_unit_noise
-from .comfy_host import comfy_model_sampling, comfy_sample, comfy_samplers, fix_empty_latent, io
+from .comfy_host import (
+    ConditioningZeroOut,
+    comfy_model_sampling,
+    comfy_sample,
+    comfy_samplers,
+    fix_empty_latent,
+    io,
+)
 from .errors import GoldenNoiseError
 
 
@@ -29,18 +36,6 @@ def conditioning_fingerprint(conditioning: list) -> str:
                 digest.update(str(tuple(tensor.shape)).encode())
                 digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
-
-
-def zeroed(conditioning: list) -> list:
-    """CONDITIONING with every tensor zero, as ComfyUI's ConditioningZeroOut makes it: the unconditional
-    branch of diffusers' SDXL pipeline for an empty negative (`force_zeros_for_empty_prompt`)."""
-    out = []
-    for cond, extra in conditioning:
-        extra = dict(extra)
-        if isinstance(extra.get("pooled_output"), torch.Tensor):
-            extra["pooled_output"] = torch.zeros_like(extra["pooled_output"])
-        out.append([torch.zeros_like(cond), extra])
-    return out
 
 
 @dataclass(frozen=True)
@@ -127,7 +122,9 @@ class Renderer:
             if self.sampling.negative is not None:
                 self._negative = self.sampling.negative
             elif self.sampling.zero_negative:
-                self._negative = zeroed(self.encode(""))
+                # ComfyUI's own ConditioningZeroOut: the unconditional branch of diffusers' SDXL pipeline
+                # for an empty negative (`force_zeros_for_empty_prompt`).
+                self._negative = ConditioningZeroOut().zero_out(self.encode(""))[0]
             else:
                 self._negative = self.encode(self.sampling.negative_prompt)
         return self._negative
