@@ -53,24 +53,22 @@ def shared_folder() -> Path:
     return Path(folder_paths.models_dir) / SHARED
 
 
+def shared_folders() -> list[Path]:
+    """The folders other NPNet packs list, read but never written: `npnet:` entries, then models/npnet."""
+    entries = folder_paths.folder_names_and_paths.get(SHARED, ([], set()))[0]
+    return [*(Path(p) for p in entries), shared_folder()]
+
+
 def register_folder() -> None:
     """Declare the `golden_noise` folder type: `models/golden_noise` and any `golden_noise:` folders of
-    extra_model_paths.yaml, then `models/npnet` and any `npnet:` folders to read; only weight files are
-    listed. Moves the pack's old files out of `models/npnet` first (see the module docstring)."""
+    extra_model_paths.yaml, then the shared folders to read; only weight files are listed. Moves the
+    pack's old files out of `models/npnet` first (see the module docstring)."""
     migrate_shared_folder(shared_folder(), default_folder())
     register_model_folder(FOLDER, str(default_folder()), EXTENSIONS)
     paths, _ = folder_paths.folder_names_and_paths[FOLDER]
-    shared = folder_paths.folder_names_and_paths.get(SHARED, ([], set()))[0]
-    for path in [*shared, str(shared_folder())]:
+    for path in map(str, shared_folders()):
         if path not in paths:
             paths.append(path)
-
-
-def shared_folders() -> set[Path]:
-    return {
-        shared_folder(),
-        *(Path(p) for p in folder_paths.folder_names_and_paths.get(SHARED, ([], set()))[0]),
-    }
 
 
 def _asagi4_cannot_read(path: Path) -> bool:
