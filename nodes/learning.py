@@ -447,8 +447,7 @@ class CollectNoisePromptDataset(io.ComfyNode):
         run = render_run(
             cls.NAME, nid, **shared, zero_negative=preset == "authors" and shared.get("negative") is None
         )
-        with on_node(cls.NAME, nid):
-            run.renderer.check_inversion(inversion)
+        run.renderer.check_inversion(inversion)  # a node error already: before any rendering
         with on_node(cls.NAME, nid):
             name = learning.check_dataset_name(dataset_name)
             samples = learning.plan(run.prompts, samples_per_prompt, seed, shard_index, shard_count)

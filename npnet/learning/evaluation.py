@@ -24,6 +24,7 @@ import numpy as np
 from ..files import atomic_write
 from ..golden import Cancelled
 from ..inputs import InputError
+from .collection import given_seeds
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,7 @@ class Job:
 def jobs(prompts: Sequence[str], first_seed: int, seeds: int) -> Iterator[Job]:
     """Every prompt with seeds first_seed .. first_seed + seeds - 1, prompt by prompt; a prompt whose
     file gave it a seed s uses s .. s + seeds - 1 instead."""
-    given = getattr(prompts, "seeds", None)
+    given = given_seeds(prompts)
     return (
         Job(prompt, (given[p] if given else first_seed) + k)
         for p, prompt in enumerate(prompts)
