@@ -60,6 +60,21 @@ sd_samplers_kdiffusion.KDiffusionSampler.sample = sample
 '''
 
 
+def random_sdxl_npnet(path: Path) -> Path:
+    """A seeded random NPNet of the released SDXL shape with its text and Swin branches on (the released
+    init, alpha = beta = 0, would switch them off and make golden noise a function of the noise alone)."""
+    import torch
+
+    import npnet
+
+    torch.manual_seed(7)
+    model = npnet.NPNet(npnet.OFFICIAL["sdxl"])
+    with torch.no_grad():
+        model.alpha.fill_(0.7)
+        model.beta.fill_(0.4)
+    return npnet.save(model, path)
+
+
 def host_of(tree: Path) -> str:
     if (tree / "backend").is_dir():
         return "forge"
@@ -216,9 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     host = host_of(tree)
     npnet_file = args.npnet
     if npnet_file is None:
-        from tests.support.checkpoints import write_checkpoint
-
-        npnet_file = write_checkpoint(tree / "golden-noise-check-npnet.safetensors", 2048, seed=7)
+        npnet_file = random_sdxl_npnet(tree / "golden-noise-check-npnet.safetensors")
     install(tree, npnet_file, args.revision)
     if args.ckpt is not None:
         stable = tree / "models" / "Stable-diffusion"
