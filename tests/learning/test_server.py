@@ -216,3 +216,39 @@ def test_the_authors_example_collects_with_its_preset_through_the_server(comfy_s
         settings = json.loads(f.metadata()["npd"])
     assert (settings["sampler"], settings["scheduler"], settings["steps"]) == ("ddim", "ddim_uniform", 50)
     assert settings["inversion"] == "released" and settings["negative_conditioning"] == "zero"
+
+
+def _connect_negative(prompt: dict, node_type: str, text: str, zero: bool) -> None:
+    """CLIPTextEncode(text) [-> ConditioningZeroOut] -> the node's optional `negative`, as a user wires it."""
+    ckpt = next(k for k, n in prompt.items() if n["class_type"] == "GoldenNoiseTinyCheckpoint")
+    prompt["900"] = {"class_type": "CLIPTextEncode", "inputs": {"text": text, "clip": [ckpt, 1]}}
+    source = "900"
+    if zero:
+        prompt["901"] = {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": ["900", 0]}}
+        source = "901"
+    node = node_of(prompt, node_type)["inputs"]
+    node["negative"], node["negative_prompt"] = [source, 0], ""
+
+
+def test_a_connected_negative_reaches_collect_and_evaluate_through_the_server(comfy_server, eval_net):
+    prompt = example(
+        "golden_noise_collect_authors_sdxl",
+        width=128,
+        height=128,
+        samples_per_prompt=1,
+        dataset_name="neg_npd",
+    )
+    _connect_negative(prompt, "GoldenNoiseCollectDataset", "", zero=True)  # the preset takes a zeroed one
+    comfy_server.run(prompt, timeout=600)
+    shard = sorted((comfy_server.output_dir / "npd" / "neg_npd").glob("*.safetensors"))[0]
+    with safe_open(shard, "pt") as f:
+        settings = json.loads(f.metadata()["npd"])
+    assert settings["negative_prompt"] is None and len(settings["negative_conditioning_sha256"]) == 64
+
+    graph = evaluate_graph(eval_net, filename_prefix="server_eval/negative")
+    _connect_negative(graph, "GoldenNoiseEvaluate", "washed out", zero=False)
+    entry = comfy_server.run(graph, timeout=300)
+    _, json_name = json.loads(ui_text(entry, graph, "GoldenNoiseEvaluate").splitlines()[-1])
+    document = json.loads((comfy_server.output_dir / json_name).read_text())
+    assert document["settings"]["negative_prompt"] is None
+    assert len(document["settings"]["negative_conditioning_sha256"]) == 64
