@@ -211,12 +211,16 @@ COLLECT_PROMPTS = (
 )
 
 
+BATCH = 4  # samples rendered at once in the learning examples (README: choosing a batch size)
+
+
 def collect_node(
     x: int, y: int, name: str, width: int, height: int, cfg: float, authors: bool = False
 ) -> Node:
     # prompts, prompt_file, negative, samples/prompt, seed, width, height, sampler, scheduler, steps, cfg,
     # cfg_denoise, cfg_inversion, tokens, dataset_name, samples/shard, shard_index, shard_count, previews,
-    # inversion, preset (the authors' collection: preset "authors" with its widget values, see the README)
+    # inversion, preset (the authors' collection: preset "authors" with its widget values, see the README),
+    # batch_size
     return Node(
         "collect",
         "GoldenNoiseCollectDataset",
@@ -243,20 +247,21 @@ def collect_node(
             4,
             "released" if authors else "paper",
             "authors" if authors else "custom",
+            BATCH,
         ],
     )
 
 
 def evaluate_node(x: int, y: int, width: int, height: int, cfg: float) -> Node:
     # prompts, prompt_file, negative, seed, seeds, width, height, sampler, scheduler, steps, cfg,
-    # token_policy, strength, resolution_mode, filename_prefix, preview_pairs
+    # token_policy, strength, resolution_mode, filename_prefix, preview_pairs, batch_size
     return Node(
         "evaluate",
         "GoldenNoiseEvaluate",
         (x, y),
         [EVAL_PROMPTS, "(none)", NEGATIVE, 1000, 4, width, height, "dpmpp_2m", "karras", 30, cfg]
         + GOLDEN_WIDGETS
-        + ["golden_noise/evaluation", 8],
+        + ["golden_noise/evaluation", 8, BATCH],
     )
 
 

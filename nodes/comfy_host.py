@@ -30,6 +30,7 @@ else:
 # Sampling internals for the Golden Noise nodes (KSampler drop-in, latent route, NPNet offloading).
 # Separate guard: a core that moved one of these still registers the other nodes.
 try:
+    import comfy.k_diffusion.sampling as k_diffusion_sampling
     import comfy.model_patcher as model_patcher
     import comfy.model_sampling as comfy_model_sampling
     import comfy.sample as comfy_sample
@@ -40,6 +41,7 @@ try:
     from nodes import ConditioningZeroOut
 except ImportError:
     model_patcher = comfy_model_sampling = comfy_sample = comfy_samplers = latent_preview = None
+    k_diffusion_sampling = None
     Noise_RandomNoise = ConditioningZeroOut = None
 
 Progress = Callable[[int, "int | None"], None]

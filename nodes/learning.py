@@ -16,13 +16,13 @@ from pathlib import Path
 
 import torch
 
-from ..npnet import InputError, first_tokens, learning
+from ..npnet import InputError, learning
 from . import host_files
-from .comfy_host import MENU, Noise_RandomNoise, io, progress_and_cancel, ui
+from .comfy_host import MENU, io, progress_and_cancel, ui
 from .errors import GoldenNoiseError
 from .golden_noise import golden_inputs, node_id
-from .noise_objects import GoldenNoise, Origin
-from .rendering import Renderer, Sampling, sampler_inputs
+from .noise_objects import GivenNoise, GoldenNoise, Origin
+from .rendering import Redenoise, Renderer, Sampling, sampler_inputs
 from .reward_models import choices as reward_choices
 from .reward_models import default_choice as default_reward
 from .reward_models import load_reward
@@ -32,23 +32,6 @@ REWARD = io.Custom("REWARD_MODEL")
 NO_FILE = host_files.NO_FILE
 PROMPT_SUFFIXES = (".txt", ".jsonl")
 DATASETS = "npd"  # collections go to output/npd/<dataset_name>/
-
-# The authors' collection script (training/dataset_collection.py, forward_ours, SDXL's scheduler config):
-# DDIMScheduler at 50 steps with "leading" spacing and offset 1 (ComfyUI's ddim_uniform gives the same
-# timesteps, 981, 961, ...; its ddim sampler is deterministic DDIM), guidance 5.5 for the images and the
-# denoise step, 1.0 for the inversion, zero embeddings as the unconditional branch, their inverse step.
-PRESETS = {
-    "custom": {},
-    "authors": {
-        "sampler_name": "ddim",
-        "scheduler": "ddim_uniform",
-        "steps": 50,
-        "cfg": 5.5,
-        "cfg_denoise": 5.5,
-        "cfg_inversion": 1.0,
-        "inversion": "released",
-    },
-}
 
 
 @contextmanager
@@ -177,6 +160,7 @@ def render_run(
     height,
     negative=None,
     zero_negative=False,
+    redenoise: Redenoise | None = None,
     **sampler,
 ) -> RenderRun:
     prompt_list = read_prompts(node, nid, prompts, prompt_file)
@@ -191,7 +175,8 @@ def render_run(
     sampling = Sampling(
         negative_prompt, width, height, **sampler, negative=negative, zero_negative=zero_negative
     )
-    return RenderRun(Renderer(node, nid, model, clip, vae, sampling), reward, prompt_list)
+    renderer = Renderer(node, nid, model, clip, vae, sampling, redenoise or Redenoise())
+    return RenderRun(renderer, reward, prompt_list)
 
 
 def reward_slug(name: str) -> str:
@@ -214,38 +199,25 @@ class Previews:
 
 
 PRESETS_ROUTE = "/golden_noise/collect_presets"
+preset_widgets = learning.preset_widgets  # served at PRESETS_ROUTE for web/js/collect_presets.js
 
 
-def preset_widgets() -> dict:
-    """What choosing each preset sets on the node (web/js/collect_presets.js): its values, and for
-    `authors` an empty negative_prompt (the zero negative)."""
-    return {
-        name: {**values, **({"negative_prompt": ""} if values else {})} for name, values in PRESETS.items()
-    }
+def is_zero(negative) -> bool:
+    """No negative CONDITIONING, or a zeroed one (ConditioningZeroOut's: the authors' zero embeddings)."""
+    return negative is None or all(not cond.any() for cond, _ in negative)
 
 
-def check_preset(node: str, nid: str | None, preset: str, values: dict) -> None:
-    """A preset's widgets must hold its values: a preset never overrides what the node shows."""
-    if preset not in PRESETS:
-        raise GoldenNoiseError(node, nid, "preset", f"preset must be one of {list(PRESETS)}, got {preset!r}.")
-    wanted = PRESETS[preset]
-    wrong = [name for name, value in wanted.items() if values.get(name) != value]
-    negative = values.get("negative")
-    zero = negative is None or all(not cond.any() for cond, _ in negative)  # ConditioningZeroOut's is fine
-    if preset == "authors" and (values.get("negative_prompt", "").strip() or not zero):
-        wrong.append("negative_prompt")
-    if wrong:
-        needs = ", ".join(f"{name} {value}" for name, value in wanted.items())
-        have = ", ".join(f"{name} {values.get(name)!r}" for name in wrong if name in wanted)
-        raise GoldenNoiseError(
-            node,
-            nid,
-            wrong[0],
-            f"preset {preset!r} collects with {needs}, an empty negative_prompt and no negative "
-            f"connected, or a zeroed one (zero embeddings); "
-            + (f"this node has {have}" if have else "a negative is given")
-            + ". Set those, or choose preset custom.",
-        )
+def batch_input(default: int) -> io.Int.Input:
+    return io.Int.Input(
+        "batch_size",
+        default=default,
+        min=1,
+        max=256,
+        optional=True,
+        tooltip="Samples rendered at once. Larger is faster until the device is busy, and needs about "
+        "this many times one image's sampling memory (latents, UNet activations, VAE decode, reward). "
+        "Changes speed, never results: the same seeds give the same samples at any batch size.",
+    )
 
 
 class RewardModelLoader(io.ComfyNode):
@@ -378,7 +350,7 @@ class CollectNoisePromptDataset(io.ComfyNode):
                 ),
                 io.Combo.Input(
                     "preset",
-                    options=list(PRESETS),
+                    options=list(learning.PRESETS),
                     default="custom",
                     optional=True,
                     tooltip="authors: collect as the authors' script does (sampler ddim, scheduler "
@@ -387,6 +359,7 @@ class CollectNoisePromptDataset(io.ComfyNode):
                     "must still hold these values (the node names any that do not). custom: the widgets "
                     "as set.",
                 ),
+                batch_input(1),
             ],
             outputs=[
                 io.String.Output(
@@ -430,6 +403,7 @@ class CollectNoisePromptDataset(io.ComfyNode):
         preview_pairs=4,
         inversion="paper",
         preset="custom",
+        batch_size=1,
         **shared,
     ) -> io.NodeOutput:
         nid = node_id(cls)
@@ -438,58 +412,50 @@ class CollectNoisePromptDataset(io.ComfyNode):
                 raise GoldenNoiseError(
                     cls.NAME, nid, widget, f"{widget} must be a finite number, got {value!r}."
                 )
-        check_preset(
+        widgets = {
+            **shared,
+            "cfg_denoise": cfg_denoise,
+            "cfg_inversion": cfg_inversion,
+            "inversion": inversion,
+        }
+        with on_node(cls.NAME, nid):
+            learning.check_preset(preset, widgets, is_zero(shared.get("negative")))
+        run = render_run(
             cls.NAME,
             nid,
-            preset,
-            {**shared, "cfg_denoise": cfg_denoise, "cfg_inversion": cfg_inversion, "inversion": inversion},
-        )
-        run = render_run(
-            cls.NAME, nid, **shared, zero_negative=preset == "authors" and shared.get("negative") is None
+            **shared,
+            zero_negative=preset == "authors" and shared.get("negative") is None,
+            redenoise=Redenoise(cfg_denoise, cfg_inversion, inversion),
         )
         run.renderer.check_inversion(inversion)  # a node error already: before any rendering
         with on_node(cls.NAME, nid):
             name = learning.check_dataset_name(dataset_name)
             samples = learning.plan(run.prompts, samples_per_prompt, seed, shard_index, shard_count)
             folder = host_files.output_folder(name, DATASETS, "dataset_name", _errors(cls.NAME, nid))
-            writer = learning.DatasetWriter(
-                folder,
-                {
-                    "latent_shape": list(run.renderer.latent.shape[1:]),
-                    **run.renderer.sampling.as_dict(),
-                    "cfg_denoise": cfg_denoise,
-                    "cfg_inversion": cfg_inversion,
-                    **({"inversion": inversion} if inversion != "paper" else {}),
-                    "tokens": tokens,
-                    "reward": run.reward.name,
-                    "base_seed": seed,
-                    "samples_per_prompt": samples_per_prompt,
-                    "prompt_count": len(run.prompts),
-                    "prompts_sha256": learning.prompts_fingerprint(run.prompts),
-                },
-                shard_index,
-                shard_count,
-                samples_per_shard,
+            record = learning.dataset_record(
+                latent_shape=run.renderer.latent.shape[1:],
+                sampling=run.renderer.sampling.as_dict(),
+                cfg_denoise=cfg_denoise,
+                cfg_inversion=cfg_inversion,
+                inversion=inversion,
+                tokens=tokens,
+                reward=run.reward.name,
+                base_seed=seed,
+                samples_per_prompt=samples_per_prompt,
+                prompts=run.prompts,
             )
+            writer = learning.DatasetWriter(folder, record, shard_index, shard_count, samples_per_shard)
         previews = Previews(preview_pairs)
-
-        def make(sample: learning.Sample) -> learning.Pair:
-            renderer = run.renderer
-            positive = renderer.encode(sample.prompt)
-            noise = renderer.noise(sample.seed)
-            golden = renderer.golden_target(
-                noise, positive, cfg_denoise, cfg_inversion, sample.seed, inversion
-            )
-            images = torch.cat(
-                [renderer.image(noise, positive, sample.seed), renderer.image(golden, positive, sample.seed)]
-            )
-            plain_score, golden_score = run.reward.score(images, [sample.prompt] * 2).tolist()
-            embeds = first_tokens(positive[0][0].float().cpu(), tokens)
-            return learning.Pair(noise.float(), golden.float(), embeds, golden_score - plain_score, images)
-
+        make = learning.pair_maker(run.renderer, run.reward, tokens)
         with progress_and_cancel(max(len(samples), 1), nid) as (progress, cancel), on_node(cls.NAME, nid):
             written = learning.collect(
-                samples, make, writer, progress, cancel, lambda sample, pair: previews.keep(pair.images)
+                samples,
+                make,
+                writer,
+                progress,
+                cancel,
+                lambda sample, pair: previews.keep(pair.images),
+                batch_size=batch_size,
             )
         text = learning.summary(folder, written)
         return io.NodeOutput(str(folder), previews.tensor(), text, ui=ui.PreviewText(text))
@@ -538,6 +504,7 @@ class EvaluateGoldenNoise(io.ComfyNode):
                     "first reward's taste alone.",
                 ),
                 REWARD.Input("reward_3", optional=True, tooltip="A third reward model, as reward_2."),
+                batch_input(1),
             ],
             outputs=[
                 io.Image.Output(
@@ -568,6 +535,7 @@ class EvaluateGoldenNoise(io.ComfyNode):
         preview_pairs=8,
         reward_2=None,
         reward_3=None,
+        batch_size=1,
         **shared,
     ) -> io.NodeOutput:
         nid = node_id(cls)
@@ -578,7 +546,7 @@ class EvaluateGoldenNoise(io.ComfyNode):
         run = render_run(cls.NAME, nid, **shared)
         origin = Origin(f"{cls.NAME} ({cls.NODE_ID})", nid)
         golden_settings = origin.settings(token_policy, strength, resolution_mode)
-        todo = list(learning.jobs(run.prompts, seed, seeds))
+        todo = learning.jobs(run.prompts, seed, seeds)  # lazy: a huge prompt list costs nothing here
         rewards = [run.reward, *(r for r in (reward_2, reward_3) if r is not None)]
         settings = {
             "npnet": getattr(npnet, "name", None),
@@ -597,23 +565,30 @@ class EvaluateGoldenNoise(io.ComfyNode):
             )
             for k, r in enumerate(rewards)
         ]
-        previews, encoded = Previews(preview_pairs), {}
+        previews = Previews(preview_pairs)
 
-        def score_pair(job: learning.Job):
-            renderer = run.renderer
-            positive = encoded.get(job.prompt) or encoded.setdefault(job.prompt, renderer.encode(job.prompt))
-            golden = GoldenNoise(Noise_RandomNoise(job.seed), npnet, positive, golden_settings, origin)
-            pair = torch.cat(
+        def golden_of(noise, encoded, seeds):
+            # Each sample through the Golden Noise node's own NOISE object, from the seed's plain noise.
+            latent = {"samples": run.renderer.latent}
+            return torch.cat(
                 [
-                    renderer.image(renderer.noise(job.seed), positive, job.seed),
-                    renderer.image(golden.generate_noise({"samples": renderer.latent}), positive, job.seed),
+                    GoldenNoise(GivenNoise(seed, noise[i : i + 1]), npnet, positive, golden_settings, origin)
+                    .generate_noise(latent)
+                    .to(noise.dtype)
+                    for i, (seed, positive) in enumerate(zip(seeds, encoded, strict=True))
                 ]
             )
-            return [reward.score(pair, [job.prompt] * 2).tolist() for reward in rewards], pair
 
+        score = learning.job_scorer(run.renderer, rewards, golden_of)
         with progress_and_cancel(len(todo), nid) as (progress, cancel), on_node(cls.NAME, nid):
             summaries = learning.run_evaluation(
-                todo, score_pair, files, progress, cancel, lambda job, images: previews.keep(images)
+                todo,
+                score,
+                files,
+                progress,
+                cancel,
+                lambda job, images: previews.keep(images),
+                batch_size=batch_size,
             )
         text = "\n".join(learning.describe(s, r.name) for s, r in zip(summaries, rewards, strict=True))
         primary = files[0]

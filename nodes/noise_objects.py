@@ -48,6 +48,17 @@ def prompt_states(positive) -> torch.Tensor | None:
     return positive[0][0]
 
 
+class GivenNoise:
+    """A ComfyUI NOISE that hands out noise already drawn for `seed` (a batch's slice), so a GoldenNoise
+    can refine noise the caller drew."""
+
+    def __init__(self, seed: int, noise: torch.Tensor):
+        self.seed, self.noise = seed, noise
+
+    def generate_noise(self, input_latent: dict) -> torch.Tensor:
+        return self.noise
+
+
 class GoldenNoise:
     """A ComfyUI NOISE: the upstream noise (same `.seed`), refined by NPNet for the positive prompt."""
 

@@ -1,16 +1,21 @@
-"""One prompt and seed through the user's own model, as ComfyUI samples it: the host half of dataset
-collection and evaluation.
+"""Prompts and seeds through the user's own model, as ComfyUI samples them: the host half of dataset
+collection and evaluation (`npnet.learning.PairHost`, batched over samples).
 
 `Renderer` holds the user's MODEL, CLIP and VAE and sampler settings, and does what the core cannot:
-encode a prompt, draw a seed's noise exactly as KSampler does (`prepare_noise`), sample it fully, decode
-it, and compute the re-denoise target of `npnet.learning.redenoise` with the model's own guider and
-`model_sampling`, so the same code serves epsilon, v-prediction and flow-matching models.
+encode prompts, draw each seed's noise exactly as KSampler does (`prepare_noise`), sample it fully,
+decode it, and compute the re-denoise target of `npnet.learning.redenoise` with the model's own guider
+and `model_sampling`, so the same code serves epsilon, v-prediction and flow-matching models. A batch
+goes through the model at once when its conditionings can be stacked (same shapes) and, for images,
+when the sampler draws no noise of its own: ancestral and SDE samplers draw it from one seed for a
+whole batch, so their samples are rendered one at a time to stay those of batch 1.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -23,6 +28,7 @@ from .comfy_host import (
     comfy_samplers,
     fix_empty_latent,
     io,
+    k_diffusion_sampling,
 )
 from .errors import GoldenNoiseError
 
@@ -76,6 +82,16 @@ class Sampling:
         return record
 
 
+@dataclass(frozen=True)
+class Redenoise:
+    """How a collection computes golden targets (Collect's widgets): the guidance of the denoise and the
+    inversion step, and which inversion (`npnet.learning.INVERSIONS`)."""
+
+    cfg_denoise: float = 5.5
+    cfg_inversion: float = 1.0
+    inversion: str = "paper"
+
+
 @dataclass
 class Renderer:
     node: str  # for errors: the node's display name
@@ -84,8 +100,10 @@ class Renderer:
     clip: object
     vae: object
     sampling: Sampling
+    redenoise: Redenoise = field(default_factory=Redenoise)
     latent: torch.Tensor = field(init=False)
     _negative: list = field(init=False, default=None)
+    _encoded: dict = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         ratio = int(self.vae.spacial_compression_decode())
@@ -112,9 +130,19 @@ class Renderer:
     def error(self, input_name: str, cause: str) -> GoldenNoiseError:
         return GoldenNoiseError(self.node, self.node_id, input_name, cause)
 
-    def encode(self, text: str) -> list:
+    def encode_one(self, text: str) -> list:
         """CONDITIONING for `text`, as CLIP Text Encode makes it."""
         return self.clip.encode_from_tokens_scheduled(self.clip.tokenize(text))
+
+    def encode(self, prompts: Sequence[str]) -> list[list]:
+        """Each prompt's CONDITIONING (a prompt repeated in a batch or the batch before is encoded once)."""
+        fresh = {p: self._encoded.get(p) or self.encode_one(p) for p in dict.fromkeys(prompts)}
+        self._encoded = fresh  # bounded by one batch's prompts
+        return [fresh[p] for p in prompts]
+
+    def token_states(self, encoded: list[list]) -> list[torch.Tensor]:
+        """[T, D] token states of each prompt's first conditioning entry (what NPNet and datasets read)."""
+        return [conditioning[0][0][0] for conditioning in encoded]
 
     @property
     def negative(self) -> list:
@@ -124,14 +152,23 @@ class Renderer:
             elif self.sampling.zero_negative:
                 # ComfyUI's own ConditioningZeroOut: the unconditional branch of diffusers' SDXL pipeline
                 # for an empty negative (`force_zeros_for_empty_prompt`).
-                self._negative = ConditioningZeroOut().zero_out(self.encode(""))[0]
+                self._negative = ConditioningZeroOut().zero_out(self.encode_one(""))[0]
             else:
-                self._negative = self.encode(self.sampling.negative_prompt)
+                self._negative = self.encode_one(self.sampling.negative_prompt)
         return self._negative
 
-    def noise(self, seed: int) -> torch.Tensor:
-        """The seed's starting noise, exactly what KSampler draws for this latent."""
-        return comfy_sample.prepare_noise(self.latent, seed)
+    def noise(self, seeds: Sequence[int]) -> torch.Tensor:
+        """Each seed's starting noise, exactly what KSampler draws for this latent: [B, C, H, W]."""
+        return torch.cat([comfy_sample.prepare_noise(self.latent, int(seed)) for seed in seeds])
+
+    def batches(self, encoded: list[list], together: bool = True) -> list[tuple[list[int], list]]:
+        """(sample numbers, one stacked CONDITIONING) groups of a batch: samples whose conditionings have
+        the same shapes go through the model together; with `together` False, one sample a group."""
+        groups: dict[object, list[int]] = {}
+        for i, conditioning in enumerate(encoded):
+            key = _stack_key(conditioning) if together else None
+            groups.setdefault(key if key is not None else ("alone", i), []).append(i)
+        return [(rows, _stacked([encoded[i] for i in rows])) for rows in groups.values()]
 
     def check_inversion(self, inversion: str) -> None:
         """`released` is the authors' diffusers code: defined for epsilon models on a 1000-step DDPM schedule."""
@@ -152,7 +189,7 @@ class Renderer:
         return float(self.model_sampling.sigmas[max(t1 - 1000 // self.sampling.steps, 0)])
 
     @torch.no_grad()  # ComfyUI runs nodes in inference mode; outside it (plain Python) no graph either
-    def golden_target(
+    def redenoise_target(
         self,
         noise: torch.Tensor,
         positive: list,
@@ -161,8 +198,9 @@ class Renderer:
         seed: int,
         inversion: str = "paper",
     ) -> torch.Tensor:
-        """x'_T of `noise`: one denoise and one inversion step (npnet.learning.redenoise) with the model's
-        guider; `inversion` 'released' is the authors' released code instead (redenoise_released)."""
+        """x'_T of `noise` [B, C, H, W] under one stacked CONDITIONING of batch B (or 1): one denoise and one
+        inversion step (npnet.learning.redenoise) with the model's guider; `inversion` 'released' is the
+        authors' released code instead (redenoise_released). Deterministic: `seed` reaches no noise."""
         self.check_inversion(inversion)
         guider = comfy_samplers.CFGGuider(self.model)
         guider.set_conds(positive, self.negative)
@@ -192,7 +230,9 @@ class Renderer:
             return x
 
         sampler = comfy_samplers.KSAMPLER(two_steps)
-        guider.sample(noise, self.latent, sampler, self.sigmas[:2].clone(), disable_pbar=True, seed=seed)
+        guider.sample(
+            noise, self.empty(len(noise)), sampler, self.sigmas[:2].clone(), disable_pbar=True, seed=seed
+        )
         if "target" in found:
             return found["target"].cpu().float().to(noise.dtype)
         sigma = self.sigmas[0]
@@ -201,9 +241,12 @@ class Renderer:
             noise.dtype
         )
 
+    def empty(self, batch: int) -> torch.Tensor:
+        return self.latent.expand(batch, *self.latent.shape[1:]).contiguous()
+
     @torch.no_grad()
     def image(self, noise: torch.Tensor, positive: list, seed: int) -> torch.Tensor:
-        """The image sampled from `noise` with the user's settings, decoded: [1, H, W, 3] in 0..1."""
+        """The images sampled from `noise` [B, ...] with the user's settings, decoded: [B, H, W, 3] in 0..1."""
         try:
             samples = comfy_sample.sample(
                 self.model,
@@ -214,7 +257,7 @@ class Renderer:
                 self.sampling.scheduler,
                 positive,
                 self.negative,
-                self.latent,
+                self.empty(len(noise)),
                 seed=seed,
                 disable_pbar=True,
             )
@@ -226,7 +269,70 @@ class Renderer:
                 ) from error
             raise
         images = self.vae.decode(samples)
-        return images.reshape(-1, *images.shape[-3:])[:1].float().cpu()
+        return images.reshape(len(noise), -1, *images.shape[-3:])[:, 0].float().cpu()
+
+    # -- npnet.learning.PairHost ---------------------------------------------------------------------
+
+    def golden_target(self, noise: torch.Tensor, encoded: list[list], seeds: Sequence[int]) -> torch.Tensor:
+        out = torch.empty_like(noise)
+        settings = self.redenoise
+        for rows, positive in self.batches(encoded):
+            out[rows] = self.redenoise_target(
+                noise[rows],
+                positive,
+                settings.cfg_denoise,
+                settings.cfg_inversion,
+                seeds[rows[0]],
+                settings.inversion,
+            )
+        return out
+
+    def render(self, noise: torch.Tensor, encoded: list[list], seeds: Sequence[int]) -> torch.Tensor:
+        parts: dict[int, torch.Tensor] = {}
+        for rows, positive in self.batches(encoded, together=self.deterministic):
+            # A stochastic sampler seeds its own noise from `seed`: alone, each sample keeps its seed.
+            for i, image in zip(rows, self.image(noise[rows], positive, seeds[rows[0]]), strict=True):
+                parts[i] = image
+        return torch.stack([parts[i] for i in range(len(noise))])
+
+    @property
+    def deterministic(self) -> bool:
+        """Whether the sampler draws no noise of its own (then a batch renders what batch 1 renders)."""
+        name = self.sampling.sampler_name
+        if name in ("ddim", "uni_pc", "uni_pc_bh2"):  # KSampler's euler and UniPC: no noise drawn
+            return True
+        function = getattr(k_diffusion_sampling, f"sample_{name}", None)
+        return function is not None and "noise_sampler" not in inspect.signature(function).parameters
+
+
+def _stack_key(conditioning: list):
+    """What must agree for conditionings to stack into one batch: one entry, same tensor shapes and the
+    same other values; None when this one cannot stack at all."""
+    if len(conditioning) != 1:
+        return None
+    cond, extra = conditioning[0]
+    key = [tuple(cond.shape)]
+    for name in sorted(extra):
+        value = extra[name]
+        if isinstance(value, torch.Tensor):
+            key.append((name, tuple(value.shape)))
+        elif isinstance(value, (int, float, str, bool, type(None))):
+            key.append((name, value))
+        else:
+            return None
+    return tuple(key)
+
+
+def _stacked(conditionings: list[list]) -> list:
+    """One CONDITIONING of batch B from B stackable ones (or the one itself)."""
+    if len(conditionings) == 1:
+        return conditionings[0]
+    first_cond, first_extra = conditionings[0][0]
+    extra = {
+        name: torch.cat([c[0][1][name] for c in conditionings]) if isinstance(value, torch.Tensor) else value
+        for name, value in first_extra.items()
+    }
+    return [[torch.cat([c[0][0] for c in conditionings]), extra]]
 
 
 def sampler_inputs() -> list:

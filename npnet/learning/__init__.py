@@ -5,6 +5,8 @@ NPNet, host-free (torch, numpy, safetensors; matplotlib only inside `evaluation.
 - `redenoise`: re-denoise sampling (one denoise step, one inversion step) over any model's sampling.
 - `collection`: which samples to make, shards shared by several servers, resuming (`collect`).
 - `evaluation`: golden against plain noise, paired statistics, rows streamed to CSV (`run`).
+- `recipe`: the pair recipe every host shares, batched (`PairHost`, `make_pairs`, `score_jobs`), the
+  dataset's record and the authors' preset.
 - `runs` and `train`: `python -m npnet.train` (one process or torchrun), runs that cannot be mixed.
 
 Inference-only users never import this package: `import npnet` does not.
@@ -39,10 +41,34 @@ from .evaluation import (
 )
 from .evaluation import chart as evaluation_chart
 from .evaluation import run as run_evaluation
+from .recipe import (
+    PRESETS,
+    PairHost,
+    Reward,
+    check_preset,
+    checked_scores,
+    dataset_record,
+    job_scorer,
+    make_pairs,
+    pair_maker,
+    preset_widgets,
+    score_jobs,
+)
 from .redenoise import INVERSIONS, redenoise, redenoise_released, to_unit_noise
 
 __all__ = [
     "INVERSIONS",
+    "PRESETS",
+    "PairHost",
+    "Reward",
+    "check_preset",
+    "checked_scores",
+    "dataset_record",
+    "job_scorer",
+    "make_pairs",
+    "pair_maker",
+    "preset_widgets",
+    "score_jobs",
     "DatasetError",
     "DatasetWriter",
     "Job",

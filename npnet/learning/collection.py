@@ -335,9 +335,10 @@ def as_stored(sample: Sample, pair: Pair) -> Pair:
     a value beyond float16's range would be written as Inf and make the whole dataset untrainable."""
     where = f"sample {sample.index} (prompt {sample.prompt_index}, seed {sample.seed})"
     if not math.isfinite(pair.gain):
-        raise ValueError(
-            f"{where}: the reward gain is {pair.gain} (NaN or Inf are never stored); the model or reward is unstable at these settings "
-            "(try float32 or another cfg)."
+        raise InputError(
+            "reward",
+            f"{where}: the reward gain is {pair.gain} (NaN or Inf are never stored); the model or reward "
+            "is unstable at these settings (try float32 or another cfg).",
         )
     stored = {}
     for name in ("noise", "golden", "embeds"):
@@ -355,37 +356,57 @@ def as_stored(sample: Sample, pair: Pair) -> Pair:
 
 def collect(
     samples: Iterable[Sample],
-    make: Callable[[Sample], Pair],
+    make: Callable[[Sequence[Sample]], Sequence[Pair]],
     writer: DatasetWriter,
     progress: Callable[[int, int], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
     on_pair: Callable[[Sample, Pair], None] | None = None,
+    batch_size: int = 1,
 ) -> int:
-    """Make and write every sample the writer does not hold yet; returns how many were written.
+    """Make and write every sample the writer does not hold yet, `batch_size` at a time (`make` turns a
+    batch of samples into their pairs, `recipe.pair_maker`); returns how many were written.
 
-    Whatever was made is written before this returns or raises (Cancel, a host error): a re-run with
-    the same settings goes on from there. Samples that another server writes meanwhile are skipped from
-    the next shard boundary on.
+    A batch is the next `batch_size` samples not written yet, so a resume, a partial last batch and a
+    batch across a shard boundary make the same samples as batch 1. Whatever was made is written before
+    this returns or raises (Cancel, checked between batches; a host error): a re-run with the same
+    settings goes on from there. Samples that another server writes meanwhile are skipped from the next
+    shard boundary on.
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError("batch_size", f"batch_size must be an integer >= 1, got {batch_size!r}.")
     total = remaining(samples, writer.done)
     before = writer.written
     number = 0
     try:
-        for sample in samples:
-            if sample.index in writer.done:
-                continue
+        for batch in batches(samples, writer.done, batch_size):
             if should_cancel is not None and should_cancel():
                 raise Cancelled(f"cancelled after {number} of {total} samples")
-            pair = make(sample)
-            writer.add(sample, pair)
-            if on_pair is not None:
-                on_pair(sample, pair)
-            number += 1
+            pairs = make(batch)
+            for sample, pair in zip(batch, pairs, strict=True):
+                writer.add(sample, pair)
+                if on_pair is not None:
+                    on_pair(sample, pair)
+            number += len(batch)
             if progress is not None:
                 progress(min(number, total), total)
     finally:
         writer.flush()
     return writer.written - before
+
+
+def batches(samples: Iterable[Sample], done: set[int], size: int) -> Iterator[list[Sample]]:
+    """The samples not in `done`, `size` at a time (the last batch may be shorter); lazy, so `done` is
+    read as it grows (samples another server wrote meanwhile are skipped)."""
+    batch: list[Sample] = []
+    for sample in samples:
+        if sample.index in done:
+            continue
+        batch.append(sample)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def remaining(samples: Iterable[Sample], done: set[int]) -> int:

@@ -188,15 +188,35 @@ class Job:
     seed: int
 
 
-def jobs(prompts: Sequence[str], first_seed: int, seeds: int) -> Iterator[Job]:
+class Jobs(Sequence[Job]):
     """Every prompt with seeds first_seed .. first_seed + seeds - 1, prompt by prompt; a prompt whose
-    file gave it a seed s uses s .. s + seeds - 1 instead."""
-    given = given_seeds(prompts)
-    return (
-        Job(prompt, (given[p] if given else first_seed) + k)
-        for p, prompt in enumerate(prompts)
-        for k in range(seeds)
-    )
+    file gave it a seed s uses s .. s + seeds - 1 instead. Computed on demand: a million prompts cost
+    nothing before the first pair."""
+
+    def __init__(self, prompts: Sequence[str], first_seed: int, seeds: int) -> None:
+        self.prompts, self.first_seed, self.seeds = prompts, first_seed, seeds
+        self.given = given_seeds(prompts)
+
+    def __len__(self) -> int:
+        return len(self.prompts) * self.seeds
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        p, k = divmod(i, self.seeds)
+        return Job(self.prompts[p], (self.given[p] if self.given else self.first_seed) + k)
+
+    def __iter__(self) -> Iterator[Job]:
+        return (self[i] for i in range(len(self)))
+
+
+def jobs(prompts: Sequence[str], first_seed: int, seeds: int) -> Jobs:
+    """The evaluation's prompt x seed jobs, lazily (`Jobs`)."""
+    return Jobs(prompts, first_seed, seeds)
 
 
 class ResultFiles:
@@ -236,48 +256,57 @@ class ResultFiles:
         return summary
 
 
-# score_pair(job) -> ([(plain score, golden score) for each reward], the two images or None)
-ScorePair = Callable[[Job], tuple[Sequence[tuple[float, float]], object]]
+# score_batch(jobs) -> (per job [(plain score, golden score) for each reward], per job its two images)
+ScoreBatch = Callable[[Sequence[Job]], tuple[Sequence[Sequence[tuple[float, float]]], Sequence[object]]]
 
 
 def run(
     todo: Sequence[Job],
-    score_pair: ScorePair,
+    score_batch: ScoreBatch,
     files: Sequence[ResultFiles],
     progress: Callable[[int, int], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
     on_pair: Callable[[Job, object], None] | None = None,
+    batch_size: int = 1,
 ) -> list[Summary]:
-    """Score every job with every reward (each image rendered once), streaming rows into each reward's
-    `files`; returns one summary per reward.
+    """Score every job with every reward (each image rendered once), `batch_size` jobs at a time
+    (`recipe.job_scorer`), streaming rows into each reward's `files` in job order; returns one summary
+    per reward.
 
     A NaN/Inf score is an InputError on `reward` naming the reward (nothing is summarised from a broken
-    pair); on that, Cancel or any host error the rows scored so far stay in the CSVs and the JSONs say the
-    run stopped.
+    pair; the rows of the jobs before it, in its batch too, are kept); on that, Cancel (checked between
+    batches) or any host error the rows scored so far stay in the CSVs and the JSONs say the run stopped.
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError("batch_size", f"batch_size must be an integer >= 1, got {batch_size!r}.")
     stopped = "failed"
+    total = len(todo)
+    number = 0
     try:
-        for number, job in enumerate(todo):
+        for start in range(0, total, batch_size):
             if should_cancel is not None and should_cancel():
-                stopped = f"cancelled after {number} of {len(todo)} pairs"
+                stopped = f"cancelled after {number} of {total} pairs"
                 raise Cancelled(stopped)
-            scores, images = score_pair(job)
-            for (plain, golden), out in zip(scores, files, strict=True):
-                if not (math.isfinite(plain) and math.isfinite(golden)):
-                    stopped = f"prompt {job.prompt!r}, seed {job.seed} scored NaN or Inf by {out.reward}"
-                    raise InputError(
-                        "reward",
-                        f"the reward {out.reward} scored prompt {job.prompt!r}, seed {job.seed} as NaN or Inf; "
-                        "the images may hold NaN (the model diverged at these settings: check cfg and steps). "
-                        f"The {len(out.scores)} pairs scored before it are in {out.csv_path.name}; nothing "
-                        "was summarised.",
-                    )
-            for (plain, golden), out in zip(scores, files, strict=True):
-                out.add(PairScore(job.prompt, job.seed, plain, golden))
-            if on_pair is not None:
-                on_pair(job, images)
+            batch = todo[start : start + batch_size]
+            scores, images = score_batch(batch)
+            for job, job_scores, job_images in zip(batch, scores, images, strict=True):
+                for (plain, golden), out in zip(job_scores, files, strict=True):
+                    if not (math.isfinite(plain) and math.isfinite(golden)):
+                        stopped = f"prompt {job.prompt!r}, seed {job.seed} scored NaN or Inf by {out.reward}"
+                        raise InputError(
+                            "reward",
+                            f"the reward {out.reward} scored prompt {job.prompt!r}, seed {job.seed} as NaN or "
+                            "Inf; the images may hold NaN (the model diverged at these settings: check cfg "
+                            f"and steps). The {len(out.scores)} pairs scored before it are in "
+                            f"{out.csv_path.name}; nothing was summarised.",
+                        )
+                for (plain, golden), out in zip(job_scores, files, strict=True):
+                    out.add(PairScore(job.prompt, job.seed, plain, golden))
+                if on_pair is not None:
+                    on_pair(job, job_images)
+                number += 1
             if progress is not None:
-                progress(number + 1, len(todo))
+                progress(number, total)
         stopped = None
     finally:
         summaries = [out.close(stopped) for out in files]

@@ -299,3 +299,60 @@ def test_a_negative_conditioning_is_used_and_recorded_and_cannot_be_given_twice(
     assert all(torch.equal(connected[i]["golden"], typed[i]["golden"]) for i in connected)
     with safe_open(next(folder.glob("*.safetensors")), "pt") as f:
         assert '"negative_conditioning_sha256": "' in f.metadata()["npd"]
+
+
+@pytest.mark.parametrize(
+    "batch_size, changes",
+    [
+        (4, {}),  # 6 samples: a full batch, then a partial one straddling the 2-sample shard boundary
+        (3, {"sampler_name": "euler_ancestral"}),  # a sampler that draws its own noise: rendered alone
+        (8, {"preset": "authors", **{k: v for k, v in AUTHORS.items() if k != "preset"}}),
+    ],
+)
+def test_a_batch_writes_the_samples_of_batch_1(comfy_inprocess, learning, models, batch_size, changes):
+    """Batch B against batch 1 sample by sample: the same indexes, noise, token states, golden targets
+    and gains (batched arithmetic within float tolerance)."""
+    size = {"width": 64, "height": 64} if changes.get("preset") else {}
+    reference = fresh(comfy_inprocess, "npd_batch_ref")
+    collect(learning, models, dataset_name="npd_batch_ref", **size, **changes)
+    batched = fresh(comfy_inprocess, "npd_batch")
+    out = collect(learning, models, dataset_name="npd_batch", batch_size=batch_size, **size, **changes)
+    one, many = rows(reference), rows(batched)
+    assert sorted(one) == sorted(many) == list(range(6))
+    for index in one:
+        assert torch.equal(one[index]["noise"], many[index]["noise"]), index
+        assert torch.equal(one[index]["embeds"], many[index]["embeds"]), index
+        assert (one[index]["golden"].float() - many[index]["golden"].float()).abs().max() <= 1e-3
+        assert abs(float(one[index]["gain"]) - float(many[index]["gain"])) <= 1e-3
+    assert out.result[1].shape == (4, *out.result[1].shape[1:])  # the preview keeps its two pairs
+
+
+def test_a_resume_in_the_middle_of_a_batch_makes_only_what_is_missing(comfy_inprocess, learning, models):
+    import comfy.model_management as mm
+
+    folder = fresh(comfy_inprocess, "npd_batch_resume")
+    with pytest.raises(mm.InterruptProcessingException):
+        collect(
+            learning,
+            models,
+            dataset_name="npd_batch_resume",
+            reward=ScriptedReward(cancel_on_call=1),  # Cancel pressed while the first batch is scored
+            batch_size=3,
+            samples_per_shard=64,
+        )
+    mm.interrupt_current_processing(False)
+    assert sorted(rows(folder)) == [0, 1, 2]  # the batch in hand was written
+    out = collect(learning, models, dataset_name="npd_batch_resume", batch_size=4)
+    assert "3 pairs written now, 6 in the dataset" in out.result[2]
+    reference = fresh(comfy_inprocess, "npd_batch_resume_ref")
+    collect(learning, models, dataset_name="npd_batch_resume_ref")
+    resumed, whole = rows(folder), rows(reference)
+    assert sorted(resumed) == list(range(6))
+    for index in whole:
+        assert abs(float(resumed[index]["gain"]) - float(whole[index]["gain"])) <= 1e-3
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5])
+def test_a_bad_batch_size_is_a_node_error(comfy_inprocess, learning, models, batch_size):
+    with pytest.raises(ValueError, match="Collect Noise Prompt Dataset.*'batch_size'"):
+        collect(learning, models, dataset_name="npd_bad_batch", batch_size=batch_size)

@@ -229,3 +229,53 @@ def test_several_rewards_score_the_same_images_once_rendered(comfy_inprocess, le
     # the same images: brightness b gives darkness 1 - b, so the differences are opposite
     assert np.allclose([r.difference for r in rows], [-r.difference for r in second_rows], atol=1e-6)
     assert "scored by mean-brightness" in result[1] and "scored by darkness/v1" in result[1]
+
+
+@pytest.mark.parametrize("batch_size", [4, 8])
+def test_a_batch_scores_what_batch_1_scores(comfy_inprocess, learning, setup, batch_size):
+    out = Path(comfy_inprocess.folder_paths.get_output_directory())
+    one = evaluation.read_csv(
+        (out / evaluate(learning, setup, filename_prefix="eval/b1").result[2]).read_text()
+    )
+    result = evaluate(learning, setup, filename_prefix=f"eval/b{batch_size}", batch_size=batch_size).result
+    many = evaluation.read_csv((out / result[2]).read_text())
+    assert [(r.prompt, r.seed) for r in many] == [(r.prompt, r.seed) for r in one]  # the same rows, in order
+    assert np.allclose([r.plain for r in many], [r.plain for r in one], atol=1e-4)
+    assert np.allclose([r.golden for r in many], [r.golden for r in one], atol=1e-4)
+    assert result[4].shape[0] == 12  # preview_pairs 8 of 6 pairs scored: every pair, plain and golden
+
+
+def test_a_nan_in_the_middle_of_a_batch_keeps_the_rows_before_it(comfy_inprocess, learning, setup):
+    class NaNAtImage:
+        name = "broken"
+
+        def score(self, images, prompts):
+            scores = images.float().mean(dim=(1, 2, 3))
+            scores[2] = float("nan")  # the third job's plain image, in a batch of 4
+            return scores
+
+    out = Path(comfy_inprocess.folder_paths.get_output_directory())
+    before = set(out.rglob("*.csv"))
+    with pytest.raises(ValueError, match="'reward'.*seed 42.*2 pairs scored before"):
+        evaluate(learning, setup, reward=NaNAtImage(), batch_size=4, filename_prefix="eval/nan_batch")
+    (csv_file,) = set(out.rglob("*.csv")) - before
+    assert [r.seed for r in evaluation.read_csv(csv_file.read_text())] == [40, 41]
+
+
+@pytest.mark.parametrize(
+    "returned, shape",
+    [
+        (lambda n: torch.zeros(n - 1), f"\\({11}\\,?\\)"),  # one value short
+        (lambda n: torch.zeros(n, 1), "\\(12, 1\\)"),
+        (lambda n: "high", "str"),
+    ],
+)
+def test_a_reward_that_returns_the_wrong_shape_is_named(comfy_inprocess, learning, setup, returned, shape):
+    class Odd:
+        name = "odd"
+
+        def score(self, images, prompts):
+            return returned(len(images))
+
+    with pytest.raises(ValueError, match=f"'reward'.*one number per image.*got {shape}"):
+        evaluate(learning, setup, reward=Odd(), batch_size=6, filename_prefix="eval/odd")

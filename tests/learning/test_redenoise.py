@@ -36,9 +36,9 @@ def guided(model, x, sigma, cond, uncond, cfg):
 def test_epsilon_model_matches_ddim_in_vp_variables(comfy_inprocess, rendering, tiny):
     model, clip, vae = tiny.tiny_model("sd15"), tiny.tiny_clip(), tiny.tiny_vae(4)
     r = renderer(rendering, model, clip, vae)
-    positive = r.encode("a red bicycle")
-    noise = r.noise(7)
-    got = r.golden_target(noise, positive, 5.5, 1.0, seed=7)
+    positive = r.encode_one("a red bicycle")
+    noise = r.noise([7])
+    got = r.redenoise_target(noise, positive, 5.5, 1.0, seed=7)
 
     s0, s1 = float(r.sigmas[0]), float(r.sigmas[1])
 
@@ -63,9 +63,9 @@ def test_epsilon_model_matches_ddim_in_vp_variables(comfy_inprocess, rendering, 
 def test_flow_model_matches_rectified_flow_euler(comfy_inprocess, rendering, tiny):
     model, clip, vae = tiny.tiny_model("sd3"), tiny.tiny_clip(), tiny.tiny_vae(16)
     r = renderer(rendering, model, clip, vae)
-    positive = r.encode("a red bicycle")
-    noise = r.noise(3)
-    got = r.golden_target(noise, positive, 4.0, 1.5, seed=3)
+    positive = r.encode_one("a red bicycle")
+    noise = r.noise([3])
+    got = r.redenoise_target(noise, positive, 4.0, 1.5, seed=3)
 
     s0, s1 = float(r.sigmas[0]), float(r.sigmas[1])
     x = s0 * noise.float()  # x = sigma e + (1 - sigma) x0, with an empty latent
@@ -96,8 +96,8 @@ def test_equal_scales_and_an_x_independent_prediction_give_back_the_noise(
     model.model.diffusion_model = ConstantPrediction()
     channels = tiny.FAMILIES[family][2]
     r = renderer(rendering, model, tiny.tiny_clip(), tiny.tiny_vae(channels))
-    noise = r.noise(11)
-    got = r.golden_target(noise, r.encode("anything"), 2.0, 2.0, seed=11)
+    noise = r.noise([11])
+    got = r.redenoise_target(noise, r.encode_one("anything"), 2.0, 2.0, seed=11)
     assert torch.allclose(got, noise, atol=1e-5), (got - noise).abs().max()
 
 
@@ -157,9 +157,9 @@ def authors_renderer(rendering, tiny, steps=50):
 @pytest.mark.parametrize("steps", [50, 10])
 def test_released_inversion_equals_the_authors_two_diffusers_calls(comfy_inprocess, rendering, tiny, steps):
     model, r = authors_renderer(rendering, tiny, steps)
-    positive = r.encode("a red bicycle")
-    noise = r.noise(5)
-    got = r.golden_target(noise, positive, 5.5, 1.0, seed=5, inversion="released")
+    positive = r.encode_one("a red bicycle")
+    noise = r.noise([5])
+    got = r.redenoise_target(noise, positive, 5.5, 1.0, seed=5, inversion="released")
 
     abar, stride = alphas_cumprod(), 1000 // steps
     t0, t1 = 1000 - stride + 1, 1000 - 2 * stride + 1  # leading spacing, offset 1
@@ -181,9 +181,9 @@ def test_released_inversion_equals_the_authors_two_diffusers_calls(comfy_inproce
 
 def test_paper_inversion_with_the_authors_preset_is_the_textbook_pair(comfy_inprocess, rendering, tiny):
     model, r = authors_renderer(rendering, tiny)
-    positive = r.encode("a red bicycle")
-    noise = r.noise(5)
-    got = r.golden_target(noise, positive, 5.5, 1.0, seed=5, inversion="paper")
+    positive = r.encode_one("a red bicycle")
+    noise = r.noise([5])
+    got = r.redenoise_target(noise, positive, 5.5, 1.0, seed=5, inversion="paper")
 
     abar = alphas_cumprod()
     t0, t1 = 981, 961
@@ -194,14 +194,14 @@ def test_paper_inversion_with_the_authors_preset_is_the_textbook_pair(comfy_inpr
     z0_new = ddim_step(eps_of(model, z1, t1, cond, 1.0), z1, abar[t1], abar[t0])  # t1 -> t0, at t1
     expected = z0_new / (1 - abar[t0]) ** 0.5
     assert torch.allclose(got.double(), expected, atol=1e-4), (got.double() - expected).abs().max()
-    released = r.golden_target(noise, positive, 5.5, 1.0, seed=5, inversion="released")
+    released = r.redenoise_target(noise, positive, 5.5, 1.0, seed=5, inversion="released")
     assert (released - got).abs().max() > 1e-3  # the two inversions are told apart
 
 
 def test_the_zero_negative_is_conditioning_zero_out(comfy_inprocess, rendering, tiny):
     _, r = authors_renderer(rendering, tiny)
     ((cond, extra),) = r.negative
-    assert cond.shape == r.encode("")[0][0].shape and not cond.any()
+    assert cond.shape == r.encode_one("")[0][0].shape and not cond.any()
     assert r.sampling.as_dict()["negative_conditioning"] == "zero"
 
 
@@ -209,4 +209,4 @@ def test_released_inversion_is_refused_for_a_flow_model(comfy_inprocess, renderi
     model, clip, vae = tiny.tiny_model("sd3"), tiny.tiny_clip(), tiny.tiny_vae(16)
     r = renderer(rendering, model, clip, vae)
     with pytest.raises(ValueError, match="'inversion'.*epsilon-prediction"):
-        r.golden_target(r.noise(1), r.encode("x"), 5.5, 1.0, seed=1, inversion="released")
+        r.redenoise_target(r.noise([1]), r.encode_one("x"), 5.5, 1.0, seed=1, inversion="released")

@@ -22,7 +22,7 @@ from tests.support.training_data import train_process
 pytestmark = pytest.mark.server
 
 API_DIR = REPO_ROOT / "tests" / "api_workflows"
-SMALL = {"width": 128, "height": 128, "steps": 3}
+SMALL = {"width": 128, "height": 128, "steps": 3, "batch_size": 1}  # tests at other batches say so
 
 
 def example(name: str, **changes) -> dict:
@@ -57,7 +57,7 @@ def eval_net(comfy_server) -> str:
 
 
 def evaluate_graph(weights: str, **changes) -> dict:
-    prompt = example("golden_noise_evaluate_sdxl", **SMALL, seeds=2, **changes)
+    prompt = example("golden_noise_evaluate_sdxl", **{**SMALL, "seeds": 2, **changes})
     node_of(prompt, "GoldenNoiseLoader")["inputs"]["weights"] = weights
     return prompt
 
@@ -151,7 +151,10 @@ def test_the_learning_loop_example_runs_end_to_end(comfy_server, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_servers_with_different_shard_sizes_on_one_folder_write_each_sample_once(comfy_server, tmp_path):
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_two_servers_with_different_shard_sizes_on_one_folder_write_each_sample_once(
+    comfy_server, tmp_path, batch_size
+):
     second = start_server(
         tmp_path / "second", extra_args=["--output-directory", str(comfy_server.output_dir)]
     )
@@ -159,7 +162,10 @@ def test_two_servers_with_different_shard_sizes_on_one_folder_write_each_sample_
         graphs = []
         for server, per_shard in ((comfy_server, 3), (second, 5)):
             graph = example(
-                "golden_noise_collect_sdxl", **SMALL, samples_per_prompt=6, dataset_name="shared_npd"
+                "golden_noise_collect_sdxl",
+                **{**SMALL, "batch_size": batch_size},
+                samples_per_prompt=6,
+                dataset_name=f"shared_npd_{batch_size}",
             )
             node_of(graph, "GoldenNoiseCollectDataset")["inputs"]["samples_per_shard"] = per_shard
             graphs.append((server, graph))
@@ -173,7 +179,7 @@ def test_two_servers_with_different_shard_sizes_on_one_folder_write_each_sample_
         for thread in threads:
             thread.join(timeout=700)
         assert len(results) == 2, "a server did not finish its collection"
-        folder = comfy_server.output_dir / "npd" / "shared_npd"
+        folder = comfy_server.output_dir / "npd" / f"shared_npd_{batch_size}"
         prompts = node_of(graphs[0][1], "GoldenNoiseCollectDataset")["inputs"]["prompts"].strip().splitlines()
         total = 6 * len(prompts)
         assert len(NoisePromptDataset(folder)) == total  # each sample once
@@ -252,3 +258,49 @@ def test_a_connected_negative_reaches_collect_and_evaluate_through_the_server(co
     document = json.loads((comfy_server.output_dir / json_name).read_text())
     assert document["settings"]["negative_prompt"] is None
     assert len(document["settings"]["negative_conditioning_sha256"]) == 64
+
+
+def shard_rows(folder: Path) -> dict[int, dict]:
+    out = {}
+    for path in sorted(folder.glob("part-*.safetensors")):
+        with safe_open(path, "pt") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        for r, index in enumerate(tensors["index"].tolist()):
+            assert index not in out, f"sample {index} written twice"
+            out[index] = {k: v[r] for k, v in tensors.items()}
+    return out
+
+
+def test_batch_8_collects_and_evaluates_what_batch_1_does_through_the_server(comfy_server, eval_net):
+    """The examples queued at batch 1 and at batch 8 (the collection: 3 samples x 6 prompts = 18, so two
+    full batches and a partial one across 64-sample shards): the same samples, noise, token states,
+    golden targets and gains, and the same Evaluate rows and scores."""
+    found = {}
+    for batch in (1, 8):
+        graph = example(
+            "golden_noise_collect_sdxl",
+            **{**SMALL, "batch_size": batch},
+            samples_per_prompt=3,
+            dataset_name=f"batch_npd_{batch}",
+        )
+        comfy_server.run(graph, timeout=600)
+        found[batch] = shard_rows(comfy_server.output_dir / "npd" / f"batch_npd_{batch}")
+    one, eight = found[1], found[8]
+    assert sorted(one) == sorted(eight) == list(range(18))
+    for index in one:
+        for name in ("noise", "embeds", "index"):
+            assert (one[index][name] == eight[index][name]).all(), (index, name)
+        assert (one[index]["golden"].float() - eight[index]["golden"].float()).abs().max() <= 1e-3
+        assert abs(float(one[index]["gain"]) - float(eight[index]["gain"])) <= 1e-3
+
+    scored = {}
+    for batch in (1, 8):
+        graph = evaluate_graph(eval_net, filename_prefix=f"server_eval/batch{batch}", batch_size=batch)
+        entry = comfy_server.run(graph, timeout=300)
+        csv_name, _ = json.loads(ui_text(entry, graph, "GoldenNoiseEvaluate").splitlines()[-1])
+        scored[batch] = [
+            line.split(",") for line in (comfy_server.output_dir / csv_name).read_text().splitlines()[1:]
+        ]
+    assert [r[:2] for r in scored[8]] == [r[:2] for r in scored[1]] and len(scored[1]) == 8
+    for a, b in zip(scored[1], scored[8], strict=True):
+        assert abs(float(a[2]) - float(b[2])) <= 1e-4 and abs(float(a[3]) - float(b[3])) <= 1e-4

@@ -90,22 +90,28 @@ def pair(seed: int, gain: float = 0.5) -> Pair:
     return Pair(noise, noise + 0.1, torch.randn(1, 5, 16, generator=g), gain)
 
 
+def each(make_one):
+    """A batch `make` from a one-sample one."""
+    return lambda batch: [make_one(s) for s in batch]
+
+
 def test_writer_resumes_and_refuses_other_settings(tmp_path):
     samples = plan(["x", "y"], 3, 0)
     writer = DatasetWriter(tmp_path, {"cfg": 5.5}, samples_per_shard=4)
     made = []
 
-    def make(sample):
+    def make(batch):
+        (sample,) = batch  # batch_size 1
         made.append(sample.index)
         if sample.index == 2:
             raise RuntimeError("the host failed")
-        return pair(sample.seed)
+        return [pair(sample.seed)]
 
     with pytest.raises(RuntimeError):
         collect(samples, make, writer)
     assert DatasetWriter(tmp_path, {"cfg": 5.5}).done == {0, 1}  # written before the error surfaced
     made.clear()
-    assert collect(samples, lambda s: pair(s.seed), DatasetWriter(tmp_path, {"cfg": 5.5})) == 4
+    assert collect(samples, each(lambda s: pair(s.seed)), DatasetWriter(tmp_path, {"cfg": 5.5})) == 4
     assert len(NoisePromptDataset(tmp_path)) == 6
     with pytest.raises(InputError, match="cfg differ"):
         DatasetWriter(tmp_path, {"cfg": 7.0})
@@ -115,7 +121,7 @@ def test_nan_is_never_written_as_a_sample(tmp_path):
     samples = plan(["x"], 2, 0)
     writer = DatasetWriter(tmp_path, {})
     with pytest.raises(ValueError, match="NaN or Inf"):
-        collect(samples, lambda s: pair(s.seed, gain=float("nan")), writer)
+        collect(samples, each(lambda s: pair(s.seed, gain=float("nan"))), writer)
     assert not list(tmp_path.glob("*.safetensors"))
 
 
@@ -162,7 +168,7 @@ def test_two_servers_with_different_shard_sizes_write_each_sample_once(tmp_path)
     assert sorted(indices_in_files(tmp_path)) == list(range(24))
     assert len(NoisePromptDataset(tmp_path)) == 24
     # Re-queuing either server finds nothing left to make.
-    assert collect(samples, lambda s: pair(s.seed), DatasetWriter(tmp_path, {"cfg": 5.5})) == 0
+    assert collect(samples, each(lambda s: pair(s.seed)), DatasetWriter(tmp_path, {"cfg": 5.5})) == 0
 
 
 def test_a_shard_name_is_never_overwritten(tmp_path):
@@ -220,7 +226,7 @@ def test_pending_samples_hold_no_images_and_are_float16():
 
 def test_a_shard_is_written_after_flush_seconds_even_when_not_full(tmp_path):
     writer = DatasetWriter(tmp_path, {}, samples_per_shard=64, flush_seconds=0.0)
-    collect(plan(["x"], 3, 0), lambda s: pair(s.seed), writer)
+    collect(plan(["x"], 3, 0), each(lambda s: pair(s.seed)), writer)
     assert len(list(tmp_path.glob("part-*.safetensors"))) == 3  # one per sample: at most one lost on a kill
 
 

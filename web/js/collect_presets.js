@@ -2,7 +2,7 @@
 //
 // "authors" is the authors' collection script (sampler ddim, scheduler ddim_uniform, 50 steps, cfg 5.5,
 // cfg_denoise 5.5, cfg_inversion 1.0, inversion released, an empty negative for the zero embeddings).
-// The values come from the server (`nodes/learning.py` PRESETS, served at /golden_noise/collect_presets),
+// The values come from the server (`npnet/learning/recipe.py` PRESETS, served at /golden_noise/collect_presets),
 // so the front end holds no second copy; the node still checks them when it runs, so a workflow edited
 // by hand or sent to /prompt cannot collect under the preset's name with other settings.
 // Served at /extensions/<pack>/js/, three levels below the site root.
