@@ -18,5 +18,8 @@ status=0
   timeout 90 "$PY" benchmarks/npnet_train.py --device cuda --steps 10 --batch 16 --skip-ddp || status=1
   # training throughput of the paper's and the latent architecture at 4x8x8, 4x64x64 and 4x128x128
   timeout 90 "$PY" benchmarks/npnet_learning.py --device cuda --throughput-only || status=1
+  # collection throughput (pairs/s at batch 1, 4, 8, 16) at SDXL size with random-weight ComfyUI models;
+  # needs ComfyUI's own requirements importable (make setup's .venv and .comfyui)
+  timeout 180 "$PY" benchmarks/collection_throughput.py --world sdxl --device cuda --samples 16 || status=1
 } 2>&1 | tee "$LOG"
 exit $((status | PIPESTATUS[0]))

@@ -1,5 +1,6 @@
 """The learning benchmark at full size, with the architecture ablation, and training throughput by
-architecture and latent size. `.venv/bin/python benchmarks/npnet_learning.py [--ci] [--out result.json]`.
+architecture and latent size, and the gain by the number of collected pairs (300, 1000, 3000 and the
+full set). `.venv/bin/python benchmarks/npnet_learning.py [--ci] [--out result.json]`.
 
 The world and the evaluation are dev/learning_benchmark.py (the CI-size run is a slow test). The
 ablation trains each architecture of npnet.config.ARCHITECTURES that runs here in minutes: `latent`
@@ -51,19 +52,30 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ci", action="store_true", help="the CI size instead of the full one")
     parser.add_argument("--out", default=None, help="write the result as JSON here")
+    parser.add_argument("--device", default="cpu", help="where the throughput is timed (cpu, cuda)")
+    parser.add_argument("--throughput-only", action="store_true", help="time training, skip the benchmark")
     args = parser.parse_args()
     torch.set_num_threads(2)
     scale = learning_benchmark.CI if args.ci else learning_benchmark.FULL
     rates = {
-        f"{arch} 4x{size}x{size}": throughput(arch, size)
+        f"{arch} 4x{size}x{size}": throughput(arch, size, device=args.device)
         for size in (8, 64, 128)
         for arch in ("paper", "latent")
     }
-    print("training samples/s (batch 4, 2 threads):", json.dumps({k: round(v, 2) for k, v in rates.items()}))
+    print(
+        f"training samples/s (batch 4, {args.device}):",
+        json.dumps({k: round(v, 2) for k, v in rates.items()}),
+    )
+    if args.throughput_only:
+        return 0
     with tempfile.TemporaryDirectory() as work:
-        result = learning_benchmark.run(Path(work), scale, ("latent", "conv", "map", "text-only"))
+        result = learning_benchmark.run(
+            Path(work), scale, ("latent", "conv", "map", "text-only"), pair_counts=(300, 1000, 3000)
+        )
     result["throughput"] = rates
     print(learning_benchmark.table(result))
+    print("\nthe default network's gain by the number of collected pairs:")
+    print(learning_benchmark.pairs_table(result))
     print(json.dumps(result["timings"]))
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1))

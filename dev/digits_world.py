@@ -204,6 +204,10 @@ class Reward:
 
     @torch.no_grad()
     def score(self, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+        return self.value(images, prompts)
+
+    def value(self, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+        """`score` with gradients to the images (what training on the reward differentiates)."""
         logits = self.net(images.float())
         digit, place = torch.tensor([parse(p) for p in prompts]).T
         p_digit = logits[:, :10].softmax(1).gather(1, digit[:, None])[:, 0]
@@ -218,7 +222,6 @@ class World:
     reward_b: Reward
     encoder: TokenEncoder
 
-    @torch.no_grad()
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor, tokens: torch.Tensor, cfg: float) -> torch.Tensor:
         """x0_hat of x at sigma with classifier-free guidance (empty prompt = all-pad tokens)."""
         s = sigma.reshape(-1).expand(x.shape[0]) if sigma.numel() == 1 else sigma.reshape(-1)
@@ -233,6 +236,11 @@ class World:
     @torch.no_grad()
     def sample(self, noise: torch.Tensor, tokens: torch.Tensor, cfg: float = CFG) -> torch.Tensor:
         """DDIM (deterministic) from unit noise: the images [B, 8, 8] the latents show."""
+        return self.render(noise, tokens, cfg)
+
+    def render(self, noise: torch.Tensor, tokens: torch.Tensor, cfg: float = CFG) -> torch.Tensor:
+        """`sample` with gradients to the noise (the frozen generator that training on the reward
+        differentiates through)."""
         sigmas = sampling_sigmas()
         x = noise * sigmas[0]
         for i in range(STEPS):
@@ -255,6 +263,35 @@ class World:
             cfg_inversion,
         )
         return to_unit_noise(noise, start, moved, sigmas[0])
+
+
+def seeded_noise(seeds) -> torch.Tensor:
+    """Each seed's own unit noise [B, 4, 8, 8] (drawn per seed, so a batch never changes a sample)."""
+    return torch.cat(
+        [torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(int(s))) for s in seeds]
+    )
+
+
+@dataclass
+class DigitsHost:
+    """The world as an `npnet.learning.PairHost`: the benchmark makes its pairs with the pack's recipe."""
+
+    world: World
+
+    def encode(self, prompts) -> torch.Tensor:
+        return self.world.encoder(list(prompts))
+
+    def token_states(self, encoded: torch.Tensor) -> list[torch.Tensor]:
+        return list(encoded)
+
+    def noise(self, seeds) -> torch.Tensor:
+        return seeded_noise(seeds)
+
+    def golden_target(self, noise, encoded, seeds) -> torch.Tensor:
+        return self.world.golden_target(noise, encoded)
+
+    def render(self, noise, encoded, seeds) -> torch.Tensor:
+        return self.world.sample(noise, encoded)
 
 
 # -- making the world ---------------------------------------------------------------------------------
@@ -335,7 +372,7 @@ def load_world(path: Path = FIXTURE) -> World:
     nets = {"eps.": EpsModel(), "reward_a.": RewardCNN(), "reward_b.": RewardMLP()}
     for prefix, net in nets.items():
         net.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
-        net.eval()
+        net.eval().requires_grad_(False)  # frozen: training on the reward differentiates through them
     return World(
         nets["eps."],
         Reward("reward_a (CNN)", nets["reward_a."]),

@@ -30,7 +30,7 @@ import torch
 from dev import digits_world as world_module
 from dev.comfyui_setup import REPO_ROOT
 from npnet import NPNet, golden_noise, load
-from npnet.learning import DatasetWriter, Pair, PairScore, collect, plan, summarise, write_shard
+from npnet.learning import DatasetWriter, PairScore, collect, pair_maker, plan, summarise, write_shard
 
 
 @dataclass(frozen=True)
@@ -58,34 +58,17 @@ def prompts(held_out: bool) -> list[str]:
     ]
 
 
-def seeded_noise(seeds) -> torch.Tensor:
-    return torch.cat(
-        [torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(int(s))) for s in seeds]
-    )
-
-
-# -- 1. collection ------------------------------------------------------------------------------------
-
-
 def collect_dataset(world, folder: Path, scale: Scale) -> dict:
-    """The dataset, written by the collection core; the pairs are rendered in batches beforehand and the
-    core's `make` hands them out (what a host does per sample, the world does for many at once)."""
+    """The dataset, written by the collection core with the pack's pair recipe (`pair_maker`), the world
+    being the host (`DigitsHost`), `scale.batch` samples at a time."""
     samples = plan(prompts(False), scale.samples_per_prompt, base_seed=0)
-    made: dict[int, Pair] = {}
-    todo = list(samples)
-    for start in range(0, len(todo), scale.batch):
-        chunk = todo[start : start + scale.batch]
-        texts = [s.prompt for s in chunk]
-        tokens = world.encoder(texts)
-        noise = seeded_noise(s.seed for s in chunk)
-        golden = world.golden_target(noise, tokens)
-        plain_images, golden_images = world.sample(noise, tokens), world.sample(golden, tokens)
-        gain = world.reward_a.score(golden_images, texts) - world.reward_a.score(plain_images, texts)
-        for i, s in enumerate(chunk):
-            made[s.index] = Pair(noise[i : i + 1], golden[i : i + 1], tokens[i : i + 1], float(gain[i]))
     writer = DatasetWriter(folder, {"world": "digits", "samples_per_prompt": scale.samples_per_prompt})
-    written = collect(samples, lambda s: made[s.index], writer)
-    gains = torch.tensor([p.gain for p in made.values()])
+    make = pair_maker(world_module.DigitsHost(world), world.reward_a, tokens=world_module.TOKENS)
+    gains = []
+    written = collect(
+        samples, make, writer, on_pair=lambda s, p: gains.append(p.gain), batch_size=scale.batch
+    )
+    gains = torch.tensor(gains)
     return {
         "samples": written,
         "mean_gain_reward_a": float(gains.mean()),
@@ -115,6 +98,26 @@ def shuffled_copy(folder: Path, target: Path, seed: int = 7) -> Path:
             t["gain"],
         )
         offset += n
+    return target
+
+
+def first_samples(folder: Path, target: Path, count: int) -> Path:
+    """The dataset's samples 0 .. count - 1 (the plan's order: every prompt in turn), as a smaller
+    dataset: what a user who collected only `count` pairs would have."""
+    from safetensors.torch import load_file
+
+    target.mkdir(parents=True, exist_ok=True)
+    for i, path in enumerate(sorted(folder.glob("part-*.safetensors"))):
+        t = load_file(path)
+        keep = t["index"] < count
+        if keep.any():
+            write_shard(
+                target / f"first-{i:05d}.safetensors",
+                t["noise"][keep],
+                t["golden"][keep],
+                t["embeds"][keep],
+                t["gain"][keep],
+            )
     return target
 
 
@@ -174,7 +177,7 @@ def evaluate(world, networks: dict[str, NPNet | None], scale: Scale, held_out: b
     trained = networks["trained network"]
     for text in texts:
         tokens = world.encoder([text])
-        noise = seeded_noise(seeds)
+        noise = world_module.seeded_noise(seeds)
         plain_score = world.reward_b.score(
             world.sample(noise, tokens.expand(len(noise), -1, -1)), [text] * len(noise)
         )
@@ -215,8 +218,33 @@ def evaluate(world, networks: dict[str, NPNet | None], scale: Scale, held_out: b
     return rows
 
 
-def run(work: Path, scale: Scale = CI, architectures: tuple[str, ...] = ("latent",), log=print) -> dict:
-    """The whole benchmark in `work`; returns the rows and what each stage took."""
+def gain_by_pairs(world, data: Path, work: Path, scale: Scale, counts, total: int) -> list[dict]:
+    """The default network trained on the first n collected pairs, for each n in `counts` and the full
+    set: its reward_b gain (bootstrap interval) on training and held-out prompts."""
+    found = []
+    for n in [c for c in counts if c < total] + [total]:
+        subset = data if n == total else first_samples(data, work / f"npd-first-{n}", n)
+        train(subset, work / f"run-first-{n}")
+        network = load(work / f"run-first-{n}" / "npnet.safetensors")
+        for held_out in (False, True):
+            (row,) = [
+                r
+                for r in evaluate(world, {"trained network": network}, scale, held_out)
+                if r.name == "trained network"
+            ]
+            found.append({"pairs": n, **asdict(row)})
+    return found
+
+
+def run(
+    work: Path,
+    scale: Scale = CI,
+    architectures: tuple[str, ...] = ("latent",),
+    log=print,
+    pair_counts: tuple[int, ...] = (),
+) -> dict:
+    """The whole benchmark in `work`; returns the rows and what each stage took (with `pair_counts`, also
+    the gain of networks trained on fewer collected pairs: `gain_by_pairs`)."""
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     world = world_module.load_world()
     timings, out = {}, {"scale": asdict(scale)}
@@ -248,6 +276,10 @@ def run(work: Path, scale: Scale = CI, architectures: tuple[str, ...] = ("latent
     t0 = time.perf_counter()
     rows = evaluate(world, networks, scale, held_out=False) + evaluate(world, networks, scale, held_out=True)
     timings["evaluate"] = time.perf_counter() - t0
+    if pair_counts:
+        t0 = time.perf_counter()
+        out["by_pairs"] = gain_by_pairs(world, data, work, scale, pair_counts, out["collection"]["samples"])
+        timings["gain by pairs"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - started
     out.update(rows=[asdict(r) for r in rows], trainings=trainings, timings=timings)
     return out
@@ -259,3 +291,16 @@ def table(result: dict) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     return "\n".join(lines + [Row(**r).cells() for r in result["rows"]])
+
+
+def pairs_table(result: dict) -> str:
+    lines = [
+        "| collected pairs | prompts | mean reward_b gain | bootstrap 95% (prompt clusters) | win |",
+        "|---|---|---|---|---|",
+    ]
+    for r in result.get("by_pairs", []):
+        lines.append(
+            f"| {r['pairs']} | {r['prompts']} | {r['mean_difference']:+.4f} | "
+            f"[{r['boot_low']:+.4f}, {r['boot_high']:+.4f}] | {r['win_rate']:.0%} |"
+        )
+    return "\n".join(lines)

@@ -7,6 +7,7 @@ NPNet, host-free (torch, numpy, safetensors; matplotlib only inside `evaluation.
 - `evaluation`: golden against plain noise, paired statistics, rows streamed to CSV (`run`).
 - `recipe`: the pair recipe every host shares, batched (`PairHost`, `make_pairs`, `score_jobs`), the
   dataset's record and the authors' preset.
+- `reward_training`: `train_on_reward`, golden noise trained on the reward itself (Noise Hypernetworks).
 - `runs` and `train`: `python -m npnet.train` (one process or torchrun), runs that cannot be mixed.
 
 Inference-only users never import this package: `import npnet` does not.
@@ -55,6 +56,7 @@ from .recipe import (
     score_jobs,
 )
 from .redenoise import INVERSIONS, redenoise, redenoise_released, to_unit_noise
+from .reward_training import train_on_reward
 
 __all__ = [
     "INVERSIONS",
@@ -98,5 +100,6 @@ __all__ = [
     "summarise",
     "summary",
     "to_unit_noise",
+    "train_on_reward",
     "write_shard",
 ]
