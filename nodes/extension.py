@@ -7,9 +7,9 @@ from .comfy_host import ComfyExtension
 
 def node_classes() -> list[type]:
     # Imported here, not at module level, so a host without ComfyUI never imports the adapters.
-    from . import dpsl_lab, golden_noise, learning
+    from . import dpsl_lab, golden_noise, learning, reward_training
 
-    families = [golden_noise.NODES, learning.NODES, dpsl_lab.NODES]
+    families = [golden_noise.NODES, learning.NODES, reward_training.NODES, dpsl_lab.NODES]
     return [cls for family in families for cls in family]
 
 

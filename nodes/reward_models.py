@@ -235,6 +235,10 @@ class ClipReward:
 
     @torch.no_grad()
     def score(self, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+        return self.value(images, prompts).cpu()
+
+    def value(self, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+        """`score` with gradients to the images, on the model's device (Train Golden Noise (reward))."""
         if len(prompts) != images.shape[0]:
             raise ValueError(f"{images.shape[0]} images but {len(prompts)} prompts")
         model_management.load_models_gpu([self.patcher])
@@ -248,7 +252,7 @@ class ClipReward:
         cos = torch.nn.functional.cosine_similarity(image_embeds.float(), text_embeds.float(), dim=-1)
         if self.kind == "logit":
             cos = model.logit_scale.exp().float() * cos
-        return cos.cpu()
+        return cos
 
 
 def _projected(features) -> torch.Tensor:

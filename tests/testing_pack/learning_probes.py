@@ -44,9 +44,13 @@ class BrightnessReward:
     def __init__(self, nan_from: int = 0):
         self.calls, self.nan_from = 0, nan_from
 
+    def value(self, images, prompts):
+        """The score with gradients to the images (Train Golden Noise (reward))."""
+        return images.float().mean(dim=(1, 2, 3))
+
     def score(self, images, prompts):
         self.calls += 1
-        scores = images.float().mean(dim=(1, 2, 3))
+        scores = self.value(images, prompts).detach()
         if self.nan_from and self.calls >= self.nan_from:
             scores = torch.full_like(scores, float("nan"))
         return scores
