@@ -232,7 +232,7 @@ def gain_by_pairs(world, data: Path, work: Path, scale: Scale, counts, total: in
                 for r in evaluate(world, {"trained network": network}, scale, held_out)
                 if r.name == "trained network"
             ]
-            found.append({"pairs": n, **asdict(row)})
+            found.append({**asdict(row), "collected": n})
     return found
 
 
@@ -300,7 +300,7 @@ def pairs_table(result: dict) -> str:
     ]
     for r in result.get("by_pairs", []):
         lines.append(
-            f"| {r['pairs']} | {r['prompts']} | {r['mean_difference']:+.4f} | "
+            f"| {r['collected']} | {r['prompts']} | {r['mean_difference']:+.4f} | "
             f"[{r['boot_low']:+.4f}, {r['boot_high']:+.4f}] | {r['win_rate']:.0%} |"
         )
     return "\n".join(lines)

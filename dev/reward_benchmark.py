@@ -43,7 +43,9 @@ def conditions(world, held_out: bool = False) -> list[tuple[str, torch.Tensor]]:
     return list(zip(texts, world.encoder(texts), strict=True))
 
 
-def train(world, out: Path, scale: RewardScale, penalty: float, shuffled: bool = False, log=print) -> Path:
+def train(
+    world, out: Path, scale: RewardScale, penalty: float, shuffled: bool = False, init=None, log=print
+) -> Path:
     """Reward-train on the training prompts; `shuffled`: the network reads another prompt's tokens than
     the one the reward asks for (a control: any gain then cannot come from the prompt)."""
     conds = conditions(world)
@@ -65,6 +67,7 @@ def train(world, out: Path, scale: RewardScale, penalty: float, shuffled: bool =
         steps=scale.steps,
         batch_size=scale.batch,
         penalty=penalty,
+        init=init,
         overwrite=True,
     )
     log(
@@ -153,6 +156,9 @@ def run(work: Path, scale: RewardScale = CI, imitation: Path | None = None, log=
         lb.train(data, work / "imitation")
         imitation = work / "imitation" / "npnet.safetensors"
     networks["imitation-trained network (npnet.train)"] = load(imitation)
+    networks["reward-trained from the imitation network"] = load(
+        train(world, work / "from-imitation", scale, scale.penalty, init=imitation, log=log)
+    )
     networks["reward-trained on shuffled prompts"] = load(
         train(world, work / "shuffled", scale, scale.penalty, shuffled=True, log=log)
     )

@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import signal
 import threading
 from collections.abc import Callable, Sequence
@@ -175,162 +176,179 @@ def train_on_reward(
         raise InputError("arch", f"arch must be one of {', '.join(ARCHITECTURES)}, got {arch!r}.")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise InputError("seed", f"seed must be an integer in 0 .. 2**63 - 1, got {seed!r}.")
-    distributed = dist.is_available() and dist.is_initialized()
-    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
-    if batch_size % world:
-        raise InputError("batch_size", f"batch_size {batch_size} must divide among {world} processes.")
     device = torch.device(device)
-    config = NPNetConfig(*latent_shape, embeds.shape[1], embeds.shape[2], family=None).with_architecture(arch)
-    start = None
-    if init is not None:
-        if not Path(init).is_file():
-            raise InputError("init", f"init {init} is not a file (a trained NPNet, e.g. from npnet.train).")
-        start = load(init)
-        if (start.config.latent_shape, start.config.tokens, start.embed_dim) != (
-            config.latent_shape,
-            config.tokens,
-            config.embed_dim,
-        ):
-            raise InputError(
-                "init",
-                f"init takes {start.config.describe()}, the conditions and latent_shape {config.describe()}.",
-            )
-        config = config.with_architecture(start.config.architecture)
-    settings = {
-        "objective": "reward",
-        "seed": seed,
-        "steps": steps,
-        "batch_size": batch_size,
-        "lr": lr,
-        "schedule": schedule,
-        "warmup_steps": warmup_steps,
-        "weight_decay": weight_decay,
-        "penalty": penalty,
-        "arch": config.architecture,
-        "init_sha256": hashlib.sha256(Path(init).read_bytes()).hexdigest() if init is not None else None,
-        "conditions_sha256": conditions_fingerprint(conditions),
-    }
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError("out_dir", f"out_dir {out} is a file; choose a folder.")
-    found = [name for name in RUN_FILES if (out / name).exists()]
-    saved = None
-    if resume and (out / STATE_FILE).exists():
-        saved = TrainingState.read(out / STATE_FILE)
-        differ = sorted(
-            k for k in set(saved.settings) | set(settings) if saved.settings.get(k) != settings.get(k)
-        )
-        if differ or NPNetConfig.from_json(saved.config).latent_shape != config.latent_shape:
-            raise InputError(
-                "resume",
-                f"the run in {out} was started with other settings ({', '.join(differ) or 'latent_shape'} "
-                "differ); resume with the same ones, or choose another out_dir.",
-            )
-    elif found and not overwrite:
-        raise InputError(
-            "out_dir",
-            f"{out} already holds a run ({', '.join(found)}): resume it, overwrite it, or choose another out_dir.",
-        )
-    # Everything that can fail has been checked: only now is an old run deleted (only our own files).
-    out.mkdir(parents=True, exist_ok=True)
-    if found and overwrite and not resume and rank == 0:
-        for name in found:
-            (out / name).unlink()
-
-    torch.manual_seed(seed)
-    model = NPNet(config)
-    if start is not None:
-        model.load_state_dict(start.state_dict())
-    model.init_non_persistent_buffers(device)
-    model.to(device)
-    for name, p in model.named_parameters():
-        p.requires_grad_(not name.startswith(model.unused_parameters()))
-    optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay
-    )
-    position = Position()
-    if saved is not None:
-        model.load_state_dict(saved.model)
-        optimizer.load_state_dict(saved.optimizer)
-        position = saved.position
-    trained = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
-    metrics = (
-        Metrics(out / "metrics.jsonl", position.step if saved is not None else None) if rank == 0 else None
-    )
-    part = batch_size // world
-
-    def save_state() -> None:
-        if rank == 0:
-            TrainingState(
-                model=model.state_dict(),
-                optimizer=optimizer.state_dict(),
-                position=position,
-                settings=settings,
-                config=config.to_json(),
-            ).save(out / STATE_FILE)
-
-    stop = _Stop()
+    joined = False
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        # Started by torchrun, as `npnet.train` is: join its process group, one device per process.
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        joined = True
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     try:
-        model.train()
-        while position.step < steps:
-            asked = stop.asked or (should_cancel is not None and should_cancel())
-            if distributed:
-                flag = torch.tensor([float(asked)], device=device)
-                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-                asked = bool(flag.item())
-            if asked:
-                save_state()
-                raise Cancelled(f"stopped after step {position.step} of {steps}; resume to continue")
-            step = position.step
-            # The global batch of this step, the same on every process and after any resume.
-            g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-            indexes = torch.randint(0, len(embeds), (batch_size,), generator=g)
-            noise = torch.randn(batch_size, *config.latent_shape, generator=g)
-            mine = slice(rank * part, (rank + 1) * part)
-            x, e, idx = noise[mine].to(device), embeds[indexes[mine]].to(device), indexes[mine].to(device)
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(lr, schedule, warmup_steps, step, steps)
-            golden = trained(x, e)
-            scores = reward(render(golden, e), idx)
-            if scores.shape != (len(x),) or not torch.isfinite(scores).all():
+        distributed = dist.is_available() and dist.is_initialized()
+        rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+        if batch_size % world:
+            raise InputError("batch_size", f"batch_size {batch_size} must divide among {world} processes.")
+        config = NPNetConfig(*latent_shape, embeds.shape[1], embeds.shape[2], family=None).with_architecture(
+            arch
+        )
+        start = None
+        if init is not None:
+            if not Path(init).is_file():
                 raise InputError(
-                    "reward",
-                    f"the reward must give one finite score per image ({len(x)}), got shape "
-                    f"{tuple(scores.shape)}{'' if torch.isfinite(scores).all() else ' with NaN or Inf'}.",
+                    "init", f"init {init} is not a file (a trained NPNet, e.g. from npnet.train)."
                 )
-            change = (golden - x).pow(2).flatten(1).mean(1)
-            loss = -scores.mean() + penalty * 0.5 * change.mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            position.step = position.global_step = step + 1
-            with torch.no_grad():
-                flat = golden.detach().flatten(1)
-                row = {
-                    "step": step + 1,
-                    "reward": float(scores.mean()),
-                    "change": float(change.mean()),
-                    "noise_mean": float(flat.mean()),
-                    "noise_std": float(flat.std(dim=1).mean()),
-                    "lr": optimizer.param_groups[0]["lr"],
-                }
+            start = load(init)
+            if (start.config.latent_shape, start.config.tokens, start.embed_dim) != (
+                config.latent_shape,
+                config.tokens,
+                config.embed_dim,
+            ):
+                raise InputError(
+                    "init",
+                    f"init takes {start.config.describe()}, the conditions and latent_shape {config.describe()}.",
+                )
+            config = config.with_architecture(start.config.architecture)
+        settings = {
+            "objective": "reward",
+            "seed": seed,
+            "steps": steps,
+            "batch_size": batch_size,
+            "lr": lr,
+            "schedule": schedule,
+            "warmup_steps": warmup_steps,
+            "weight_decay": weight_decay,
+            "penalty": penalty,
+            "arch": config.architecture,
+            "init_sha256": hashlib.sha256(Path(init).read_bytes()).hexdigest() if init is not None else None,
+            "conditions_sha256": conditions_fingerprint(conditions),
+        }
+        out = Path(out_dir)
+        if out.exists() and not out.is_dir():
+            raise InputError("out_dir", f"out_dir {out} is a file; choose a folder.")
+        found = [name for name in RUN_FILES if (out / name).exists()]
+        saved = None
+        if resume and (out / STATE_FILE).exists():
+            saved = TrainingState.read(out / STATE_FILE)
+            differ = sorted(
+                k for k in set(saved.settings) | set(settings) if saved.settings.get(k) != settings.get(k)
+            )
+            if differ or NPNetConfig.from_json(saved.config).latent_shape != config.latent_shape:
+                raise InputError(
+                    "resume",
+                    f"the run in {out} was started with other settings ({', '.join(differ) or 'latent_shape'} "
+                    "differ); resume with the same ones, or choose another out_dir.",
+                )
+        elif found and not overwrite:
+            raise InputError(
+                "out_dir",
+                f"{out} already holds a run ({', '.join(found)}): resume it, overwrite it, or choose another out_dir.",
+            )
+        # Everything that can fail has been checked: only now is an old run deleted (only our own files).
+        out.mkdir(parents=True, exist_ok=True)
+        if found and overwrite and not resume and rank == 0:
+            for name in found:
+                (out / name).unlink()
+
+        torch.manual_seed(seed)
+        model = NPNet(config)
+        if start is not None:
+            model.load_state_dict(start.state_dict())
+        model.init_non_persistent_buffers(device)
+        model.to(device)
+        for name, p in model.named_parameters():
+            p.requires_grad_(not name.startswith(model.unused_parameters()))
+        optimizer = torch.optim.AdamW(
+            [p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay
+        )
+        position = Position()
+        if saved is not None:
+            model.load_state_dict(saved.model)
+            optimizer.load_state_dict(saved.optimizer)
+            position = saved.position
+        trained = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
+        metrics = (
+            Metrics(out / "metrics.jsonl", position.step if saved is not None else None)
+            if rank == 0
+            else None
+        )
+        part = batch_size // world
+
+        def save_state() -> None:
+            if rank == 0:
+                TrainingState(
+                    model=model.state_dict(),
+                    optimizer=optimizer.state_dict(),
+                    position=position,
+                    settings=settings,
+                    config=config.to_json(),
+                ).save(out / STATE_FILE)
+
+        stop = _Stop()
+        try:
+            model.train()
+            while position.step < steps:
+                asked = stop.asked or (should_cancel is not None and should_cancel())
+                if distributed:
+                    flag = torch.tensor([float(asked)], device=device)
+                    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                    asked = bool(flag.item())
+                if asked:
+                    save_state()
+                    raise Cancelled(f"stopped after step {position.step} of {steps}; resume to continue")
+                step = position.step
+                # The global batch of this step, the same on every process and after any resume.
+                g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+                indexes = torch.randint(0, len(embeds), (batch_size,), generator=g)
+                noise = torch.randn(batch_size, *config.latent_shape, generator=g)
+                mine = slice(rank * part, (rank + 1) * part)
+                x, e, idx = noise[mine].to(device), embeds[indexes[mine]].to(device), indexes[mine].to(device)
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate(lr, schedule, warmup_steps, step, steps)
+                golden = trained(x, e)
+                scores = reward(render(golden, e), idx)
+                if scores.shape != (len(x),) or not torch.isfinite(scores).all():
+                    raise InputError(
+                        "reward",
+                        f"the reward must give one finite score per image ({len(x)}), got shape "
+                        f"{tuple(scores.shape)}{'' if torch.isfinite(scores).all() else ' with NaN or Inf'}.",
+                    )
+                change = (golden - x).pow(2).flatten(1).mean(1)
+                loss = -scores.mean() + penalty * 0.5 * change.mean()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                position.step = position.global_step = step + 1
+                with torch.no_grad():
+                    flat = golden.detach().flatten(1)
+                    row = {
+                        "step": step + 1,
+                        "reward": float(scores.mean()),
+                        "change": float(change.mean()),
+                        "noise_mean": float(flat.mean()),
+                        "noise_std": float(flat.std(dim=1).mean()),
+                        "lr": optimizer.param_groups[0]["lr"],
+                    }
+                if metrics is not None:
+                    metrics.write(row)
+                if on_step is not None:
+                    on_step(row)
+                if progress is not None:
+                    progress(step + 1, steps)
+                if (step + 1) % save_every == 0 or step + 1 == steps:
+                    save_state()
+            model.eval()
+            if rank == 0:
+                save(model, out / "npnet.safetensors")
+            if distributed:
+                dist.barrier()
+        finally:
+            stop.restore()
             if metrics is not None:
-                metrics.write(row)
-            if on_step is not None:
-                on_step(row)
-            if progress is not None:
-                progress(step + 1, steps)
-            if (step + 1) % save_every == 0 or step + 1 == steps:
-                save_state()
-        model.eval()
-        if rank == 0:
-            save(model, out / "npnet.safetensors")
-        if distributed:
-            dist.barrier()
+                metrics.close()
     finally:
-        stop.restore()
-        if metrics is not None:
-            metrics.close()
+        if joined:
+            dist.destroy_process_group()
     return out / "npnet.safetensors"
 
 

@@ -10,25 +10,7 @@ import npnet
 from npnet.golden import Cancelled
 from npnet.inputs import InputError
 from npnet.learning import train_on_reward
-
-SHAPE = (2, 4, 6)  # a non-square latent
-
-
-def world(prompts: int = 3):
-    """render: a fixed differentiable map of the noise; reward: closeness of the image to the prompt's
-    own target pattern (so the best noise depends on the prompt)."""
-    g = torch.Generator().manual_seed(0)
-    mix = torch.randn(SHAPE[0], SHAPE[0], generator=g)
-    targets = torch.randn(prompts, *SHAPE, generator=g)
-    conditions = [(f"prompt {i}", torch.randn(5, 8, generator=g)) for i in range(prompts)]
-
-    def render(noise, embeds):
-        return torch.tanh(torch.einsum("oc,bchw->bohw", mix, noise))
-
-    def reward(images, indexes):
-        return -(images - torch.tanh(targets[indexes])).pow(2).flatten(1).mean(1)
-
-    return render, reward, conditions
+from tests.support.reward_world import SHAPE, world
 
 
 def run(tmp_path, name="run", **options):
@@ -130,3 +112,29 @@ def test_conditions_of_different_lengths_are_refused():
     conditions[1] = ("short", torch.randn(3, 8))
     with pytest.raises(InputError, match=r"conditions\[1\]"):
         train_on_reward(render, reward, conditions, "unused", latent_shape=SHAPE)
+
+
+def test_two_processes_with_torchrun_reach_the_single_process_weights(tmp_path):
+    """Each process renders its half of every global batch; DistributedDataParallel averages the
+    gradients, so the steps are those of one process."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.support import REPO_ROOT
+
+    one = npnet.load(run(tmp_path, "one", steps=12))
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         "-m", "tests.support.reward_world", str(tmp_path / "two"), json.dumps({"steps": 12})],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    two = npnet.load(tmp_path / "two" / "npnet.safetensors")
+    for (name, a), b in zip(one.state_dict().items(), two.state_dict().values(), strict=True):
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-4), name
