@@ -338,7 +338,52 @@ def learning_graphs() -> list[Graph]:
     for node in loop.nodes:
         if node.key in ("npnet", "evaluate", "chart"):
             node.mode = 4
-    return [collect, authors, evaluate, loop]
+    turbo = "sd_xl_turbo_1.0_fp16.safetensors"
+    reward = Graph(
+        "golden_noise_train_reward_sdxl_turbo",
+        "SDXL-Turbo: train golden noise on a reward, then use it",
+        checkpoint_and_prompts(turbo, negative="")
+        + [
+            Node("reward", "GoldenNoiseRewardLoader", (0, 560), ["HPSv2.1"]),
+            Node(
+                "train",
+                "GoldenNoiseTrainReward",
+                (720, 380),
+                # prompts, prompt_file, negative_prompt, width, height, sampler, scheduler, steps, cfg,
+                # gradient_checkpointing, batch_size, training_steps, learning_rate, penalty, seed, tokens,
+                # output_name
+                [COLLECT_PROMPTS, "(none)", "", 512, 512, "euler", "sgm_uniform", 1, 1.0, True, 2, 400]
+                + [0.001, 1.0, 0, 77, "sdxl_turbo_reward"],
+            ),
+            Node("latent", "EmptyLatentImage", (1080, 700), [512, 512, 1]),
+            Node(
+                "ks",
+                "GoldenNoiseKSampler",
+                (1440, 100),
+                [42, "fixed", 1, 1.0, "euler", "sgm_uniform", 1.0, "first_chunk", 1.0, "strict"],
+            ),
+            Node("decode", "VAEDecode", (1800, 100)),
+            Node("save", "SaveImage", (2160, 100), ["golden_noise_reward"]),
+        ],
+        [
+            ("ckpt", 0, "train", "model"),
+            ("ckpt", 1, "train", "clip"),
+            ("ckpt", 2, "train", "vae"),
+            ("reward", 0, "train", "reward"),
+            ("ckpt", 1, "pos", "clip"),
+            ("ckpt", 1, "neg", "clip"),
+            ("ckpt", 0, "ks", "model"),
+            ("pos", 0, "ks", "positive"),
+            ("neg", 0, "ks", "negative"),
+            ("latent", 0, "ks", "latent_image"),
+            ("train", 0, "ks", "npnet"),
+            ("ks", 0, "decode", "samples"),
+            ("ckpt", 2, "decode", "vae"),
+            ("decode", 0, "save", "images"),
+        ],
+        "trains once (re-queue: the finished run is reused), then samples with it",
+    )
+    return [collect, authors, evaluate, loop, reward]
 
 
 # -- DP sequential learning lab -------------------------------------------------------------------

@@ -24,6 +24,7 @@ EXPECTED = {
     "golden_noise_collect_authors_sdxl",
     "golden_noise_evaluate_sdxl",
     "golden_noise_learning_loop_sd15",
+    "golden_noise_train_reward_sdxl_turbo",
     "dpsl_binary_cascade",
     "dpsl_llr_regimes",
     "dpsl_smooth_rr",

@@ -135,3 +135,21 @@ def test_a_requeue_of_a_finished_run_changes_nothing_and_other_settings_are_refu
 def test_bad_input_is_named(comfy_server, changes, name):
     error = comfy_server.run_expecting_error(train_graph("reward_bad", **changes), timeout=120)
     assert f"'{name}'" in error["exception_message"] and "Traceback" not in error["exception_message"]
+
+
+def test_the_reward_training_example_runs_on_the_tiny_models(comfy_server):
+    from tests.learning.test_server import example
+
+    prompt = example(
+        "golden_noise_train_reward_sdxl_turbo",
+        width=64,
+        height=64,
+        steps=2,
+        training_steps=4,
+        tokens=8,
+        output_name="example_reward",
+    )
+    entry = comfy_server.run(prompt, timeout=600)
+    assert (comfy_server.models_dir / "golden_noise" / "example_reward.safetensors").is_file()
+    save = next(k for k, n in prompt.items() if n["class_type"] == "SaveImage")
+    assert entry["outputs"][save]["images"]
