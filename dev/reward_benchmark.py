@@ -68,7 +68,7 @@ def train(
         batch_size=scale.batch,
         penalty=penalty,
         init=init,
-        overwrite=True,
+        resume=(out / "state.pt").exists(),  # a finished run in `out` is reused as it is
     )
     log(
         f"reward-trained (penalty {penalty}{', shuffled' if shuffled else ''}) in {time.perf_counter() - started:.0f} s"
@@ -148,7 +148,10 @@ def run(work: Path, scale: RewardScale = CI, imitation: Path | None = None, log=
     world = world_module.load_world()
     timings = {}
     t0 = time.perf_counter()
-    networks = {"reward-trained network": load(train(world, work / "reward", scale, scale.penalty, log=log))}
+    main = train(
+        world, work / f"penalty-{scale.penalty}", scale, scale.penalty, log=log
+    )  # the sweep reuses it
+    networks = {"reward-trained network": load(main)}
     timings["reward training"] = time.perf_counter() - t0
     if imitation is None:
         data = work / "npd"

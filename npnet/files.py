@@ -19,6 +19,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object], exclu
     partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
     try:
         write(partial)
+        # Some writers (safetensors 0.8) create files 0600 whatever the umask; a file the pack writes is
+        # readable as any other file is (0644 under umask 022), e.g. by a host running as another user.
+        os.chmod(partial, 0o666 & ~umask())
         if exclusive:
             _link_exclusive(partial, path)
         else:
@@ -38,3 +41,10 @@ def _link_exclusive(source: Path, path: Path) -> None:
         # over the (empty) claim. Readers refuse an empty file by name until the move lands.
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
         os.replace(source, path)
+
+
+def umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

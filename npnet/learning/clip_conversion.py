@@ -34,6 +34,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from ..files import umask
+
 LAYER = re.compile(r"^(?P<tower>visual\.)?transformer\.resblocks\.(?P<i>\d+)\.(?P<rest>.+)$")
 LAYER_PARTS = {
     "ln_1": "layer_norm1",
@@ -165,6 +167,7 @@ def convert_file(
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-convert-", dir=dest.parent))
     try:
         save_file(tensors, staging / "model.safetensors", metadata={"format": "pt"})
+        os.chmod(staging / "model.safetensors", 0o666 & ~umask())  # safetensors writes 0600
         (staging / "config.json").write_text(json.dumps(config, indent=2))
         os.replace(staging, dest)
     finally:

@@ -372,11 +372,13 @@ class Trainer:
         self._check_batches()
         self.settings = run_settings(args, self.dataset)
         saved = self._saved_state()
-        prepare_out(args, run.main)
         try:
             model = initial_model(args.init, self.config, args.seed, args.weights_dir, args.arch)
         except DownloadError as error:
             raise TrainingError(str(error)) from None
+        # Only once everything that can fail has been checked (the data, --resume, --init) may --overwrite
+        # delete the previous run.
+        prepare_out(args, run.main)
         self.config = model.config
         swin = getattr(getattr(model, "unet_embedding", None), "swin", None)
         if swin is not None:

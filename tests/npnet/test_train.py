@@ -547,3 +547,20 @@ def test_a_trained_file_records_its_architecture_and_older_files_load_as_the_pap
     save_raw(old, tmp_path / "old.safetensors", metadata={"npnet": json.dumps(fields), "format": "pt"})
     assert npnet.load(tmp_path / "old.safetensors").config.architecture == "paper"
     assert npnet.OFFICIAL["sdxl"].architecture == "paper"
+
+
+def test_overwrite_with_an_init_that_cannot_be_used_deletes_nothing(finished_run, tmp_path):
+    """The CLI as a user runs it: --overwrite with a missing --init file exits 2 naming it, and the previous
+    run is still there (everything is checked before anything is deleted)."""
+    import shutil
+
+    data, out = finished_run
+    copy = tmp_path / "kept"
+    shutil.copytree(out, copy)
+    before = {p.name: p.read_bytes() for p in copy.iterdir()}
+    process = train_process(
+        *_args(data, copy, "--epochs", "1", "--batch-size", "2", "--overwrite", "--init", str(tmp_path / "no.safetensors"))
+    )
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 2 and "--init" in stderr and "Traceback" not in stderr
+    assert {p.name: p.read_bytes() for p in copy.iterdir()} == before
