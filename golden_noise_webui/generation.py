@@ -95,6 +95,10 @@ class Job:
                 f"Golden Noise: {noise.shape[0]} noises but {batch_size(conditioning)} prompts in the batch"
             )
         s = self.settings
+        if s.strength == 0.0:
+            # Strength 0 is the webui's own noise, bit for bit: the image claims no golden noise.
+            self.used = True
+            return noise
         out = []
         with on_device(self.model, noise.device):
             for i in range(noise.shape[0]):

@@ -547,7 +547,19 @@ class EvaluateGoldenNoise(io.ComfyNode):
         origin = Origin(f"{cls.NAME} ({cls.NODE_ID})", nid)
         golden_settings = origin.settings(token_policy, strength, resolution_mode)
         todo = learning.jobs(run.prompts, seed, seeds)  # lazy: a huge prompt list costs nothing here
-        rewards = [run.reward, *(r for r in (reward_2, reward_3) if r is not None)]
+        given = [("reward", run.reward), ("reward_2", reward_2), ("reward_3", reward_3)]
+        given = [(name, r) for name, r in given if r is not None]
+        for k, (name, r) in enumerate(given):
+            earlier = [n for n, other in given[:k] if reward_slug(other.name) == reward_slug(r.name)]
+            if earlier:
+                raise GoldenNoiseError(
+                    cls.NAME,
+                    nid,
+                    name,
+                    f"{name} is the reward model {r.name!r} again (as {earlier[0]}): its scores and files "
+                    "would repeat the first's. Connect another reward model, or disconnect it.",
+                )
+        rewards = [r for _, r in given]
         settings = {
             "npnet": getattr(npnet, "name", None),
             **run.renderer.sampling.as_dict(),

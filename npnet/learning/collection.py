@@ -79,9 +79,12 @@ def read_prompts(text: str) -> list[str]:
 class PromptList(list):
     """Prompts, and the seed each one was given in its file (`seeds`, None when the file gives none)."""
 
-    def __init__(self, prompts: Iterable[str] = (), seeds: Sequence[int] | None = None):
+    def __init__(
+        self, prompts: Iterable[str] = (), seeds: Sequence[int] | None = None, where: Sequence[str] = ()
+    ):
         super().__init__(prompts)
         self.seeds = list(seeds) if seeds is not None else None
+        self.where = list(where)  # "file line n" of each prompt, for errors found later
 
 
 def given_seeds(prompts: Sequence[str]) -> list[int] | None:
@@ -93,14 +96,14 @@ def read_prompt_file(path: str | os.PathLike, input_name: str = "prompt_file") -
     "caption", as the authors' lists) and an optional integer "seed" on every line or on none."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a BOM (Windows editors) is not part of the first prompt
     except (OSError, UnicodeDecodeError) as error:
         raise InputError(
             input_name, f"{input_name} {path.name} cannot be read as UTF-8 text ({error})."
         ) from None
     if path.suffix.lower() != ".jsonl":
         return read_prompts(text)
-    prompts, seeds = [], []
+    prompts, seeds, where = [], [], []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -127,9 +130,22 @@ def read_prompt_file(path: str | os.PathLike, input_name: str = "prompt_file") -
                 f'{input_name} {path.name} line {number}: give a "seed" on every line or on none '
                 "(a mix would leave some samples' seeds undefined).",
             )
+        try:
+            prompt.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError(
+                input_name,
+                f"{input_name} {path.name} line {number}: the prompt holds a lone surrogate (an unpaired "
+                "\\ud800-\\udfff escape), which is no text; fix that line.",
+            ) from None
+        if seed is not None and seed >= 2**64:
+            raise InputError(
+                input_name, f'{input_name} {path.name} line {number}: "seed" must be below 2**64, got {seed}.'
+            )
         prompts.append(prompt.strip())
         seeds.append(seed)
-    return PromptList(prompts, seeds if seeds and seeds[0] is not None else None)
+        where.append(f"{input_name} {path.name} line {number}")
+    return PromptList(prompts, seeds if seeds and seeds[0] is not None else None, where)
 
 
 def check_shards(shard_index: int, shard_count: int) -> None:
@@ -195,7 +211,33 @@ def plan(
     if samples_per_prompt < 1:
         raise InputError("samples_per_prompt", f"samples_per_prompt must be >= 1, got {samples_per_prompt}.")
     check_shards(shard_index, shard_count)
+    check_seed_range(prompts, base_seed, samples_per_prompt, len(prompts) * samples_per_prompt)
     return Plan(prompts, len(prompts) * samples_per_prompt, base_seed, shard_index, shard_count)
+
+
+SEED_LIMIT = 2**64  # ComfyUI's seeds are unsigned 64-bit
+
+
+def check_seed_range(prompts: Sequence[str], base_seed: int, per_prompt: int, total: int) -> None:
+    """Every seed a run will use must be below 2**64, found before the first sample, not at one of them:
+    a file's seed s gives s .. s + per_prompt - 1, the base seed base .. base + total - 1."""
+    seeds = given_seeds(prompts)
+    if seeds is None:
+        if base_seed + total - 1 >= SEED_LIMIT:
+            raise InputError(
+                "seed",
+                f"seed {base_seed} + {total - 1} samples passes 2**64 - 1, the largest seed; lower it.",
+            )
+        return
+    for p, seed in enumerate(seeds):
+        if seed + per_prompt - 1 >= SEED_LIMIT:
+            where = getattr(prompts, "where", [])
+            line = where[p] if p < len(where) else f"prompt {p + 1}"
+            raise InputError(
+                "prompt_file",
+                f'{line}: "seed" {seed} + {per_prompt - 1} more samples passes 2**64 - 1, the largest seed; '
+                "lower it.",
+            )
 
 
 def check_dataset_name(name: str) -> str:

@@ -24,7 +24,7 @@ import numpy as np
 from ..files import atomic_write
 from ..golden import Cancelled
 from ..inputs import InputError
-from .collection import given_seeds
+from .collection import check_seed_range, given_seeds
 
 
 @dataclass(frozen=True)
@@ -215,7 +215,8 @@ class Jobs(Sequence[Job]):
 
 
 def jobs(prompts: Sequence[str], first_seed: int, seeds: int) -> Jobs:
-    """The evaluation's prompt x seed jobs, lazily (`Jobs`)."""
+    """The evaluation's prompt x seed jobs, lazily (`Jobs`); every seed checked below 2**64 first."""
+    check_seed_range(prompts, first_seed, seeds, seeds)
     return Jobs(prompts, first_seed, seeds)
 
 
@@ -308,6 +309,11 @@ def run(
             if progress is not None:
                 progress(number, total)
         stopped = None
+    except BaseException:
+        # A Cancel the host raised from inside its own work (the text encoder, the sampler) is a cancel.
+        if stopped == "failed" and should_cancel is not None and should_cancel():
+            stopped = f"cancelled after {number} of {total} pairs"
+        raise
     finally:
         summaries = [out.close(stopped) for out in files]
     return summaries

@@ -189,6 +189,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             raise TrainingError(
                 f"--{name.replace('_', '-')} must be a number > 0, got {getattr(args, name)}."
             )
+    if not math.isfinite(args.min_gain):
+        raise TrainingError(f"--min-gain must be a finite number, got {args.min_gain}.")
+    if not 0 <= args.seed < 2**63:
+        raise TrainingError(f"--seed must be an integer in 0 .. 2**63 - 1, got {args.seed}.")
     if args.resume and args.overwrite:
         raise TrainingError("--resume and --overwrite contradict each other: pick one.")
     return args
@@ -368,6 +372,11 @@ class Trainer:
         except DatasetError as error:
             raise TrainingError(str(error)) from None
         self.config = self.dataset.config
+        if len(self.dataset) < 2:
+            raise TrainingError(
+                f"--min-gain {args.min_gain:g} kept {len(self.dataset)} of the samples in {args.data} (those "
+                "with gain > it): a run needs at least 2 (one to train, one to validate); lower --min-gain."
+            )
         self.train_idx, self.val_idx = split(len(self.dataset), args.val_fraction, args.seed)
         self._check_batches()
         self.settings = run_settings(args, self.dataset)

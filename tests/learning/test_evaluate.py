@@ -279,3 +279,46 @@ def test_a_reward_that_returns_the_wrong_shape_is_named(comfy_inprocess, learnin
 
     with pytest.raises(ValueError, match=f"'reward'.*one number per image.*got {shape}"):
         evaluate(learning, setup, reward=Odd(), batch_size=6, filename_prefix="eval/odd")
+
+
+def test_the_same_reward_twice_is_refused_before_any_file(comfy_inprocess, learning, setup):
+    out = Path(comfy_inprocess.folder_paths.get_output_directory())
+    before = set(out.rglob("*.csv"))
+    with pytest.raises(ValueError, match="'reward_3'.*again \\(as reward_2\\)"):
+        evaluate(
+            learning, setup, reward_2=DarknessReward(), reward_3=DarknessReward(), filename_prefix="eval/dup"
+        )
+    assert set(out.rglob("*.csv")) == before
+
+
+class CancellingClip:
+    """The tiny CLIP, with Cancel pressed while it encodes (ComfyUI raises its interrupt from inside)."""
+
+    def __init__(self, clip):
+        self.clip = clip
+
+    def tokenize(self, text):
+        return self.clip.tokenize(text)
+
+    def encode_from_tokens_scheduled(self, tokens):
+        import comfy.model_management as mm
+
+        mm.interrupt_current_processing(True)
+        mm.throw_exception_if_processing_interrupted()
+
+
+def test_a_cancel_inside_the_text_encoder_is_recorded_as_a_cancel(comfy_inprocess, learning, setup):
+    import comfy.model_management as mm
+
+    out = Path(comfy_inprocess.folder_paths.get_output_directory())
+    before = set(out.rglob("*.json"))
+    try:
+        with pytest.raises(mm.InterruptProcessingException):
+            evaluate(
+                learning, {**setup, "clip": CancellingClip(setup["clip"])}, filename_prefix="eval/encoder"
+            )
+    finally:
+        mm.interrupt_current_processing(False)
+    (json_file,) = set(out.rglob("*.json")) - before
+    document = json.loads(json_file.read_text())
+    assert document["complete"] is False and document["stopped"].startswith("cancelled"), document["stopped"]

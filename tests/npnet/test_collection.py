@@ -236,3 +236,33 @@ def test_a_long_dataset_name_is_refused_with_its_length():
     with pytest.raises(InputError, match="letters, digits"):
         check_dataset_name("my data$et")
     assert check_dataset_name(" sdxl_npd-2.v1 ") == "sdxl_npd-2.v1"
+
+
+def test_a_bom_is_not_part_of_the_first_prompt(tmp_path):
+    for name, text in (("p.txt", "a cat\nb dog\n"), ("p.jsonl", '{"prompt": "a cat"}\n')):
+        path = tmp_path / name
+        path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+        assert read_prompt_file(path)[0] == "a cat"
+
+
+def test_a_lone_surrogate_is_refused_naming_the_line(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"prompt": "fine"}\n{"prompt": "bad \\ud800"}\n')
+    with pytest.raises(InputError, match="p.jsonl line 2.*surrogate"):
+        read_prompt_file(path)
+
+
+def test_seeds_that_pass_2_64_are_refused_before_the_first_sample(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text(f'{{"prompt": "a", "seed": 1}}\n{{"prompt": "b", "seed": {2**64 - 2}}}\n')
+    prompts = read_prompt_file(path)
+    plan(prompts, 2, 0)  # seeds 2**64 - 2 and 2**64 - 1: fine
+    with pytest.raises(InputError, match="p.jsonl line 2.*passes 2\\*\\*64 - 1"):
+        plan(prompts, 3, 0)
+    with pytest.raises(InputError, match="seed.*2\\*\\*64"):
+        path.write_text(f'{{"prompt": "a", "seed": {2**64}}}\n')
+        read_prompt_file(path)
+    with pytest.raises(InputError, match="seed .* passes 2\\*\\*64 - 1"):
+        plan(["a", "b"], 2, 2**64 - 3)
+    with pytest.raises(InputError, match="passes 2\\*\\*64 - 1"):
+        jobs(read_prompts("a"), 2**64 - 2, 3)

@@ -559,8 +559,34 @@ def test_overwrite_with_an_init_that_cannot_be_used_deletes_nothing(finished_run
     shutil.copytree(out, copy)
     before = {p.name: p.read_bytes() for p in copy.iterdir()}
     process = train_process(
-        *_args(data, copy, "--epochs", "1", "--batch-size", "2", "--overwrite", "--init", str(tmp_path / "no.safetensors"))
+        *_args(
+            data,
+            copy,
+            "--epochs",
+            "1",
+            "--batch-size",
+            "2",
+            "--overwrite",
+            "--init",
+            str(tmp_path / "no.safetensors"),
+        )
     )
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 2 and "--init" in stderr and "Traceback" not in stderr
     assert {p.name: p.read_bytes() for p in copy.iterdir()} == before
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (("--min-gain", "1000"), "--min-gain 1000 kept 0 of the samples"),
+        (("--min-gain", "nan"), "--min-gain must be a finite number"),
+        (("--seed", "18446744073709551616"), "--seed must be an integer in 0 .. 2**63 - 1"),
+    ],
+)
+def test_a_filter_that_keeps_nothing_or_an_overflowing_seed_is_named(tmp_path, flags, message):
+    data = make_dataset(tmp_path / "data", shards=1, per_shard=6)
+    process = train_process(*_args(data, tmp_path / "out", "--epochs", "1", "--batch-size", "2", *flags))
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 2 and message in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "out").exists()
