@@ -12,6 +12,8 @@ import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from ..npnet import Cancelled
+
 # One top-level menu for the whole pack; families add their own sub-menu.
 MENU = "golden_noise"
 
@@ -65,9 +67,21 @@ def progress_and_cancel(
 
     try:
         yield progress, model_management.processing_interrupted
+    except Cancelled as cancelled:  # the core stopped for Cancel (or `interrupt_as_cancel` saw the host's)
+        raise model_management.InterruptProcessingException() from cancelled
     except Exception:
         model_management.throw_exception_if_processing_interrupted()
         raise
+
+
+@contextmanager
+def interrupt_as_cancel() -> Iterator[None]:
+    """The host's Cancel, raised from inside its own work (the text encoder, a sampler), as the cores'
+    `Cancelled`: ComfyUI clears its flag as it raises, so a core could not tell a cancel from a failure."""
+    try:
+        yield
+    except model_management.InterruptProcessingException as interrupt:
+        raise Cancelled("cancelled") from interrupt
 
 
 def register_model_folder(name: str, default: str, extensions: set[str]) -> None:

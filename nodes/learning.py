@@ -18,7 +18,7 @@ import torch
 
 from ..npnet import InputError, learning
 from . import host_files
-from .comfy_host import MENU, io, progress_and_cancel, ui
+from .comfy_host import MENU, interrupt_as_cancel, io, progress_and_cancel, ui
 from .errors import GoldenNoiseError
 from .golden_noise import golden_inputs, node_id
 from .noise_objects import GivenNoise, GoldenNoise, Origin
@@ -446,7 +446,12 @@ class CollectNoisePromptDataset(io.ComfyNode):
             )
             writer = learning.DatasetWriter(folder, record, shard_index, shard_count, samples_per_shard)
         previews = Previews(preview_pairs)
-        make = learning.pair_maker(run.renderer, run.reward, tokens)
+        maker = learning.pair_maker(run.renderer, run.reward, tokens)
+
+        def make(samples):
+            with interrupt_as_cancel():
+                return maker(samples)
+
         with progress_and_cancel(max(len(samples), 1), nid) as (progress, cancel), on_node(cls.NAME, nid):
             written = learning.collect(
                 samples,
@@ -591,7 +596,12 @@ class EvaluateGoldenNoise(io.ComfyNode):
                 ]
             )
 
-        score = learning.job_scorer(run.renderer, rewards, golden_of)
+        scorer = learning.job_scorer(run.renderer, rewards, golden_of)
+
+        def score(todo):
+            with interrupt_as_cancel():
+                return scorer(todo)
+
         with progress_and_cancel(len(todo), nid) as (progress, cancel), on_node(cls.NAME, nid):
             summaries = learning.run_evaluation(
                 todo,

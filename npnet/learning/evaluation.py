@@ -309,10 +309,9 @@ def run(
             if progress is not None:
                 progress(number, total)
         stopped = None
-    except BaseException:
-        # A Cancel the host raised from inside its own work (the text encoder, the sampler) is a cancel.
-        if stopped == "failed" and should_cancel is not None and should_cancel():
-            stopped = f"cancelled after {number} of {total} pairs"
+    except Cancelled:
+        # Also a Cancel the host raised from inside its own work (the text encoder, the sampler).
+        stopped = f"cancelled after {number} of {total} pairs"
         raise
     finally:
         summaries = [out.close(stopped) for out in files]
