@@ -227,3 +227,18 @@ class SwinTransformer(nn.Module):
         for module in self.modules():
             if module is not self and hasattr(module, "init_non_persistent_buffers"):
                 module.init_non_persistent_buffers(device)
+
+    def load_imagenet(self, weights: dict[str, torch.Tensor], source: str) -> None:
+        """timm's ImageNet Swin-T weights (`--init imagenet`). timm < 0.9.6 exports also carried the index
+        and mask buffers; ours rebuilds them, so they are dropped. Anything else that differs is an error
+        naming `source` (ValueError)."""
+        weights = {
+            k: v for k, v in weights.items() if not k.endswith(("relative_position_index", "attn_mask"))
+        }
+        expected = set(self.state_dict())
+        missing, unexpected = expected - set(weights), set(weights) - expected
+        if missing or unexpected:
+            raise ValueError(
+                f"{source} is not timm's Swin-T: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}."
+            )
+        self.load_state_dict(weights, strict=True)

@@ -50,7 +50,7 @@ from ..config import ARCHITECTURES, NPNetConfig
 from ..golden import Cancelled
 from ..inputs import InputError
 from ..model import NPNet
-from .runs import STATE_FILE, Metrics, Position, TrainingState
+from .runs import STATE_FILE, Metrics, Position, TrainingState, scheduled_rate
 
 RUN_FILES = ("npnet.safetensors", STATE_FILE, "metrics.jsonl")
 
@@ -87,17 +87,6 @@ def _check_conditions(conditions) -> torch.Tensor:
             raise InputError("conditions", f"conditions[{i}]: embeds hold NaN or Inf.")
         stacked.append(embeds.detach().float().cpu())
     return torch.stack(stacked)
-
-
-def learning_rate(lr: float, schedule: str, warmup: int, step: int, total: int) -> float:
-    """Linear warm-up over `warmup` steps, then constant or cosine to a tenth of `lr` (npnet.train's)."""
-    warmup = min(warmup, total // 10)
-    if step < warmup:
-        return lr * (step + 1) / (warmup + 1)
-    if schedule == "constant" or total <= warmup + 1:
-        return lr
-    done = (step - warmup) / (total - warmup - 1)
-    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(done, 1.0))))
 
 
 class _Stop:
@@ -304,7 +293,7 @@ def train_on_reward(
                 mine = slice(rank * part, (rank + 1) * part)
                 x, e, idx = noise[mine].to(device), embeds[indexes[mine]].to(device), indexes[mine].to(device)
                 for group in optimizer.param_groups:
-                    group["lr"] = learning_rate(lr, schedule, warmup_steps, step, steps)
+                    group["lr"] = scheduled_rate(lr, schedule, warmup_steps, step, steps)
                 golden = trained(x, e)
                 scores = reward(render(golden, e), idx)
                 if scores.shape != (len(x),) or not torch.isfinite(scores).all():

@@ -42,6 +42,19 @@ RESULT_ARGS = (
 RUN_FILES = ("npnet.safetensors", "npnet-best.safetensors", STATE_FILE, "metrics.jsonl")
 
 
+def scheduled_rate(lr: float, schedule: str, warmup: int, step: int, total: int) -> float:
+    """The rate of optimiser step `step` (0-based) of `total`: a linear warm-up over `warmup` steps (at most
+    a tenth of the run), then constant or a cosine decay to a tenth of `lr` at the last step. A function of
+    the step alone, so a resume needs no scheduler state."""
+    warmup = min(warmup, total // 10)  # a short run is not all warm-up
+    if step < warmup:
+        return lr * (step + 1) / (warmup + 1)
+    if schedule == "constant" or total <= warmup + 1:
+        return lr
+    done = (step - warmup) / (total - warmup - 1)
+    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(done, 1.0))))
+
+
 class TrainingError(ValueError):
     """A problem with the command line or the data, found before training starts."""
 

@@ -55,6 +55,7 @@ from .runs import (
     check_resume,
     prepare_out,
     run_settings,
+    scheduled_rate,
 )
 
 
@@ -261,34 +262,17 @@ def initial_model(
     model = NPNet(config.with_architecture(chosen))
     if init == "imagenet":
         path = download_imagenet_swin(weights_dir)
-        swin = model.unet_embedding.swin
-        weights = load_file(path)
-        expected = set(swin.state_dict())
-        # timm < 0.9.6 exports also carried these buffers; ours rebuilds them, so they are not loaded.
-        weights = {
-            k: v for k, v in weights.items() if not k.endswith(("relative_position_index", "attn_mask"))
-        }
-        missing, unexpected = expected - set(weights), set(weights) - expected
-        if missing or unexpected:
-            raise TrainingError(
-                f"{path} is not timm's Swin-T: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}."
-            )
-        swin.load_state_dict(weights, strict=True)
+        try:
+            model.unet_embedding.swin.load_imagenet(load_file(path), str(path))
+        except ValueError as error:
+            raise TrainingError(str(error)) from None
     return model
 
 
 def learning_rate(args: argparse.Namespace, step: int, total: int) -> float:
-    """The rate of optimiser step `step` (0-based): a linear warm-up over --warmup-steps (at most a tenth of
-    the run), then constant or a
-    cosine decay to a tenth of --lr at the last step. A function of the step alone, so a resume needs no
-    scheduler state."""
-    warmup = min(args.warmup_steps, total // 10)  # a short run is not all warm-up
-    if step < warmup:
-        return args.lr * (step + 1) / (warmup + 1)
-    if args.schedule == "constant" or total <= warmup + 1:
-        return args.lr
-    done = (step - warmup) / (total - warmup - 1)
-    return args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(done, 1.0))))
+    """The rate of optimiser step `step` (0-based) under --lr, --schedule and --warmup-steps
+    (`runs.scheduled_rate`, the one schedule both trainers use)."""
+    return scheduled_rate(args.lr, args.schedule, args.warmup_steps, step, total)
 
 
 def _stack(dataset, indices: list[int], device: torch.device):
