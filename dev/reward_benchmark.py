@@ -16,6 +16,7 @@ noise and "gain" on every prompt, the wrong one included.
 from __future__ import annotations
 
 import time
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -106,14 +107,19 @@ def evaluate(
         variants = {"x'_T oracle (re-denoise target)": world.golden_target(noise, many)}
         for name, network in networks.items():
             variants[name] = golden_noise(network, noise, tokens)
-        variants["reward-trained, wrong prompt"] = golden_noise(
-            main, noise, world.encoder([lb.wrong_prompt(text)])
-        )
+        wrong = world.encoder([lb.wrong_prompt(text)])
+        variants["reward-trained, wrong prompt"] = golden_noise(main, noise, wrong)
+        if "reward-trained from the imitation network" in networks:
+            variants["reward-trained from the imitation network, wrong prompt"] = golden_noise(
+                networks["reward-trained from the imitation network"], noise, wrong
+            )
         golden = variants["reward-trained network"]
         norms = golden.flatten(1).norm(dim=1) / noise.flatten(1).norm(dim=1)
         variants["plain noise at the golden norm"] = noise * norms.view(-1, 1, 1, 1)
         size = (golden - noise).flatten(1).norm(dim=1).view(-1, 1, 1, 1)
-        direction = torch.randn(noise.shape, generator=torch.Generator().manual_seed(hash(text) % 2**31))
+        direction = torch.randn(
+            noise.shape, generator=torch.Generator().manual_seed(zlib.crc32(text.encode()))
+        )
         direction = direction / direction.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
         variants["random change of the same size"] = noise + size * direction
         for name, start in variants.items():

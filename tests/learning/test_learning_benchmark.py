@@ -1,5 +1,7 @@
 """The learning benchmark at CI size (dev/learning_benchmark.py): a network trained by the pack, with
-`python -m npnet.train` defaults, must improve held-out seeds' images by a margin over its controls."""
+`python -m npnet.train` defaults, must improve held-out seeds' images by a margin over its controls; and
+a network trained on the reward (dev/reward_benchmark.py, `npnet.learning.train_on_reward`) must beat
+that imitation-trained network by half again, with a Gaussian-looking noise."""
 
 from __future__ import annotations
 
@@ -11,10 +13,34 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def result(tmp_path_factory):
-    return learning_benchmark.run(
-        tmp_path_factory.mktemp("learning"), learning_benchmark.CI, log=lambda s: None
-    )
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp("learning")
+
+
+@pytest.fixture(scope="module")
+def result(work):
+    return learning_benchmark.run(work, learning_benchmark.CI, log=lambda s: None)
+
+
+@pytest.fixture(scope="module")
+def reward_rows(result, work):
+    """The reward-trained network (200 steps) against the imitation-trained one of `result`, judged on
+    the training prompts' held-out seeds by reward_b."""
+    import torch
+
+    from dev import digits_world, reward_benchmark
+    from npnet import NPNet, load
+
+    world = digits_world.load_world()
+    scale = reward_benchmark.RewardScale(steps=200, batch=32, eval_seeds=16)
+    trained = load(reward_benchmark.train(world, work / "reward", scale, 1.0, log=lambda s: None))
+    torch.manual_seed(0)
+    networks = {
+        "reward-trained network": trained,
+        "imitation-trained network (npnet.train)": load(work / "run-latent" / "npnet.safetensors"),
+        "untrained network": NPNet(trained.config).eval(),
+    }
+    return {r["name"]: r for r in reward_benchmark.evaluate(world, networks, scale, held_out=False)}
 
 
 def row(result, name, prompts="training"):
@@ -42,3 +68,13 @@ def test_the_defaults_trained_in_the_documented_way(result):
     assert run["val_loss"] < 0.5 * run["identity_val_loss"]  # it learned the targets, not the identity
     shuffled = result["trainings"]["shuffled"]
     assert shuffled["val_loss"] > run["val_loss"] * 3  # without the prompt the targets are not learnable
+
+
+def test_training_on_the_reward_beats_imitation_without_reshaping_the_noise(reward_rows):
+    reward = reward_rows["reward-trained network"]
+    imitation = reward_rows["imitation-trained network (npnet.train)"]
+    assert reward["mean_difference"] >= 1.5 * imitation["mean_difference"], (reward, imitation)
+    for control in ("untrained network", "plain noise at the golden norm", "random change of the same size"):
+        assert reward["boot_low"] > reward_rows[control]["boot_high"], (control, reward_rows[control])
+    # Not a noise-scale trick: the golden noise keeps a standard Gaussian's spread and centre.
+    assert 0.8 <= reward["noise_std"] <= 1.25 and abs(reward["noise_mean"]) < 0.05, reward
