@@ -71,7 +71,7 @@ def rate(host, reward, prompts, count: int, batch: int, tokens: int, device: str
     return row
 
 
-def comfy_renderer(base: Path, device: str, world: str):
+def comfy_renderer(base: Path, device: str, world: str, small: bool = False):
     """The pack's Renderer around models built from ComfyUI's classes (in-process ComfyUI)."""
     from dev.comfy_harness import import_inprocess
 
@@ -87,14 +87,16 @@ def comfy_renderer(base: Path, device: str, world: str):
         model, clip, vae = tiny_models.tiny_model("sd15"), tiny_models.tiny_clip(), tiny_models.tiny_vae(4)
         sampling = rendering.Sampling("", 128, 128, "euler", "normal", 10, 5.5)
     else:
-        model, clip, vae = random_sdxl(device)
-        sampling = rendering.Sampling("", 1024, 1024, "euler", "normal", 4, 5.5)
+        model, clip, vae = random_sdxl(device, small)
+        size = 256 if small else 1024
+        sampling = rendering.Sampling("", size, size, "euler", "normal", 4, 5.5)
     return rendering.Renderer("benchmark", None, model, clip, vae, sampling)
 
 
-def random_sdxl(device: str):
+def random_sdxl(device: str, small: bool = False):
     """SDXL's UNet and VAE from ComfyUI's classes with seeded random weights, and a text encoder stand-in
-    that gives SDXL-shaped conditioning ([1, 77, 2048] and a 1280 pooled output) per prompt."""
+    that gives SDXL-shaped conditioning ([1, 77, 2048] and a 1280 pooled output) per prompt. `small`:
+    narrower and shallower (a smoke run of this code on a CPU), SDXL's interfaces kept."""
     import comfy.ldm.models.autoencoder
     import comfy.model_management
     import comfy.model_patcher
@@ -122,6 +124,13 @@ def random_sdxl(device: str):
         "use_temporal_attention": False,
         "use_temporal_resblock": False,
     }
+    if small:
+        unet.update(
+            model_channels=64,
+            transformer_depth=[0, 0, 1, 1, 1, 1],
+            transformer_depth_middle=1,
+            transformer_depth_output=[0, 0, 0, 1, 1, 1, 1, 1, 1],
+        )
     dtype = torch.float16 if device == "cuda" else torch.float32
     config = comfy.supported_models.SDXL(unet)
     config.set_inference_dtype(dtype, None)
@@ -136,7 +145,7 @@ def random_sdxl(device: str):
         "resolution": 256,
         "in_channels": 3,
         "out_ch": 3,
-        "ch": 128,
+        "ch": 128,  # comfy.sd.VAE reads SD's VAE at this width from a state dict
         "ch_mult": [1, 2, 4, 4],
         "num_res_blocks": 2,
         "attn_resolutions": [],
@@ -187,6 +196,9 @@ def main() -> int:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--samples", type=int, default=32, help="pairs timed per batch size")
     parser.add_argument("--batches", type=int, nargs="+", default=list(BATCHES))
+    parser.add_argument(
+        "--small", action="store_true", help="sdxl: a narrow, shallow UNet at 256 px (smoke run)"
+    )
     args = parser.parse_args()
     worlds = args.world or ["test-pack", "digits"]
     if args.device == "cpu":
@@ -197,7 +209,11 @@ def main() -> int:
             if world == "digits":
                 host, reward, tokens, prompts = digits_host()
             else:
-                host, reward, tokens = comfy_renderer(Path(work), args.device, world), Brightness(), 77
+                host, reward, tokens = (
+                    comfy_renderer(Path(work), args.device, world, args.small),
+                    Brightness(),
+                    77,
+                )
                 prompts = PROMPTS
             rows = [rate(host, reward, prompts, args.samples, b, tokens, args.device) for b in args.batches]
             for row in rows:
