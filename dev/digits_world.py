@@ -291,7 +291,7 @@ class DigitsHost:
         return self.world.golden_target(noise, encoded)
 
     def render(self, noise, encoded, seeds) -> torch.Tensor:
-        return self.world.sample(noise, encoded)
+        return self.world.sample(noise, encoded.repeat(len(noise) // len(encoded), 1, 1))
 
 
 # -- making the world ---------------------------------------------------------------------------------

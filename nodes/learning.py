@@ -214,9 +214,9 @@ def batch_input(default: int) -> io.Int.Input:
         min=1,
         max=256,
         optional=True,
-        tooltip="Samples rendered at once. Larger is faster until the device is busy, and needs about "
-        "this many times one image's sampling memory (latents, UNet activations, VAE decode, reward). "
-        "Changes speed, never results: the same seeds give the same samples at any batch size.",
+        tooltip="Samples rendered at once. Larger is faster until the device is busy; memory grows with "
+        "it: a batch samples 2 x batch_size latents at once (its plain and golden images), then decodes and "
+        "scores them. Changes speed, never results: the same seeds give the same samples at any batch size.",
     )
 
 

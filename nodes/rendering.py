@@ -288,10 +288,13 @@ class Renderer:
         return out
 
     def render(self, noise: torch.Tensor, encoded: list[list], seeds: Sequence[int]) -> torch.Tensor:
+        # Row r of `noise` is sample r % B: the plain and the golden noise of a batch in one call.
+        rows_of = [encoded[r % len(encoded)] for r in range(len(noise))]
+        seed_of = [seeds[r % len(seeds)] for r in range(len(noise))]
         parts: dict[int, torch.Tensor] = {}
-        for rows, positive in self.batches(encoded, together=self.deterministic):
+        for rows, positive in self.batches(rows_of, together=self.deterministic):
             # A stochastic sampler seeds its own noise from `seed`: alone, each sample keeps its seed.
-            for i, image in zip(rows, self.image(noise[rows], positive, seeds[rows[0]]), strict=True):
+            for i, image in zip(rows, self.image(noise[rows], positive, seed_of[rows[0]]), strict=True):
                 parts[i] = image
         return torch.stack([parts[i] for i in range(len(noise))])
 

@@ -6,8 +6,8 @@ both rendered by the user's model, both scored by a reward, and the gain between
 way. The host provides what only it can do, for a batch of samples at once (`PairHost`); everything
 else lives here, so the ComfyUI node, Evaluate and the learning benchmark make the very same pairs:
 
-- the order of a batch's work (encode, noise per seed, golden target, plain and golden images, one
-  reward call over [plain..., golden...]),
+- the order of a batch's work (encode, noise per seed, golden target, the plain and golden images in
+  one rendering call, one reward call over [plain..., golden...]),
 - the gains, the stored token states (`first_tokens`), and the checks on what a reward returns,
 - the dataset's metadata record (`dataset_record`), and the authors' preset with its check.
 
@@ -47,7 +47,9 @@ class PairHost(Protocol):
         """[B, C, H, W]: the re-denoise target x'_T of each noise (`npnet.learning.redenoise`)."""
 
     def render(self, noise: torch.Tensor, encoded: Encoded, seeds: Sequence[int]) -> torch.Tensor:
-        """[B, ...] images sampled from `noise` with the run's settings, as the reward reads them."""
+        """[k·B, ...] images sampled from `noise` [k·B, C, H, W] with the run's settings, as the reward
+        reads them; row r is sample r % B (its conditioning and seed): the recipe renders a batch's plain
+        and golden noise in one call."""
 
 
 class Reward(Protocol):
@@ -83,9 +85,8 @@ def make_pairs(host: PairHost, reward: Reward, samples: Sequence[Sample], tokens
     encoded = host.encode(prompts)
     noise = host.noise(seeds)
     golden = host.golden_target(noise, encoded, seeds)
-    plain_images = host.render(noise, encoded, seeds)
-    golden_images = host.render(golden, encoded, seeds)
-    images = torch.cat([plain_images, golden_images])
+    images = host.render(torch.cat([noise, golden]), encoded, seeds)  # plain..., golden...
+    plain_images, golden_images = images[: len(samples)], images[len(samples) :]
     scores = checked_scores(reward, images, prompts + prompts)
     states = host.token_states(encoded)
     pairs = []
@@ -117,9 +118,8 @@ def score_jobs(
     seeds = [j.seed for j in todo]
     encoded = host.encode(prompts)
     noise = host.noise(seeds)
-    plain_images = host.render(noise, encoded, seeds)
-    golden_images = host.render(golden_of(noise, encoded, seeds), encoded, seeds)
-    images = torch.cat([plain_images, golden_images])
+    images = host.render(torch.cat([noise, golden_of(noise, encoded, seeds)]), encoded, seeds)
+    plain_images, golden_images = images[: len(todo)], images[len(todo) :]
     per_reward = [checked_scores(r, images, prompts + prompts) for r in rewards]
     n = len(todo)
     scores = [[(s[i], s[n + i]) for s in per_reward] for i in range(n)]
