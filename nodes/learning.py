@@ -179,6 +179,20 @@ def render_run(
     return RenderRun(renderer, reward, prompt_list)
 
 
+def result_suffixes(given: list[tuple[str, object]]) -> list[str]:
+    """The file-name part of each reward's CSV/JSON: none for the first, the reward's name for the others,
+    and the input's name too when that name is taken (the same model connected twice), so no two
+    rewards ever write one file."""
+    suffixes, taken = [], set()
+    for k, (input_name, reward) in enumerate(given):
+        suffix = "" if k == 0 else f"{reward_slug(reward.name)}_"
+        if suffix in taken:
+            suffix = f"{reward_slug(reward.name)}_{input_name}_"
+        taken.add(suffix)
+        suffixes.append(suffix)
+    return suffixes
+
+
 def reward_slug(name: str) -> str:
     """A reward's name as a file-name part: letters, digits, '-' and '_' only."""
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:40] or "reward"
@@ -554,16 +568,6 @@ class EvaluateGoldenNoise(io.ComfyNode):
         todo = learning.jobs(run.prompts, seed, seeds)  # lazy: a huge prompt list costs nothing here
         given = [("reward", run.reward), ("reward_2", reward_2), ("reward_3", reward_3)]
         given = [(name, r) for name, r in given if r is not None]
-        for k, (name, r) in enumerate(given):
-            earlier = [n for n, other in given[:k] if reward_slug(other.name) == reward_slug(r.name)]
-            if earlier:
-                raise GoldenNoiseError(
-                    cls.NAME,
-                    nid,
-                    name,
-                    f"{name} is the reward model {r.name!r} again (as {earlier[0]}): its scores and files "
-                    "would repeat the first's. Connect another reward model, or disconnect it.",
-                )
         rewards = [r for _, r in given]
         settings = {
             "npnet": getattr(npnet, "name", None),
@@ -575,12 +579,9 @@ class EvaluateGoldenNoise(io.ComfyNode):
         }
         files = [
             learning.ResultFiles(
-                folder,
-                f"{stem}_{counter:05}_" + (f"{reward_slug(r.name)}_" if k else ""),
-                {**settings, "reward": r.name},
-                r.name,
+                folder, f"{stem}_{counter:05}_{suffix}", {**settings, "reward": r.name}, r.name
             )
-            for k, r in enumerate(rewards)
+            for suffix, (_, r) in zip(result_suffixes(given), given, strict=True)
         ]
         previews = Previews(preview_pairs)
 

@@ -30,7 +30,7 @@ from . import host_files
 from .comfy_host import MENU, comfy_samplers, io, k_diffusion_sampling, progress_and_cancel, ui
 from .errors import GoldenNoiseError
 from .golden_noise import NPNET, node_id
-from .learning import REWARD, _errors, read_prompts, shared_inputs, size_inputs
+from .learning import _errors, read_prompts, shared_inputs, size_inputs
 from .npnet_weights import default_folder, load_weights
 from .rendering import Sampling, _stacked
 
@@ -137,10 +137,7 @@ class TrainGoldenNoiseReward(io.ComfyNode):
             "models/golden_noise/<output_name>.safetensors for Golden Noise Loader. Cancel keeps the last "
             "saved state; queue again to resume.",
             inputs=[
-                *[i for i in shared_inputs() if i.id != "reward"],
-                REWARD.Input(
-                    "reward", tooltip="From Reward Model Loader: the score the network learns to raise."
-                ),
+                *shared_inputs(),  # the reward: the score the network learns to raise
                 *size_inputs(),
                 io.Combo.Input(
                     "sampler_name",

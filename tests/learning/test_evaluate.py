@@ -281,14 +281,25 @@ def test_a_reward_that_returns_the_wrong_shape_is_named(comfy_inprocess, learnin
         evaluate(learning, setup, reward=Odd(), batch_size=6, filename_prefix="eval/odd")
 
 
-def test_the_same_reward_twice_is_refused_before_any_file(comfy_inprocess, learning, setup):
+def test_the_same_reward_model_twice_writes_files_of_its_own(comfy_inprocess, learning, setup):
+    """reward_2 and reward_3 from one loader (one name): two files each, no name clash, no orphan."""
     out = Path(comfy_inprocess.folder_paths.get_output_directory())
     before = set(out.rglob("*.csv"))
-    with pytest.raises(ValueError, match="'reward_3'.*again \\(as reward_2\\)"):
-        evaluate(
-            learning, setup, reward_2=DarknessReward(), reward_3=DarknessReward(), filename_prefix="eval/dup"
-        )
-    assert set(out.rglob("*.csv")) == before
+    result = evaluate(
+        learning, setup, reward_2=DarknessReward(), reward_3=DarknessReward(), filename_prefix="eval/dup"
+    ).result
+    written = sorted(p.name for p in set(out.rglob("*.csv")) - before)
+    assert len(written) == 3 and any(n.endswith("_darkness_v1_reward_3_.csv") for n in written), written
+    for name in written:
+        rows, document = written_files(out / "eval", name)
+        assert len(rows) == 6 and document["complete"] is True
+    assert result[1].count("scored by darkness/v1") == 2
+
+
+def written_files(folder: Path, name: str):
+    return evaluation.read_csv((folder / name).read_text()), json.loads(
+        (folder / name.replace(".csv", ".json")).read_text()
+    )
 
 
 class CancellingClip:

@@ -124,7 +124,7 @@ def test_values_are_checked_as_a_float16_shard_stores_them(tmp_path, field, valu
     bad = Pair(tensors["noise"], tensors["golden"], tensors["embeds"], 0.5)
     writer = DatasetWriter(tmp_path, {})
     with pytest.raises(ValueError, match=words):
-        collect(plan(["x"], 1, 0), lambda s: bad, writer)
+        collect(plan(["x"], 1, 0), lambda batch: [bad for _ in batch], writer)
     assert not list(tmp_path.glob("*.safetensors"))
 
 
@@ -141,7 +141,7 @@ def test_an_infinite_gain_is_refused_by_the_training_reader(tmp_path):
 
 def _good_shard(folder, name="part-000-of-001-00000.safetensors"):
     writer = DatasetWriter(folder, {"cfg": 5.5})
-    collect(plan(["x"], 1, 0), lambda s: pair(s.seed), writer)
+    collect(plan(["x"], 1, 0), lambda batch: [pair(s.seed) for s in batch], writer)
     return next(folder.glob("part-*.safetensors"))
 
 
