@@ -162,7 +162,26 @@ def check_shards(shard_index: int, shard_count: int) -> None:
         )
 
 
-class Plan(Sequence[Sample]):
+class LazySequence(Sequence):
+    """A sequence whose items are computed on demand from their position (`item`, 0 <= i < len)."""
+
+    def item(self, i: int):
+        raise NotImplementedError
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self.item(k) for k in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self.item(i)
+
+    def __iter__(self) -> Iterator:
+        return (self.item(i) for i in range(len(self)))
+
+
+class Plan(LazySequence):
     """The samples one host makes, in order, computed on demand (a million-sample plan costs nothing)."""
 
     def __init__(
@@ -175,20 +194,11 @@ class Plan(Sequence[Sample]):
     def __len__(self) -> int:
         return max(0, (self.total - self.shard_index + self.shard_count - 1) // self.shard_count)
 
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[k] for k in range(*i.indices(len(self)))]
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError(i)
+    def item(self, i: int) -> Sample:
         g = self.shard_index + i * self.shard_count
         count = len(self.prompts)
         p, k = g % count, g // count
         return Sample(g, p, self.prompts[p], self.seeds[p] + k if self.seeds else self.base_seed + g)
-
-    def __iter__(self) -> Iterator[Sample]:
-        return (self[i] for i in range(len(self)))
 
     def holds(self, index: int) -> bool:
         """Whether sample number `index` is this host's to make (arithmetic: no walk over the plan)."""

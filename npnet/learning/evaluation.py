@@ -15,7 +15,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,7 +24,7 @@ import numpy as np
 from ..files import atomic_write
 from ..golden import Cancelled
 from ..inputs import InputError
-from .collection import check_seed_range, given_seeds
+from .collection import LazySequence, check_seed_range, given_seeds
 
 
 @dataclass(frozen=True)
@@ -188,7 +188,7 @@ class Job:
     seed: int
 
 
-class Jobs(Sequence[Job]):
+class Jobs(LazySequence):
     """Every prompt with seeds first_seed .. first_seed + seeds - 1, prompt by prompt; a prompt whose
     file gave it a seed s uses s .. s + seeds - 1 instead. Computed on demand: a million prompts cost
     nothing before the first pair."""
@@ -200,18 +200,9 @@ class Jobs(Sequence[Job]):
     def __len__(self) -> int:
         return len(self.prompts) * self.seeds
 
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[k] for k in range(*i.indices(len(self)))]
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError(i)
+    def item(self, i: int) -> Job:
         p, k = divmod(i, self.seeds)
         return Job(self.prompts[p], (self.given[p] if self.given else self.first_seed) + k)
-
-    def __iter__(self) -> Iterator[Job]:
-        return (self[i] for i in range(len(self)))
 
 
 def jobs(prompts: Sequence[str], first_seed: int, seeds: int) -> Jobs:
