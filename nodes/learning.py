@@ -22,7 +22,7 @@ from .comfy_host import MENU, interrupt_as_cancel, io, progress_and_cancel, ui
 from .errors import GoldenNoiseError
 from .golden_noise import golden_inputs, node_id
 from .noise_objects import GivenNoise, GoldenNoise, Origin
-from .rendering import Redenoise, Renderer, Sampling, sampler_inputs
+from .rendering import Previews, Redenoise, Renderer, Sampling, sampler_inputs
 from .reward_models import choices as reward_choices
 from .reward_models import default_choice as default_reward
 from .reward_models import load_reward
@@ -177,39 +177,6 @@ def render_run(
     )
     renderer = Renderer(node, nid, model, clip, vae, sampling, redenoise or Redenoise())
     return RenderRun(renderer, reward, prompt_list)
-
-
-def result_suffixes(given: list[tuple[str, object]]) -> list[str]:
-    """The file-name part of each reward's CSV/JSON: none for the first, the reward's name for the others,
-    and the input's name too when that name is taken (the same model connected twice), so no two
-    rewards ever write one file."""
-    suffixes, taken = [], set()
-    for k, (input_name, reward) in enumerate(given):
-        suffix = "" if k == 0 else f"{reward_slug(reward.name)}_"
-        if suffix in taken:
-            suffix = f"{reward_slug(reward.name)}_{input_name}_"
-        taken.add(suffix)
-        suffixes.append(suffix)
-    return suffixes
-
-
-def reward_slug(name: str) -> str:
-    """A reward's name as a file-name part: letters, digits, '-' and '_' only."""
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:40] or "reward"
-
-
-class Previews:
-    """The first `pairs` plain/golden image pairs of a run, for the node's image output."""
-
-    def __init__(self, pairs: int) -> None:
-        self.pairs, self.images = pairs, []
-
-    def keep(self, images) -> None:
-        if images is not None and len(self.images) < 2 * self.pairs:
-            self.images.extend(images)
-
-    def tensor(self) -> torch.Tensor:
-        return torch.stack(self.images) if self.images else torch.zeros([1, 64, 64, 3])
 
 
 PRESETS_ROUTE = "/golden_noise/collect_presets"
@@ -581,7 +548,7 @@ class EvaluateGoldenNoise(io.ComfyNode):
             learning.ResultFiles(
                 folder, f"{stem}_{counter:05}_{suffix}", {**settings, "reward": r.name}, r.name
             )
-            for suffix, (_, r) in zip(result_suffixes(given), given, strict=True)
+            for suffix, (_, r) in zip(learning.result_suffixes(given), given, strict=True)
         ]
         previews = Previews(preview_pairs)
 

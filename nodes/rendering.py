@@ -338,6 +338,20 @@ def _stacked(conditionings: list[list]) -> list:
     return [[torch.cat([c[0][0] for c in conditionings]), extra]]
 
 
+class Previews:
+    """The first `pairs` plain/golden image pairs of a run, for the node's image output."""
+
+    def __init__(self, pairs: int) -> None:
+        self.pairs, self.images = pairs, []
+
+    def keep(self, images) -> None:
+        if images is not None and len(self.images) < 2 * self.pairs:
+            self.images.extend(images)
+
+    def tensor(self) -> torch.Tensor:
+        return torch.stack(self.images) if self.images else torch.zeros([1, 64, 64, 3])
+
+
 def sampler_inputs() -> list:
     """The sampler widgets, as on KSampler."""
     return [

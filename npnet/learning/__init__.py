@@ -38,6 +38,7 @@ from .evaluation import (
     jobs,
     per_prompt,
     read_csv,
+    result_suffixes,
     summarise,
 )
 from .evaluation import chart as evaluation_chart
@@ -96,6 +97,7 @@ __all__ = [
     "read_prompts",
     "redenoise",
     "redenoise_released",
+    "result_suffixes",
     "run_evaluation",
     "summarise",
     "summary",

@@ -309,6 +309,25 @@ def run(
     return summaries
 
 
+def result_suffixes(given: Sequence[tuple[str, object]]) -> list[str]:
+    """The file-name part of each reward's CSV/JSON, given (input name, reward) pairs in order: none for the
+    first, the reward's name for the others, and the input's name too when that name is taken (the same
+    model on two inputs), so no two rewards ever write one file."""
+    suffixes, taken = [], set()
+    for k, (input_name, reward) in enumerate(given):
+        suffix = "" if k == 0 else f"{reward_slug(reward.name)}_"
+        if suffix in taken:
+            suffix = f"{reward_slug(reward.name)}_{input_name}_"
+        taken.add(suffix)
+        suffixes.append(suffix)
+    return suffixes
+
+
+def reward_slug(name: str) -> str:
+    """A reward's name as a file-name part: letters, digits, '-' and '_' only."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:40] or "reward"
+
+
 def read_csv(text: str) -> list[PairScore]:
     rows = csv.DictReader(io.StringIO(text))
     return [
