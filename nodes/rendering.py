@@ -106,13 +106,7 @@ class Renderer:
     _encoded: dict = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        ratio = int(self.vae.spacial_compression_decode())
-        for name in ("width", "height"):
-            value = getattr(self.sampling, name)
-            if value < ratio or value % ratio:
-                raise self.error(
-                    name, f"{name} must be a multiple of {ratio} (the VAE's scale factor), got {value}."
-                )
+        ratio = check_size(self.vae, self.sampling.width, self.sampling.height, self.error)
         if not math.isfinite(self.sampling.cfg):
             raise self.error("cfg", f"cfg must be a finite number, got {self.sampling.cfg!r}.")
         if self.sampling.steps < 2:
@@ -301,11 +295,32 @@ class Renderer:
     @property
     def deterministic(self) -> bool:
         """Whether the sampler draws no noise of its own (then a batch renders what batch 1 renders)."""
-        name = self.sampling.sampler_name
-        if name in ("ddim", "uni_pc", "uni_pc_bh2"):  # KSampler's euler and UniPC: no noise drawn
-            return True
-        function = getattr(k_diffusion_sampling, f"sample_{name}", None)
-        return function is not None and "noise_sampler" not in inspect.signature(function).parameters
+        return draws_no_noise(self.sampling.sampler_name)
+
+
+def k_diffusion_function(sampler_name: str):
+    """The k-diffusion sampler function behind a KSampler name (`ddim` is KSampler's euler), or None
+    (UniPC, or a sampler this core does not have)."""
+    name = "euler" if sampler_name == "ddim" else sampler_name
+    return getattr(k_diffusion_sampling, f"sample_{name}", None)
+
+
+def draws_no_noise(sampler_name: str) -> bool:
+    """Whether a KSampler sampler is deterministic: UniPC, or a k-diffusion function without a
+    `noise_sampler` (the ancestral, SDE and similar samplers draw noise from the seed)."""
+    if sampler_name in ("uni_pc", "uni_pc_bh2"):
+        return True
+    function = k_diffusion_function(sampler_name)
+    return function is not None and "noise_sampler" not in inspect.signature(function).parameters
+
+
+def check_size(vae, width: int, height: int, error) -> int:
+    """The VAE's scale factor; `width` and `height` must be multiples of it (else `error(input, cause)`)."""
+    ratio = int(vae.spacial_compression_decode())
+    for name, value in (("width", width), ("height", height)):
+        if value < ratio or value % ratio:
+            raise error(name, f"{name} must be a multiple of {ratio} (the VAE's scale factor), got {value}.")
+    return ratio
 
 
 def _stack_key(conditioning: list):

@@ -27,12 +27,12 @@ import torch.utils.checkpoint
 
 from ..npnet import InputError, learning
 from . import host_files
-from .comfy_host import MENU, comfy_samplers, io, k_diffusion_sampling, progress_and_cancel, ui
+from .comfy_host import MENU, comfy_samplers, io, progress_and_cancel, ui
 from .errors import GoldenNoiseError
 from .golden_noise import NPNET, node_id
 from .learning import _errors, read_prompts, shared_inputs, size_inputs
 from .npnet_weights import default_folder, load_weights
-from .rendering import Sampling, _stacked
+from .rendering import Sampling, _stacked, check_size, draws_no_noise, k_diffusion_function
 
 CATEGORY = f"{MENU}/learning"
 RUNS = "golden_noise_runs"  # output/golden_noise_runs/<output_name>/
@@ -40,14 +40,13 @@ NAME = "Train Golden Noise (reward)"
 
 
 def differentiable_samplers() -> list[str]:
-    """ComfyUI's samplers that draw no noise of their own, whose sampler function can be unwrapped from
-    its no_grad (k-diffusion's) or has none: the images are then a differentiable function of the noise."""
-    names = []
-    for name in comfy_samplers.KSampler.SAMPLERS:
-        function = getattr(k_diffusion_sampling, f"sample_{'euler' if name == 'ddim' else name}", None)
-        if function is not None and "noise_sampler" not in inspect.signature(function).parameters:
-            names.append(name)
-    return names
+    """ComfyUI's samplers that draw no noise of their own and have a k-diffusion function, which can be
+    unwrapped from its no_grad: the images are then a differentiable function of the noise."""
+    return [
+        name
+        for name in comfy_samplers.KSampler.SAMPLERS
+        if k_diffusion_function(name) is not None and draws_no_noise(name)
+    ]
 
 
 def usable_by_autograd(module: torch.nn.Module) -> None:
@@ -100,8 +99,7 @@ class RewardRender:
         self.sigmas = comfy_samplers.calculate_sigmas(
             model.get_model_object("model_sampling"), sampling.scheduler, sampling.steps
         ).cpu()
-        name = "euler" if sampling.sampler_name == "ddim" else sampling.sampler_name
-        function = inspect.unwrap(getattr(k_diffusion_sampling, f"sample_{name}"))
+        function = inspect.unwrap(k_diffusion_function(sampling.sampler_name))
 
         def sample(model_k, x, sigmas, extra_args=None, callback=None, disable=None):
             return function(model_k, x, sigmas, extra_args=extra_args, disable=True)
@@ -278,12 +276,7 @@ class TrainGoldenNoiseReward(io.ComfyNode):
         target = default_folder() / f"{name}.safetensors"
         run_dir = host_files.output_folder(name, RUNS, "output_name", errors)
         prompt_list = read_prompts(NAME, nid, prompts, prompt_file)
-        ratio = int(vae.spacial_compression_decode())
-        for widget, value in (("width", width), ("height", height)):
-            if value < ratio or value % ratio:
-                raise errors(
-                    widget, f"{widget} must be a multiple of {ratio} (the VAE's scale factor), got {value}."
-                )
+        ratio = check_size(vae, width, height, errors)
         sampling = Sampling(
             negative_prompt, width, height, sampler_name, scheduler, steps, cfg, negative=negative
         )
