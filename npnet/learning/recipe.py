@@ -90,7 +90,7 @@ def make_pairs(host: PairHost, reward: Reward, samples: Sequence[Sample], tokens
     scores = checked_scores(reward, images, prompts + prompts)
     states = host.token_states(encoded)
     pairs = []
-    for i, _sample in enumerate(samples):
+    for i in range(len(samples)):
         plain_score, golden_score = scores[i], scores[len(samples) + i]
         pairs.append(
             Pair(

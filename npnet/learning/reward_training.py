@@ -34,7 +34,6 @@ The run
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import signal
@@ -339,9 +338,3 @@ def train_on_reward(
         if joined:
             dist.destroy_process_group()
     return out / "npnet.safetensors"
-
-
-def describe_run(out_dir: str | Path) -> dict:
-    """The last metrics row of a reward-training run (for reports)."""
-    lines = (Path(out_dir) / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-    return json.loads(lines[-1]) if lines else {}
