@@ -126,16 +126,20 @@ class SwinTransformerBlock(nn.Module):
         self.mlp = Mlp(dim)
         self.register_buffer("attn_mask", None, persistent=False)
         self.drop_path = 0.0  # stochastic depth while training (SwinTransformer.set_drop_path); no weights
+        self.draws: torch.Tensor | None = None  # [B, 2] uniform draws (SwinTransformer.set_drop_path_draws)
 
-    def _drop(self, y: torch.Tensor) -> torch.Tensor:
+    def _drop(self, y: torch.Tensor, which: int) -> torch.Tensor:
         """timm's DropPath: in training, each sample's residual branch is dropped with probability
-        `drop_path` and the kept ones scaled by 1 / (1 - drop_path); identity in eval mode."""
+        `drop_path` and the kept ones scaled by 1 / (1 - drop_path); identity in eval mode. The mask comes
+        from `draws` when given (column `which`: 0 attention, 1 MLP), else from torch's RNG as timm's."""
         if not self.training or self.drop_path == 0.0:
             return y
         keep = 1.0 - self.drop_path
-        mask = torch.empty((y.shape[0],) + (1,) * (y.ndim - 1), device=y.device, dtype=y.dtype).bernoulli_(
-            keep
-        )
+        shape = (y.shape[0],) + (1,) * (y.ndim - 1)
+        if self.draws is not None:
+            mask = (self.draws[:, which] >= self.drop_path).to(y.dtype).reshape(shape)
+        else:
+            mask = torch.empty(shape, device=y.device, dtype=y.dtype).bernoulli_(keep)
         return y * mask / keep
 
     def init_non_persistent_buffers(self, device: torch.device) -> None:
@@ -153,8 +157,8 @@ class SwinTransformerBlock(nn.Module):
         y = window_reverse(self.attn(window_partition(y, WINDOW), bias), WINDOW, h, w)
         if self.shift:
             y = torch.roll(y, shifts=(self.shift, self.shift), dims=(1, 2))
-        x = x + self._drop(y)
-        return x + self._drop(self.mlp(self.norm2(x)))
+        x = x + self._drop(y, 0)
+        return x + self._drop(self.mlp(self.norm2(x)), 1)
 
 
 class PatchMerging(nn.Module):
@@ -217,6 +221,20 @@ class SwinTransformer(nn.Module):
         blocks = [block for stage in self.layers for block in stage.blocks]
         for block, value in zip(blocks, torch.linspace(0, rate, len(blocks)).tolist(), strict=True):
             block.drop_path = value
+
+    @property
+    def drop_path_columns(self) -> int:
+        """How many uniform draws per sample `set_drop_path_draws` takes: two per block."""
+        return 2 * sum(len(stage.blocks) for stage in self.layers)
+
+    def set_drop_path_draws(self, draws: torch.Tensor | None) -> None:
+        """Decide the stochastic-depth masks of the next forward pass from `draws` [B, drop_path_columns]
+        (uniform in [0, 1), one row per sample of the batch), or from torch's RNG again (None). A trainer
+        draws the rows per sample of the global batch, so one process and several drop the same branches
+        of the same samples."""
+        blocks = [block for stage in self.layers for block in stage.blocks]
+        for i, block in enumerate(blocks):
+            block.draws = None if draws is None else draws[:, 2 * i : 2 * i + 2]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """[B, 3, 224, 224] -> [B, 7, 7, 768] (NHWC, final LayerNorm applied), as timm returns it."""

@@ -18,10 +18,11 @@ first copy (by file name) and count the others in `duplicates`, so every sample 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,8 @@ VERSION = 1
 METADATA_KEY = "npd"
 TENSORS = ("noise", "golden", "embeds")
 FLOAT_DTYPES = (torch.float16, torch.float32)
-_CHECK_ROWS = 256  # rows read at a time when checking finiteness: bounded memory for any shard size
+_BLOCK = 1 << 22  # bytes read at a time when scanning a shard: bounded memory for any shard size
+_ITEMSIZE = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}
 # Metadata that differs from shard to shard of one collection; the rest are the collection's settings.
 PER_SHARD = ("shard_index", "prompts", "version")
 
@@ -148,10 +150,18 @@ class NoisePromptDataset(torch.utils.data.Dataset):
     """The samples of an NPD folder whose gain exceeds `min_gain` (all samples of shards without gains).
 
     Opening checks every shard: the three tensors present, one shape for all shards, float16/float32,
-    finite values, a `gain` of N values if present. `__getitem__` returns float32 (noise, golden, embeds).
+    finite values, a `gain` of N values if present. It reads every byte once, in order, and keeps their
+    SHA-256 (with the file names) in `sha256`, the fingerprint a resumed run's data must match.
+    `interrupt()`, called between blocks, may raise to abandon the opening (a stop asked for).
+    `__getitem__` returns float32 (noise, golden, embeds).
     """
 
-    def __init__(self, folder: str | os.PathLike, min_gain: float | None = None) -> None:
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        min_gain: float | None = None,
+        interrupt: Callable[[], None] = lambda: None,
+    ) -> None:
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise DatasetError(f"the dataset folder {self.folder} does not exist.")
@@ -163,8 +173,10 @@ class NoisePromptDataset(torch.utils.data.Dataset):
         self.duplicates = 0  # rows skipped because an earlier shard holds the same sample
         seen: set[tuple[str, int]] = set()
         shapes = None
+        digest = hashlib.sha256()
         for number, path in enumerate(paths):
-            shard, shard_shapes, keep, numbers = _check_shard(path, min_gain)
+            interrupt()
+            shard, shard_shapes, keep, numbers = _check_shard(path, min_gain, digest, interrupt)
             if numbers is not None:
                 key = collection_key(shard.metadata)
                 unique = [row for row in keep if (key, numbers[row]) not in seen]
@@ -181,6 +193,7 @@ class NoisePromptDataset(torch.utils.data.Dataset):
             self.shards.append(shard)
             self.index.extend((number, row) for row in keep)
         (c, h, w), (tokens, embed_dim) = shapes
+        self.sha256 = digest.hexdigest()
         self.config = _config_for(c, h, w, tokens, embed_dim, self.shards[0].metadata.get("family"))
         self._files: dict[int, object] = {}
 
@@ -213,7 +226,7 @@ def _describe(shapes) -> str:
     return f"{c}x{h}x{w} latents with {t}x{d} prompt tokens"
 
 
-def _check_shard(path: Path, min_gain: float | None):
+def _check_shard(path: Path, min_gain: float | None, digest, interrupt: Callable[[], None]):
     name = path.name
     f = open_shard(path)
     keys = set(f.keys())
@@ -242,10 +255,7 @@ def _check_shard(path: Path, min_gain: float | None):
         if dtype not in FLOAT_DTYPES:
             raise DatasetError(f"{name}: '{t}' is {dtype}; NPD tensors are float16 or float32.")
     rows = noise[0]
-    for t in TENSORS:
-        for start in range(0, rows, _CHECK_ROWS):
-            if not torch.isfinite(slices[t][start : start + _CHECK_ROWS]).all():
-                raise DatasetError(f"{name}: '{t}' contains NaN or Inf values (rows {start}..).")
+    _scan(path, digest, interrupt)
     keep = range(rows)
     if "gain" in slices:
         if shapes["gain"] != (rows,):
@@ -257,3 +267,54 @@ def _check_shard(path: Path, min_gain: float | None):
             keep = torch.nonzero(gain > min_gain).flatten().tolist()
     numbers = shard_index(f, name, rows)
     return Shard(path, rows, metadata), (tuple(noise[1:]), tuple(embeds[1:])), list(keep), numbers
+
+
+def _scan(path: Path, digest, interrupt: Callable[[], None]) -> None:
+    """Read the shard's bytes once, in order: `digest` takes the name and every byte (the same SHA-256 as
+    hashing the file whole), and the float tensors of TENSORS are checked finite on the way."""
+    name = path.name
+    digest.update(name.encode("utf-8", "surrogateescape") + b"\0")
+    with path.open("rb") as f:
+        size_bytes = f.read(8)
+        header_bytes = f.read(int.from_bytes(size_bytes, "little"))
+        digest.update(size_bytes + header_bytes)
+        header = json.loads(header_bytes)
+        start = 8 + len(header_bytes)
+        spans = sorted(
+            (info["data_offsets"][0], info["data_offsets"][1], tensor, info)
+            for tensor, info in header.items()
+            if tensor != "__metadata__"
+        )
+        cursor = start  # the file position: every byte before it has been hashed
+        for first, end, tensor, info in spans:  # safetensors refuses overlapping tensors when opening
+            first, end = start + first, start + end
+            if first > cursor:
+                digest.update(f.read(first - cursor))
+                cursor = first
+            itemsize = _ITEMSIZE.get(info["dtype"]) if tensor in TENSORS else None
+            block = _BLOCK - _BLOCK % itemsize if itemsize else _BLOCK
+            while cursor < end:
+                interrupt()
+                chunk = f.read(min(block, end - cursor))
+                if not chunk:
+                    raise DatasetError(f"{name} is truncated (its '{tensor}' ends early).")
+                digest.update(chunk)
+                if itemsize:
+                    values = torch.frombuffer(bytearray(chunk), dtype=FLOAT_BY_NAME[info["dtype"]])
+                    if not torch.isfinite(values).all():
+                        row = (cursor - first) // itemsize // _row_elements(info["shape"])
+                        raise DatasetError(f"{name}: '{tensor}' contains NaN or Inf values (row {row}..).")
+                cursor += len(chunk)
+        while chunk := f.read(_BLOCK):  # whatever follows the last tensor is part of the file's bytes too
+            interrupt()
+            digest.update(chunk)
+
+
+FLOAT_BY_NAME = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32, "F64": torch.float64}
+
+
+def _row_elements(shape: list[int]) -> int:
+    count = 1
+    for dim in shape[1:]:
+        count *= dim
+    return max(count, 1)

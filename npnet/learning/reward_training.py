@@ -35,9 +35,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
-import signal
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -49,6 +46,7 @@ from ..config import ARCHITECTURES, NPNetConfig
 from ..golden import Cancelled
 from ..inputs import InputError
 from ..model import NPNet
+from .loop import Loop, StopFlag, Stopped, fit, join_torchrun
 from .runs import STATE_FILE, Metrics, Position, TrainingState, scheduled_rate
 
 RUN_FILES = ("npnet.safetensors", STATE_FILE, "metrics.jsonl")
@@ -86,24 +84,6 @@ def _check_conditions(conditions) -> torch.Tensor:
             raise InputError("conditions", f"conditions[{i}]: embeds hold NaN or Inf.")
         stacked.append(embeds.detach().float().cpu())
     return torch.stack(stacked)
-
-
-class _Stop:
-    """SIGINT/SIGTERM set a flag read between steps (installed only in the main thread: a host's worker
-    thread cannot take signals, and there Cancel is the way to stop)."""
-
-    def __init__(self) -> None:
-        self.asked = False
-        self._previous = {}
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def _handle(self, signum, frame) -> None:
-        self.asked = True
-
-    def restore(self) -> None:
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
 
 
 def train_on_reward(
@@ -164,19 +144,13 @@ def train_on_reward(
         raise InputError("arch", f"arch must be one of {', '.join(ARCHITECTURES)}, got {arch!r}.")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise InputError("seed", f"seed must be an integer in 0 .. 2**63 - 1, got {seed!r}.")
-    device = torch.device(device)
-    joined = False
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        # Started by torchrun, as `npnet.train` is: join its process group, one device per process.
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        joined = True
-        if device.type == "cuda":
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    process, joined = join_torchrun(torch.device(device))
+    device = process.device
     try:
-        distributed = dist.is_available() and dist.is_initialized()
-        rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
-        if batch_size % world:
-            raise InputError("batch_size", f"batch_size {batch_size} must divide among {world} processes.")
+        if batch_size % process.world:
+            raise InputError(
+                "batch_size", f"batch_size {batch_size} must divide among {process.world} processes."
+            )
         config = NPNetConfig(*latent_shape, embeds.shape[1], embeds.shape[2], family=None).with_architecture(
             arch
         )
@@ -212,31 +186,13 @@ def train_on_reward(
             "conditions_sha256": conditions_fingerprint(conditions),
         }
         out = Path(out_dir)
-        if out.exists() and not out.is_dir():
-            raise InputError("out_dir", f"out_dir {out} is a file; choose a folder.")
-        found = [name for name in RUN_FILES if (out / name).exists()]
-        saved = None
-        if resume and (out / STATE_FILE).exists():
-            saved = TrainingState.read(out / STATE_FILE)
-            differ = sorted(
-                k for k in set(saved.settings) | set(settings) if saved.settings.get(k) != settings.get(k)
-            )
-            if differ or NPNetConfig.from_json(saved.config).latent_shape != config.latent_shape:
-                raise InputError(
-                    "resume",
-                    f"the run in {out} was started with other settings ({', '.join(differ) or 'latent_shape'} "
-                    "differ); resume with the same ones, or choose another out_dir.",
-                )
-        elif found and not overwrite:
-            raise InputError(
-                "out_dir",
-                f"{out} already holds a run ({', '.join(found)}): resume it, overwrite it, or choose another out_dir.",
-            )
+        saved = _check_out(out, settings, config, resume, overwrite)
         # Everything that can fail has been checked: only now is an old run deleted (only our own files).
         out.mkdir(parents=True, exist_ok=True)
-        if found and overwrite and not resume and rank == 0:
-            for name in found:
-                (out / name).unlink()
+        if overwrite and saved is None and process.main:
+            for name in RUN_FILES:
+                if (out / name).exists():
+                    (out / name).unlink()
 
         torch.manual_seed(seed)
         model = NPNet(config)
@@ -253,17 +209,19 @@ def train_on_reward(
         if saved is not None:
             model.load_state_dict(saved.model)
             optimizer.load_state_dict(saved.optimizer)
-            position = saved.position
-        trained = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
+            done = saved.position.global_step
+            # The loop's epochs here are `save_every` steps: the position is a function of the steps done.
+            position = Position(epoch=done // save_every, step=done % save_every, global_step=done)
+        trained = torch.nn.parallel.DistributedDataParallel(model) if process.world > 1 else model
         metrics = (
-            Metrics(out / "metrics.jsonl", position.step if saved is not None else None)
-            if rank == 0
+            Metrics(out / "metrics.jsonl", position.global_step if saved is not None else None)
+            if process.main
             else None
         )
-        part = batch_size // world
+        part = batch_size // process.world
 
         def save_state() -> None:
-            if rank == 0:
+            if process.main:
                 TrainingState(
                     model=model.state_dict(),
                     optimizer=optimizer.state_dict(),
@@ -272,64 +230,69 @@ def train_on_reward(
                     config=config.to_json(),
                 ).save(out / STATE_FILE)
 
-        stop = _Stop()
+        def batch_of(step: int):
+            """This process's part of the global batch of `step`: the same on every process and after
+            any resume (a generator seeded by (seed, step))."""
+            g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+            indexes = torch.randint(0, len(embeds), (batch_size,), generator=g)
+            noise = torch.randn(batch_size, *config.latent_shape, generator=g)
+            mine = slice(process.rank * part, (process.rank + 1) * part)
+            return noise[mine].to(device), embeds[indexes[mine]].to(device), indexes[mine].to(device)
+
+        def epoch_batches(epoch: int, skip: int):
+            first, end = epoch * save_every, min((epoch + 1) * save_every, steps)
+            return (batch_of(step) for step in range(first + skip, end)), end - first
+
+        def loss(batch, step: int):
+            x, e, idx = batch
+            golden = trained(x, e)
+            scores = reward(render(golden, e), idx)
+            if scores.shape != (len(x),) or not torch.isfinite(scores).all():
+                raise InputError(
+                    "reward",
+                    f"the reward must give one finite score per image ({len(x)}), got shape "
+                    f"{tuple(scores.shape)}{'' if torch.isfinite(scores).all() else ' with NaN or Inf'}.",
+                )
+            change = (golden - x).pow(2).flatten(1).mean(1)
+            flat = golden.detach().flatten(1)
+            stats = {
+                "reward": scores.detach().mean(),
+                "change": change.detach().mean(),
+                "noise_mean": flat.mean(),
+                "noise_std": flat.std(dim=1).mean(),
+            }
+            return -scores.mean() + penalty * 0.5 * change.mean(), stats
+
+        def log(row: dict) -> None:
+            metrics.write(row)
+            if on_step is not None:
+                on_step(row)
+
+        stop = StopFlag(should_cancel)
+        loop = Loop(
+            process=process,
+            model=model,
+            trained=trained,
+            optimizer=optimizer,
+            position=position,
+            total_steps=steps,
+            rate=lambda step: scheduled_rate(lr, schedule, warmup_steps, step, steps),
+            loss=loss,
+            save_state=save_state,
+            stop=stop,
+            log=log,
+            samples_per_step=batch_size,
+            progress=progress or (lambda done, total: None),
+        )
         try:
-            model.train()
-            while position.step < steps:
-                asked = stop.asked or (should_cancel is not None and should_cancel())
-                if distributed:
-                    flag = torch.tensor([float(asked)], device=device)
-                    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-                    asked = bool(flag.item())
-                if asked:
-                    save_state()
-                    raise Cancelled(f"stopped after step {position.step} of {steps}; resume to continue")
-                step = position.step
-                # The global batch of this step, the same on every process and after any resume.
-                g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-                indexes = torch.randint(0, len(embeds), (batch_size,), generator=g)
-                noise = torch.randn(batch_size, *config.latent_shape, generator=g)
-                mine = slice(rank * part, (rank + 1) * part)
-                x, e, idx = noise[mine].to(device), embeds[indexes[mine]].to(device), indexes[mine].to(device)
-                for group in optimizer.param_groups:
-                    group["lr"] = scheduled_rate(lr, schedule, warmup_steps, step, steps)
-                golden = trained(x, e)
-                scores = reward(render(golden, e), idx)
-                if scores.shape != (len(x),) or not torch.isfinite(scores).all():
-                    raise InputError(
-                        "reward",
-                        f"the reward must give one finite score per image ({len(x)}), got shape "
-                        f"{tuple(scores.shape)}{'' if torch.isfinite(scores).all() else ' with NaN or Inf'}.",
-                    )
-                change = (golden - x).pow(2).flatten(1).mean(1)
-                loss = -scores.mean() + penalty * 0.5 * change.mean()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                position.step = position.global_step = step + 1
-                with torch.no_grad():
-                    flat = golden.detach().flatten(1)
-                    row = {
-                        "step": step + 1,
-                        "reward": float(scores.mean()),
-                        "change": float(change.mean()),
-                        "noise_mean": float(flat.mean()),
-                        "noise_std": float(flat.std(dim=1).mean()),
-                        "lr": optimizer.param_groups[0]["lr"],
-                    }
-                if metrics is not None:
-                    metrics.write(row)
-                if on_step is not None:
-                    on_step(row)
-                if progress is not None:
-                    progress(step + 1, steps)
-                if (step + 1) % save_every == 0 or step + 1 == steps:
-                    save_state()
+            fit(loop, -(-steps // save_every), epoch_batches)
             model.eval()
-            if rank == 0:
+            if process.main:
                 save(model, out / "npnet.safetensors")
-            if distributed:
+            if process.world > 1:
                 dist.barrier()
+        except Stopped as stopped:
+            raise Cancelled(f"{stopped}; resume to continue") from None
         finally:
             stop.restore()
             if metrics is not None:
@@ -338,3 +301,29 @@ def train_on_reward(
         if joined:
             dist.destroy_process_group()
     return out / "npnet.safetensors"
+
+
+def _check_out(out: Path, settings: dict, config: NPNetConfig, resume: bool, overwrite: bool):
+    """The saved state to resume (None for a fresh run), after refusing a mixed or an unasked-for reuse of
+    `out`: an out_dir holding a run needs resume or overwrite, and a resume the same settings."""
+    if out.exists() and not out.is_dir():
+        raise InputError("out_dir", f"out_dir {out} is a file; choose a folder.")
+    found = [name for name in RUN_FILES if (out / name).exists()]
+    if resume and (out / STATE_FILE).exists():
+        saved = TrainingState.read(out / STATE_FILE)
+        differ = sorted(
+            k for k in set(saved.settings) | set(settings) if saved.settings.get(k) != settings.get(k)
+        )
+        if differ or NPNetConfig.from_json(saved.config).latent_shape != config.latent_shape:
+            raise InputError(
+                "resume",
+                f"the run in {out} was started with other settings ({', '.join(differ) or 'latent_shape'} "
+                "differ); resume with the same ones, or choose another out_dir.",
+            )
+        return saved
+    if found and not overwrite:
+        raise InputError(
+            "out_dir",
+            f"{out} already holds a run ({', '.join(found)}): resume it, overwrite it, or choose another out_dir.",
+        )
+    return None

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -59,23 +58,12 @@ class TrainingError(ValueError):
     """A problem with the command line or the data, found before training starts."""
 
 
-def data_fingerprint(dataset: NoisePromptDataset) -> str:
-    """SHA-256 over every shard's name and bytes, so another dataset of the same shape is told apart."""
-    digest = hashlib.sha256()
-    for shard in dataset.shards:
-        digest.update(shard.path.name.encode("utf-8", "surrogateescape") + b"\0")
-        with shard.path.open("rb") as f:
-            while block := f.read(1 << 22):
-                digest.update(block)
-    return digest.hexdigest()
-
-
 def run_settings(args: argparse.Namespace, dataset: NoisePromptDataset) -> dict:
     """Everything that decides the weights a run reaches: the result-affecting flags and the data."""
     return {
         **{name: getattr(args, name) for name in RESULT_ARGS},
         "samples": len(dataset),
-        "data_sha256": data_fingerprint(dataset),
+        "data_sha256": dataset.sha256,  # every shard's name and bytes, read once while opening
     }
 
 

@@ -4,7 +4,8 @@ The same command runs as one process or under `torchrun --nproc-per-node N -m np
 process per GPU with NCCL, gloo on CPU): torchrun sets RANK / WORLD_SIZE / LOCAL_RANK, the model is
 wrapped in DistributedDataParallel (gradients averaged across processes), and only rank 0 prints and
 writes files. `--batch-size` is the global batch: every step, the processes together take the same
-samples a single process would (`GlobalBatches`), so world size 1 and 2 reach the same weights.
+samples a single process would (`loop.GlobalBatchSampler`), and stochastic depth drops the same branches
+of the same samples (`drop_path_draws`), so world size 1 and 2 reach the same weights.
 
 Objective (the authors'): MSE between NPNet(x_T, e) and the target x'_T, AdamW, alpha = beta = 0 at the
 start. Which defaults are the authors' and which are ours: `AUTHORS_VS_OURS` (printed by --help).
@@ -17,7 +18,9 @@ values only, read with torch.load(weights_only=True)); metrics.jsonl.
 Runs are never mixed or lost: a fresh run into an --out that holds one is refused (unless --overwrite),
 a --resume whose settings or data differ is refused naming each difference, state.pt is also saved
 every --save-every-minutes inside an epoch, and under torchrun a peer that stops answering ends the run
-after --dist-timeout seconds.
+after --dist-timeout seconds. SIGINT/SIGTERM stop the run after the step in progress, saving state.pt.
+
+The steps, validation and saves are `npnet.learning.loop`'s, shared with `train_on_reward`.
 """
 
 from __future__ import annotations
@@ -25,12 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import signal
 import sys
-import time
-from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -38,6 +36,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..checkpoint import load, save
@@ -46,6 +45,7 @@ from ..hub import DownloadError, download, download_imagenet_swin
 from ..model import NPNet
 from ..variants import VARIANTS
 from .dataset import DatasetError, NoisePromptDataset
+from .loop import GlobalBatchSampler, Loop, Process, StopFlag, Stopped, fit, join_torchrun
 from .runs import (
     STATE_FILE,
     Metrics,
@@ -61,38 +61,6 @@ from .runs import (
 
 class PeerLost(RuntimeError):
     """Under torchrun, another process stopped answering or failed."""
-
-
-@dataclass
-class Run:
-    rank: int
-    world: int
-    device: torch.device
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-class GlobalBatches:
-    """Index batches for one epoch: a permutation seeded by (seed, epoch), cut into global batches of
-    `batch` samples (the remainder dropped), of which rank r takes the r-th of `world` equal parts.
-
-    torch's DistributedSampler deals indices out rank by rank before batching, so the number of steps
-    and the samples of a step depend on the world size; this keeps them identical for any world size.
-    """
-
-    def __init__(self, size: int, batch: int, run: Run, seed: int) -> None:
-        self.size, self.batch, self.run, self.seed = size, batch, run, seed
-        self.steps = size // batch
-
-    def epoch(self, epoch: int, skip: int = 0):
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-        order = torch.randperm(self.size, generator=generator)
-        part = self.batch // self.run.world
-        for step in range(skip, self.steps):
-            first = step * self.batch + self.run.rank * part
-            yield step, order[first : first + part].tolist()
 
 
 AUTHORS_VS_OURS = """defaults: the authors' (xie-lab-ml/Golden-Noise-for-Diffusion-Models training/main.py) and ours
@@ -199,25 +167,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def start_run(device_choice: str, timeout: float = 300.0) -> Run:
-    """Join torchrun's process group if there is one; pick this process's device."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    cuda = device_choice == "cuda" or (device_choice == "auto" and torch.cuda.is_available())
-    if cuda and not torch.cuda.is_available():
-        raise TrainingError("--device cuda was asked for, but torch sees no CUDA device.")
-    device = torch.device("cuda", local) if cuda else torch.device("cpu")
-    if cuda:
-        torch.cuda.set_device(device)
-    if world > 1:
-        # The timeout bounds every collective: a stopped or hung peer ends the run instead of blocking it.
-        dist.init_process_group(
-            "nccl" if cuda else "gloo", rank=rank, world_size=world, timeout=timedelta(seconds=timeout)
-        )
-    return Run(rank, world, device)
-
-
 def split(size: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """A seeded random train/validation split (the authors': 90/10)."""
     order = torch.randperm(size, generator=torch.Generator().manual_seed(seed)).tolist()
@@ -269,90 +218,50 @@ def initial_model(
     return model
 
 
-def learning_rate(args: argparse.Namespace, step: int, total: int) -> float:
-    """The rate of optimiser step `step` (0-based) under --lr, --schedule and --warmup-steps
-    (`runs.scheduled_rate`, the one schedule both trainers use)."""
-    return scheduled_rate(args.lr, args.schedule, args.warmup_steps, step, total)
-
-
-def _stack(dataset, indices: list[int], device: torch.device):
-    rows = [dataset[i] for i in indices]
-    return [torch.stack(col).to(device, non_blocking=True) for col in zip(*rows, strict=True)]
-
-
-def evaluate(model: NPNet, dataset, indices: list[int], device, batch: int, amp: bool) -> float:
-    """Mean squared error of the network on `indices`."""
+def evaluate(model: NPNet, loader, device, amp: bool) -> float:
+    """Mean squared error per element of the network on the batches of `loader`."""
     model.eval()
-    total = 0.0
+    total, elements = 0.0, 0
     with torch.no_grad():
-        for start in range(0, len(indices), batch):
-            noise, golden, embeds = _stack(dataset, indices[start : start + batch], device)
+        for noise, golden, embeds in loader:
+            noise, golden, embeds = (t.to(device, non_blocking=True) for t in (noise, golden, embeds))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 out = model(noise, embeds)
             total += F.mse_loss(out.float(), golden, reduction="sum").item()
+            elements += golden.numel()
     model.train()
-    return total / (len(indices) * dataset.config.channels * dataset.config.height * dataset.config.width)
+    return total / elements
 
 
-def identity_loss(dataset, indices: list[int]) -> float:
+def identity_loss(loader) -> float:
     """The validation loss of doing nothing (x'_T taken as x_T): what a useful network must beat."""
-    total = sum(F.mse_loss(dataset[i][0], dataset[i][1], reduction="sum").item() for i in indices)
-    c = dataset.config
-    return total / (len(indices) * c.channels * c.height * c.width)
-
-
-class StepAbandoned(Exception):
-    """A stop arrived during a step's forward or backward pass: the step is dropped (no weight changed)."""
-
-
-class StopRequest:
-    """SIGINT / SIGTERM set a flag; the loop saves the state at the next step boundary and exits.
-
-    A single process does not wait for a long step to end: while `abandonable` (inside the forward and
-    backward passes, before the optimiser changes any weight) the signal abandons the step at once, and
-    the state of the last finished step is saved. Under torchrun every process must stop at the same step
-    (they meet in collectives), so there the flag is only read between steps."""
-
-    def __init__(self) -> None:
-        self.asked = False
-        self.abandonable = False
-        self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def _handle(self, signum, frame) -> None:
-        self.asked = True
-        if self.abandonable:
-            self.abandonable = False
-            raise StepAbandoned
-
-    def agreed(self, run: Run) -> bool:
-        """True once any process was asked to stop: all stop at the same step."""
-        if run.world == 1:
-            return self.asked
-        flag = torch.tensor([1.0 if self.asked else 0.0], device=run.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
-
-    def restore(self) -> None:
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
+    total, elements = 0.0, 0
+    for noise, golden, _ in loader:
+        total += F.mse_loss(noise, golden, reduction="sum").item()
+        elements += golden.numel()
+    return total / elements
 
 
 class Trainer:
-    """One training run in stages: `setup` (data, network, optimiser, resume), then per epoch `run_epoch`
-    (steps, metrics, `validate` at its end, a timed `save_state`), then `finish`. Every process runs the
-    same stages; only rank 0 writes files."""
+    """One imitation run: `setup` (data, network, optimiser, resume), then `fit` of the shared loop
+    (`npnet.learning.loop`) with this objective's batches, loss and validation, then the final file.
+    Every process runs the same stages; only rank 0 writes files."""
 
-    def __init__(self, args: argparse.Namespace, run: Run) -> None:
-        self.args, self.run, self.out = args, run, Path(args.out)
+    def __init__(self, args: argparse.Namespace, process: Process, stop: StopFlag) -> None:
+        self.args, self.process, self.out, self.stop = args, process, Path(args.out), stop
         self.position = Position()
         self.metrics: Metrics | None = None
         self.setup()
 
     # -- set-up ------------------------------------------------------------------------------------
     def setup(self) -> None:
-        args, run = self.args, self.run
+        args, process = self.args, self.process
         try:
-            self.dataset = NoisePromptDataset(args.data, min_gain=args.min_gain)
+            # Opening reads every byte of the data (checked and fingerprinted in one pass): a stop asked
+            # for meanwhile ends it between two blocks.
+            if process.main:
+                print(f"checking the data in {args.data} ...", file=sys.stderr, flush=True)
+            self.dataset = NoisePromptDataset(args.data, min_gain=args.min_gain, interrupt=self.stop.check)
         except DatasetError as error:
             raise TrainingError(str(error)) from None
         self.config = self.dataset.config
@@ -371,16 +280,16 @@ class Trainer:
             raise TrainingError(str(error)) from None
         # Only once everything that can fail has been checked (the data, --resume, --init) may --overwrite
         # delete the previous run.
-        prepare_out(args, run.main)
+        prepare_out(args, process.main)
         self.config = model.config
-        swin = getattr(getattr(model, "unet_embedding", None), "swin", None)
-        if swin is not None:
-            swin.set_drop_path(args.drop_path)
+        self.swin = getattr(getattr(model, "unet_embedding", None), "swin", None)
+        if self.swin is not None:
+            self.swin.set_drop_path(args.drop_path)
         model.init_non_persistent_buffers(torch.device("cpu"))
         for name, parameter in model.named_parameters():
             parameter.requires_grad_(not name.startswith(model.unused_parameters()))
-        self.model = model.to(run.device).train()
-        self.trained = DistributedDataParallel(model) if run.world > 1 else model
+        self.model = model.to(process.device).train()
+        self.trained = DistributedDataParallel(model) if process.world > 1 else model
         self.optimizer = torch.optim.AdamW(
             [p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=args.weight_decay
         )
@@ -389,10 +298,17 @@ class Trainer:
             self.optimizer.load_state_dict(saved.optimizer)
             self.position = saved.position
             torch.set_rng_state(saved.torch_rng)
-        self.amp = run.device.type == "cuda" and torch.cuda.is_bf16_supported()
-        self.batches = GlobalBatches(len(self.train_idx), args.batch_size, run, args.seed)
-        self.baseline = identity_loss(self.dataset, self.val_idx) if run.main else math.nan
-        if run.main:
+        self.amp = process.device.type == "cuda" and torch.cuda.is_bf16_supported()
+        cuda = process.device.type == "cuda"
+        # The shards are read memory-mapped in this process (workers would each reopen every shard).
+        self.sampler = GlobalBatchSampler(self.train_idx, args.batch_size, process, args.seed)
+        self.loader = DataLoader(self.dataset, batch_sampler=self.sampler, pin_memory=cuda)
+        validation = [
+            self.val_idx[i : i + args.batch_size] for i in range(0, len(self.val_idx), args.batch_size)
+        ]
+        self.val_loader = DataLoader(self.dataset, batch_sampler=validation, pin_memory=cuda)
+        self.baseline = identity_loss(self.val_loader) if process.main else math.nan
+        if process.main:
             self.out.mkdir(parents=True, exist_ok=True)
             self.metrics = Metrics(self.out / "metrics.jsonl", self.position.global_step if saved else None)
             if self.dataset.duplicates:
@@ -403,14 +319,14 @@ class Trainer:
                 )
 
     def _check_batches(self) -> None:
-        args, run, train_idx = self.args, self.run, self.train_idx
-        if args.batch_size % run.world:
+        args, process, train_idx = self.args, self.process, self.train_idx
+        if args.batch_size % process.world:
             raise TrainingError(
-                f"--batch-size {args.batch_size} must be a multiple of the {run.world} processes."
+                f"--batch-size {args.batch_size} must be a multiple of the {process.world} processes."
             )
-        if run.world > len(train_idx):
+        if process.world > len(train_idx):
             raise TrainingError(
-                f"{run.world} processes for {len(train_idx)} training samples: use fewer processes."
+                f"{process.world} processes for {len(train_idx)} training samples: use fewer processes."
             )
         if len(train_idx) < args.batch_size:
             raise TrainingError(
@@ -428,143 +344,128 @@ class Trainer:
         check_resume(saved, self.settings, self.config, self.out)
         return saved
 
-    # -- the stages --------------------------------------------------------------------------------
-    def train(self, stop: StopRequest) -> dict:
-        args, last = self.args, {}
+    # -- the objective -----------------------------------------------------------------------------
+    def epoch_batches(self, epoch: int, skip: int):
+        self.sampler.set_epoch(epoch, skip)
+        return self.loader, self.sampler.steps
+
+    def loss(self, batch, step: int):
+        noise, golden, embeds = (t.to(self.process.device, non_blocking=True) for t in batch)
+        if self.swin is not None and self.args.drop_path > 0:
+            self.swin.set_drop_path_draws(self.drop_path_draws(step))
+        with torch.autocast(self.process.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            output = self.trained(noise, embeds)
+        loss = F.mse_loss(output.float(), golden)
+        return loss, {"train_loss": loss}
+
+    def drop_path_draws(self, step: int) -> torch.Tensor:
+        """This process's rows of the step's stochastic-depth draws: drawn for the whole global batch from
+        (seed, step), so every sample's masks are the same for any number of processes and after a resume."""
+        generator = torch.Generator().manual_seed(self.args.seed * 1_000_003 + step)
+        draws = torch.rand(self.args.batch_size, self.swin.drop_path_columns, generator=generator)
+        part = self.args.batch_size // self.process.world
+        return draws[self.process.rank * part : (self.process.rank + 1) * part].to(self.process.device)
+
+    def validate(self) -> float | None:
+        if not self.process.main:
+            return None
+        return evaluate(self.model, self.val_loader, self.process.device, self.amp)
+
+    def log(self, row: dict) -> None:
+        if not math.isfinite(row["train_loss"]):
+            raise TrainingError(
+                f"the training loss became {row['train_loss']} at step {row['step']}: lower --lr."
+            )
+        self.metrics.write({**row, "val_loss": row.get("val_loss"), "identity_val_loss": self.baseline})
+
+    # -- files -------------------------------------------------------------------------------------
+    def save_state(self) -> None:
+        if self.process.main:
+            TrainingState(
+                model=self.model.state_dict(),
+                optimizer=self.optimizer.state_dict(),
+                position=self.position,
+                settings=self.settings,
+                config=self.config.to_json(),
+            ).save(self.out / STATE_FILE)
+
+    def save_best(self) -> None:
+        save(self.model, self.out / "npnet-best.safetensors")
+
+    # -- the run -----------------------------------------------------------------------------------
+    def train(self) -> dict:
+        args, total = self.args, self.sampler.steps * self.args.epochs
         bar = tqdm(
-            total=self.batches.steps * args.epochs,
-            initial=self.position.epoch * self.batches.steps + self.position.step,
-            disable=not self.run.main,
+            total=total,
+            initial=self.position.global_step,
+            disable=not self.process.main,
             unit="step",
             desc="npnet.train",
         )
+
+        def progress(done: int, total: int) -> None:
+            bar.update(done - bar.n)
+
+        loop = Loop(
+            process=self.process,
+            model=self.model,
+            trained=self.trained,
+            optimizer=self.optimizer,
+            position=self.position,
+            total_steps=total,
+            rate=lambda step: scheduled_rate(args.lr, args.schedule, args.warmup_steps, step, total),
+            loss=self.loss,
+            save_state=self.save_state,
+            stop=self.stop,
+            log=self.log,
+            log_every=args.log_every,
+            save_every_s=60 * args.save_every_minutes,
+            samples_per_step=args.batch_size,
+            progress=progress,
+        )
         try:
-            while self.position.epoch < args.epochs:
-                last = self.run_epoch(stop, bar) or last
-                self.position.epoch, self.position.step = self.position.epoch + 1, 0
-                if self.run.main:
-                    if last.get("val_loss") is not None and last["val_loss"] < self.position.best_val:
-                        self.position.best_val = last["val_loss"]
-                        save(self.model, self.out / "npnet-best.safetensors")
-                    self.save_state()
-            self.finish()
+            last = fit(loop, args.epochs, self.epoch_batches, self.validate, self.save_best)
+            if self.process.main:
+                save(self.model, self.out / "npnet.safetensors")
+            if self.process.world > 1:
+                dist.barrier()
+        except Stopped:
+            if self.process.main:
+                print(
+                    f"stopped; state saved to {self.out / STATE_FILE} (resume with --resume)", file=sys.stderr
+                )
+            raise KeyboardInterrupt from None
         finally:
             bar.close()
             if self.metrics is not None:
                 self.metrics.close()
         return last
 
-    def run_epoch(self, stop: StopRequest, bar) -> dict:
-        """The rest of the current epoch: steps, metrics lines, the validation at its end, timed saves."""
-        args, run, position = self.args, self.run, self.position
-        window_start, window_samples, losses, last = time.perf_counter(), 0, [], {}
-        saved_at = time.monotonic()
-        for step, local in self.batches.epoch(position.epoch, skip=position.step):
-            try:
-                losses.append(self.train_step(local, stop))
-            except StepAbandoned:
-                self.stop_here()
-            position.step, position.global_step = step + 1, position.global_step + 1
-            window_samples += args.batch_size
-            end_of_epoch = step == self.batches.steps - 1
-            if run.main and (position.global_step % args.log_every == 0 or end_of_epoch):
-                rate = window_samples / max(time.perf_counter() - window_start, 1e-9)
-                last = self.log(torch.stack(losses).mean().item(), rate, end_of_epoch)
-                bar.set_postfix(loss=f"{last['train_loss']:.4f}", samples_s=f"{rate:.1f}")
-                window_start, window_samples, losses = time.perf_counter(), 0, []
-            bar.update(1)
-            if stop.agreed(run):
-                self.stop_here()
-            if run.main and not end_of_epoch and time.monotonic() - saved_at >= 60 * args.save_every_minutes:
-                self.save_state()
-                saved_at = time.monotonic()
-        return last
 
-    def stop_here(self) -> None:
-        """Save the state of the last finished step (rank 0) and leave the run as interrupted."""
-        if self.run.main:
-            self.save_state()
-            print(f"stopped; state saved to {self.out / STATE_FILE} (resume with --resume)", file=sys.stderr)
-        raise KeyboardInterrupt
-
-    def train_step(self, local: list[int], stop: StopRequest) -> torch.Tensor:
-        noise, golden, embeds = _stack(self.dataset, [self.train_idx[i] for i in local], self.run.device)
-        stop.abandonable = self.run.world == 1
-        # DropPath draws its masks from torch's RNG: seeded per step and rank, a run resumed after an
-        # interrupt (whose abandoned step had already drawn some) draws the masks an uninterrupted one does.
-        torch.manual_seed((self.args.seed * 1_000_003 + self.position.global_step) * 4096 + self.run.rank)
-        try:
-            with torch.autocast(self.run.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                output = self.trained(noise, embeds)
-            loss = F.mse_loss(output.float(), golden)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-        finally:
-            stop.abandonable = False
-        lr = learning_rate(self.args, self.position.global_step, self.batches.steps * self.args.epochs)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        self.optimizer.step()
-        return loss.detach()
-
-    def log(self, train_loss: float, rate: float, end_of_epoch: bool) -> dict:
-        if not math.isfinite(train_loss):
-            raise TrainingError(
-                f"the training loss became {train_loss} at step {self.position.global_step}: lower --lr."
-            )
-        row = {
-            "epoch": self.position.epoch,
-            "step": self.position.global_step,
-            "train_loss": train_loss,
-            "val_loss": self.validate() if end_of_epoch else None,
-            "identity_val_loss": self.baseline,
-            "samples_per_s": rate,
-            "lr": self.optimizer.param_groups[0]["lr"],  # the rate of the step just taken
-        }
-        self.metrics.write(row)
-        return row
-
-    def validate(self) -> float:
-        return evaluate(
-            self.model, self.dataset, self.val_idx, self.run.device, self.args.batch_size, self.amp
-        )
-
-    def save_state(self) -> None:
-        TrainingState(
-            model=self.model.state_dict(),
-            optimizer=self.optimizer.state_dict(),
-            position=self.position,
-            settings=self.settings,
-            config=self.config.to_json(),
-        ).save(self.out / STATE_FILE)
-
-    def finish(self) -> None:
-        if self.run.main:
-            save(self.model, self.out / "npnet.safetensors")
-        if self.run.world > 1:
-            dist.barrier()
-
-
-def train(args: argparse.Namespace, run: Run | None = None) -> dict:
+def train(args: argparse.Namespace, process: Process | None = None) -> dict:
     """Run the training `args` describe; returns the final metrics (rank 0) or {} (other ranks).
 
-    `run`: this process's place (rank, world size, device); by default torchrun's environment's.
+    `process`: this process's place (rank, world size, device); by default torchrun's environment's.
     """
-    joined = run is None
-    run = run or start_run(args.device, args.dist_timeout)
-    stop = StopRequest()
+    joined = False
+    if process is None:
+        process, joined = join_torchrun(args.device, args.dist_timeout)
+    stop = StopFlag()
     try:
-        return Trainer(args, run).train(stop)
+        return Trainer(args, process, stop).train()
+    except Stopped:  # during the set-up (the loop's own stops print where the state went)
+        print("stopped before the first step; nothing was written", file=sys.stderr)
+        raise KeyboardInterrupt from None
     except RuntimeError as error:
-        if run.world == 1 or not _peer_failure(error):
+        if process.world == 1 or not _peer_failure(error):
             raise
         raise PeerLost(
-            f"process {run.rank} of {run.world}: another process stopped answering (nothing within "
+            f"process {process.rank} of {process.world}: another process stopped answering (nothing within "
             f"--dist-timeout {args.dist_timeout:g} s) or failed: {str(error).splitlines()[0][:300]}"
         ) from None
     finally:
         stop.restore()
-        if joined and run.world > 1:
+        if joined:
             dist.destroy_process_group()
 
 
