@@ -21,5 +21,7 @@ status=0
   # collection throughput (pairs/s at batch 1, 4, 8, 16) at SDXL size with random-weight ComfyUI models;
   # needs ComfyUI's own requirements importable (make setup's .venv and .comfyui)
   timeout 180 "$PY" benchmarks/collection_throughput.py --world sdxl --device cuda --samples 16 || status=1
+  # reward training at SDXL size (random weights, 1024x1024, 2 euler steps): seconds per step, peak memory
+  timeout 240 "$PY" benchmarks/reward_training_cost.py --device cuda || status=1
 } 2>&1 | tee "$LOG"
 exit $((status | PIPESTATUS[0]))
