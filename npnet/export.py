@@ -63,6 +63,8 @@ def export(source: str | os.PathLike, dest: str | os.PathLike, fmt: str) -> Path
         )
     if dest.exists():
         raise ValueError(f"{dest} exists; export never overwrites a file.")
+    if not dest.parent.is_dir():
+        raise ValueError(f"the folder {dest.parent} does not exist (or is not a folder); create it first.")
     state_dict, model = read_checked(source)
     if not model.config.is_official:
         raise ValueError(
@@ -96,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         path = export(args.source, args.dest, args.format)
     except (OSError, ValueError) as error:
-        sys.stderr.write(f"npnet.export: {error}\n")
+        sys.stderr.write(
+            f"npnet.export: {error.strerror if isinstance(error, OSError) and error.strerror else error}\n"
+        )
         return 2
     sys.stdout.write(f"wrote {path} ({args.format} layout)\n")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import uuid
 from collections.abc import Callable
@@ -18,7 +19,14 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object], exclu
     path = Path(path)
     partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
     try:
-        write(partial)
+        try:
+            write(partial)
+        except Exception as error:
+            # One kind of failure for every writer: safetensors raises its own error for a missing folder
+            # or a full disk, torch.save a RuntimeError ("unexpected pos ..."). The name is the file's.
+            code = getattr(error, "errno", None) or errno.EIO
+            reason = getattr(error, "strerror", None) or f"{type(error).__name__}: {str(error)[:300]}"
+            raise OSError(code, f"cannot write {path}: {reason}") from None
         # Some writers (safetensors 0.8) create files 0600 whatever the umask; a file the pack writes is
         # readable as any other file is (0644 under umask 022), e.g. by a host running as another user.
         os.chmod(partial, 0o666 & ~umask())
@@ -48,3 +56,28 @@ def umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def folder_problem(path: str | os.PathLike) -> str | None:
+    """Why `path` cannot be or become a folder (it is a file, or lies under one), or None."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        return f"{path} is a file, not a folder"
+    for parent in path.parents:
+        if parent.exists():
+            return None if parent.is_dir() else f"{path} lies under {parent}, which is a file"
+    return None
+
+
+def make_folder(path: str | os.PathLike) -> Path:
+    """Create the folder `path` (and its parents) and check that a file can be created in it, so a run
+    finds a read-only or unusable folder before its work, not at its first save. OSError naming it."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-check-{uuid.uuid4().hex[:8]}"
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise OSError(error.errno, f"cannot write into {path}: {error.strerror or error}") from None
+    return path

@@ -43,6 +43,7 @@ import torch.distributed as dist
 
 from ..checkpoint import load, save
 from ..config import ARCHITECTURES, NPNetConfig
+from ..files import folder_problem, make_folder
 from ..golden import Cancelled
 from ..inputs import InputError
 from ..model import NPNet
@@ -188,7 +189,11 @@ def train_on_reward(
         out = Path(out_dir)
         saved = _check_out(out, settings, config, resume, overwrite)
         # Everything that can fail has been checked: only now is an old run deleted (only our own files).
-        out.mkdir(parents=True, exist_ok=True)
+        if process.main:
+            try:
+                make_folder(out)
+            except OSError as error:
+                raise InputError("out_dir", f"out_dir: {error.strerror}.") from None
         if overwrite and saved is None and process.main:
             for name in RUN_FILES:
                 if (out / name).exists():
@@ -306,8 +311,9 @@ def train_on_reward(
 def _check_out(out: Path, settings: dict, config: NPNetConfig, resume: bool, overwrite: bool):
     """The saved state to resume (None for a fresh run), after refusing a mixed or an unasked-for reuse of
     `out`: an out_dir holding a run needs resume or overwrite, and a resume the same settings."""
-    if out.exists() and not out.is_dir():
-        raise InputError("out_dir", f"out_dir {out} is a file; choose a folder.")
+    problem = folder_problem(out)
+    if problem:
+        raise InputError("out_dir", f"out_dir {problem}; choose a folder.")
     found = [name for name in RUN_FILES if (out / name).exists()]
     if resume and (out / STATE_FILE).exists():
         saved = TrainingState.read(out / STATE_FILE)

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from ..config import NPNetConfig
-from ..files import atomic_write
+from ..files import atomic_write, make_folder
 from .dataset import NoisePromptDataset
 
 STATE_FILE = "state.pt"
@@ -144,19 +144,23 @@ def check_resume(saved: TrainingState, settings: dict, config: NPNetConfig, out:
 
 
 def prepare_out(args: argparse.Namespace, main_process: bool) -> None:
-    """A fresh run never writes over another: an --out holding a run needs --resume or --overwrite."""
+    """A fresh run never writes over another: an --out holding a run needs --resume or --overwrite. The
+    folder is created and checked writable before anything in it is deleted."""
     out = Path(args.out)
     found = [name for name in RUN_FILES if (out / name).exists()]
-    if args.resume or not found:
-        return
-    if not args.overwrite:
+    if found and not (args.resume or args.overwrite):
         raise TrainingError(
             f"--out {out} already holds a run ({', '.join(found)}): continue it with --resume, start it "
             "again with --overwrite (deleting it), or choose another --out."
         )
     if main_process:
-        for name in found:
-            (out / name).unlink()
+        try:
+            make_folder(out)
+        except OSError as error:
+            raise TrainingError(f"--out: {error.strerror}.") from None
+        if found and not args.resume:
+            for name in found:
+                (out / name).unlink()
 
 
 class Metrics:

@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 
 from ..checkpoint import load, save
 from ..config import ARCHITECTURES, NPNetConfig
+from ..files import folder_problem
 from ..hub import DownloadError, download, download_imagenet_swin
 from ..model import NPNet
 from ..variants import VARIANTS
@@ -164,6 +165,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         raise TrainingError(f"--seed must be an integer in 0 .. 2**63 - 1, got {args.seed}.")
     if args.resume and args.overwrite:
         raise TrainingError("--resume and --overwrite contradict each other: pick one.")
+    problem = folder_problem(args.out)
+    if problem:
+        raise TrainingError(f"--out {problem}; choose a folder.")
     return args
 
 
@@ -309,7 +313,6 @@ class Trainer:
         self.val_loader = DataLoader(self.dataset, batch_sampler=validation, pin_memory=cuda)
         self.baseline = identity_loss(self.val_loader) if process.main else math.nan
         if process.main:
-            self.out.mkdir(parents=True, exist_ok=True)
             self.metrics = Metrics(self.out / "metrics.jsonl", self.position.global_step if saved else None)
             if self.dataset.duplicates:
                 print(
@@ -490,6 +493,13 @@ def main(argv: list[str] | None = None) -> int:
     except PeerLost as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except OSError as error:  # a full disk or a folder that became unwritable while saving
+        print(
+            f"error: {error.strerror or error}; the files already in --out are whole (each is written "
+            "beside its name and moved into place), so --resume continues from the last saved state.",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         return 130
     if result:

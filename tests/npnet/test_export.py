@@ -116,3 +116,32 @@ def test_the_wrong_suffix_and_an_existing_file_are_refused(checkpoint_files, tmp
     with pytest.raises(ValueError, match="never overwrites"):
         export(checkpoint_files["embeeding"], tmp_path / "taken.safetensors", "lucipher")
     assert (tmp_path / "taken.safetensors").read_bytes() == b"mine"
+
+
+def _full_disk(limit_bytes: int):
+    """A child process whose writes fail past `limit_bytes` per file, as on a full disk (EFBIG, not
+    SIGXFSZ: the signal is ignored), whoever runs the tests (root ignores read-only folders)."""
+    import resource
+    import signal
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
+    return limit
+
+
+@pytest.mark.parametrize("fmt", ["official", "lucipher"])
+def test_export_into_a_missing_folder_or_onto_a_full_disk_fails_cleanly(fmt, checkpoint_files, tmp_path):
+    suffix = ".pth" if fmt == "official" else ".safetensors"
+    command = [sys.executable, "-m", "npnet.export", "--format", fmt, str(checkpoint_files["embeeding"])]
+    missing = subprocess.run([*command, str(tmp_path / "no" / f"x{suffix}")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr, missing.stderr
+    assert missing.stderr.startswith("npnet.export: ") and "Traceback" not in missing.stderr
+    dest = tmp_path / f"full{suffix}"
+    full = subprocess.run(
+        [*command, str(dest)], capture_output=True, text=True, preexec_fn=_full_disk(1 << 20)
+    )
+    assert full.returncode == 2 and f"cannot write {dest}" in full.stderr, full.stderr
+    assert "Traceback" not in full.stderr
+    assert list(tmp_path.iterdir()) == []  # neither the file nor a partial one is left

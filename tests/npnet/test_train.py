@@ -578,6 +578,35 @@ def test_a_signal_during_set_up_stops_it_at_once(tmp_path):
         assert "Traceback" not in err and not out.exists()
 
 
+def test_an_out_that_is_a_file_or_under_one_is_refused_before_any_work(tmp_path):
+    data = make_dataset(tmp_path / "npd", shards=1, per_shard=6)
+    (tmp_path / "file").write_text("mine")
+    for out, wording in ((tmp_path / "file", "is a file"), (tmp_path / "file" / "run", "lies under")):
+        process = train_process(*_args(data, out))
+        _, err = process.communicate(timeout=120)
+        assert process.returncode == 2 and wording in err and "choose a folder" in err, err[-2000:]
+        assert "Traceback" not in err and "checking the data" not in err  # refused before reading
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_a_full_disk_while_saving_ends_with_an_error_and_no_half_written_file(tmp_path):
+    """Saves that fail (writes past 200 kB fail, as on a full disk): exit 2 naming the file, no traceback,
+    and no file in --out is half-written or left as a partial one."""
+    from tests.npnet.test_export import _full_disk
+
+    data = make_dataset(tmp_path / "npd", shards=1, per_shard=10, gains=False)
+    out = tmp_path / "out"
+    flags = ["--epochs", "1", "--batch-size", "4", "--arch", "latent"]
+    process = train_process(*_args(data, out, *flags), preexec_fn=_full_disk(200_000))
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 2 and f"cannot write {out}" in err and "--resume continues" in err, err[
+        -2000:
+    ]
+    assert "Traceback" not in err
+    left = sorted(p.name for p in out.iterdir())
+    assert left == ["metrics.jsonl"], left  # the weights and state were never put in place half-written
+
+
 def test_drop_path_masks_belong_to_samples_not_to_the_batch_they_run_in():
     """Stochastic depth decided by per-sample draws: a batch of two gives, row by row, what each sample
     gives alone with its own row of draws, so splitting a global batch over processes changes nothing."""
