@@ -5,7 +5,9 @@ extra_model_paths.yaml), where users keep files from other NPNet packs. It never
 `models/npnet`: asagi4's ComfyUI-NPNet lists every weight file there and can read only its own layouts,
 so a file of ours there shows in that pack's list and fails to load. Files an earlier version of this
 pack put there (flat `embeeding.*` keys, which asagi4 cannot read) are moved to `models/golden_noise`
-once, at start, with a log line; the loader finds them under the same name, so workflows keep working.
+at the first start of this version, with a log line; the loader finds them under the same name, so
+workflows keep working. The move touches only what the pack wrote and nothing that might still be
+written (`migrate_shared_folder`).
 
 The loaded network travels on NPNET wires as an `NPNetWeights`: the network wrapped in ComfyUI's
 ModelPatcher, so model management moves it to the GPU when a node needs it and can offload it like any
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +29,9 @@ from safetensors import safe_open
 
 from .. import npnet
 from ..npnet import VARIANTS, shown
+from ..npnet.checkpoint import WRITER, WRITER_KEY
+from ..npnet.config import METADATA_KEY
+from ..npnet.files import atomic_write
 from .comfy_host import (
     folder_paths,
     model_management,
@@ -71,35 +78,101 @@ def register_folder() -> None:
             paths.append(path)
 
 
-def _asagi4_cannot_read(path: Path) -> bool:
-    """A flat .safetensors with `embeeding.*` keys: the layout this pack wrote, which asagi4 KeyErrors on."""
+MOVED_MARKER = ".moved-from-models-npnet"  # in models/golden_noise: the move has run, never again
+QUIET_SECONDS = 600  # a file modified more recently may still be being written (a download tool)
+
+
+def _written_by_this_pack(path: Path) -> bool:
+    """A flat .safetensors with `embeeding.*` keys (the layout asagi4 KeyErrors on) that this pack wrote:
+    its metadata holds the pack's mark or the pack's network description (`npnet`, which earlier
+    versions wrote into every file). A LucipherDev file of the same layout has neither."""
     try:
         with safe_open(path, "pt") as f:
-            return "embeeding.linear.weight" in f.keys()
+            metadata = f.metadata() or {}
+            layout = "embeeding.linear.weight" in f.keys()
     except Exception:  # not a safetensors file: not one of ours, not ours to move
         return False
+    ours = metadata.get(WRITER_KEY) == WRITER
+    if not ours and METADATA_KEY in metadata:
+        try:
+            npnet.NPNetConfig.from_json(metadata[METADATA_KEY], str(path))
+            ours = True
+        except ValueError:
+            ours = False
+    return layout and ours
+
+
+def _still_written(path: Path) -> str | None:
+    """Why `path` may still be being written (modified recently, or open for writing by a process this
+    user can see), or None."""
+    age = time.time() - path.stat().st_mtime
+    if age < QUIET_SECONDS:
+        return f"it was modified {age:.0f} s ago"
+    target = os.path.realpath(path)
+    for fdinfo in Path("/proc").glob("[0-9]*/fdinfo/*"):  # Linux; elsewhere the age check alone
+        try:
+            if os.readlink(fdinfo.parent.parent / "fd" / fdinfo.name) != target:
+                continue
+            flags = int(fdinfo.read_text().split("flags:")[1].split()[0], 8)
+        except (OSError, IndexError, ValueError):
+            continue
+        if flags & (os.O_WRONLY | os.O_RDWR):
+            return f"process {fdinfo.parent.parent.name} has it open for writing"
+    return None
+
+
+def _move_without_replacing(path: Path, target: Path) -> None:
+    """Give `path` the name `target`, failing (FileExistsError) if anything has that name, a dangling
+    symlink included: a hard link claims the name atomically; across filesystems, an exclusive copy."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(path, target, follow_symlinks=False)
+    except FileExistsError:
+        raise
+    except OSError:
+        atomic_write(target, lambda partial: shutil.copyfile(path, partial), exclusive=True)
+    path.unlink()
 
 
 def migrate_shared_folder(shared: Path, own: Path) -> None:
-    """Move the pack's files from `shared` (models/npnet) to `own` (models/golden_noise), keeping names."""
-    if not shared.is_dir():
+    """Move the pack's files from `shared` (models/npnet) to `own` (models/golden_noise), keeping names.
+
+    Runs once (a marker in `own`). Moves only files this pack wrote (`_written_by_this_pack`), never a
+    symlink, never a file that may still be being written, never over anything of the same name; every
+    other file in `shared` is left untouched. When both names are one folder there is nothing to move."""
+    if not shared.is_dir() or (own / MOVED_MARKER).exists():
+        return
+    if own.is_dir() and os.path.samefile(shared, own):
         return
     for path in sorted(shared.rglob("*.safetensors")):
-        if not path.is_file() or path.is_symlink() or not _asagi4_cannot_read(path):
+        if path.is_symlink() or not path.is_file() or not _written_by_this_pack(path):
             continue
         target = own / path.relative_to(shared)
-        if target.exists():
+        busy = _still_written(path)
+        if busy:
             log.warning(
-                "Golden Noise: %s is in a layout the NPNet packs listing %s cannot read, and %s exists; "
-                "left where it is (remove one of the two).",
+                "Golden Noise: %s is in a layout asagi4's ComfyUI-NPNet cannot read, but %s; left where it "
+                "is. Move it to %s yourself once it is complete.",
                 path,
-                shared,
+                busy,
                 target,
             )
             continue
+        if os.path.lexists(target):
+            if target.exists() and os.path.samefile(path, target):
+                continue  # one file under two names (a link): nothing to move
+            log.warning(
+                "Golden Noise: %s is in a layout asagi4's ComfyUI-NPNet cannot read, and %s already exists "
+                "(a different file or link); both were left as they are. The Golden Noise Loader uses %s; "
+                "move or rename the one in %s if you want asagi4's list clean.",
+                path,
+                target,
+                target,
+                shared,
+            )
+            continue
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(path, target)
+            _move_without_replacing(path, target)
         except OSError as error:
             log.warning("Golden Noise: could not move %s to %s (%s); left where it is.", path, target, error)
             continue
@@ -110,6 +183,13 @@ def migrate_shared_folder(shared: Path, own: Path) -> None:
             target,
             shared,
         )
+    try:
+        own.mkdir(parents=True, exist_ok=True)
+        (own / MOVED_MARKER).write_text(
+            "models/npnet was checked for this pack's files once; delete to rerun\n"
+        )
+    except OSError as error:
+        log.warning("Golden Noise: could not write %s (%s); the check runs again next start.", own, error)
 
 
 def weight_choices() -> list[str]:

@@ -20,6 +20,10 @@ from .variants import TOKENS, family_for_embed_dim
 
 logger = logging.getLogger(__name__)
 
+# Every weight file the pack writes says so in its metadata, so the pack can tell its own files from a
+# user's (the start-up move out of models/npnet touches only these).
+WRITER_KEY, WRITER = "written_by", "golden-noise"
+
 OFFICIAL_KEYS = ("unet_svd", "unet_embedding", "embeeding", "alpha", "beta")
 TEXT_WEIGHT = "embeeding.linear.weight"
 ACCEPTED_FORMATS = (
@@ -232,7 +236,7 @@ def save_safetensors(
     state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike, config: NPNetConfig | None = None
 ) -> Path:
     """Write `state_dict` to `path` atomically: a crash leaves at most a `*.partial` file, never `path`."""
-    metadata = {"format": "pt"}
+    metadata = {"format": "pt", WRITER_KEY: WRITER}
     if config is not None:
         metadata[METADATA_KEY] = config.to_json()
     return atomic_write(

@@ -31,6 +31,15 @@ def loader(comfy_inprocess, gn_nodes):
         comfy_inprocess.folder_paths.filename_list_cache.clear()
 
 
+def age(folder: Path, seconds: float = 3600) -> None:
+    """Files written an hour ago, as an earlier version's are (the move leaves recent files alone)."""
+    import os
+    import time
+
+    for path in folder.rglob("*"):
+        os.utime(path, (time.time() - seconds,) * 2, follow_symlinks=False)
+
+
 def asagi4_lists_and_loads(folder: Path) -> dict[str, bool]:
     """asagi4/ComfyUI-NPNet (abc6fb1): every .pth/.safetensors under models/npnet is listed; a listed
     .safetensors loads when it has 'text_embedding.linear.weight' (its flat layout), else KeyError."""
@@ -79,6 +88,7 @@ def test_the_packs_old_files_leave_models_npnet_and_other_packs_files_stay(
     shutil.copy(ours, shared / "sub" / "trained.safetensors")
     export(ours, shared / "asagi4-npnet-sdxl.safetensors", "asagi4")
     export(ours, shared / "sdxl.pth", "official")
+    age(shared)
     assert asagi4_lists_and_loads(shared) == {
         "npnet-sdxl.safetensors": False,
         "trained.safetensors": False,
@@ -172,3 +182,66 @@ def test_cancel_stops_a_stalled_download_and_a_stall_is_a_node_error(loader, com
         mm.interrupt_current_processing(False)
         hub.close()
     assert not list(loader.default_folder().glob("npnet-dreamshaper*"))
+
+
+def test_the_move_touches_only_finished_files_the_pack_wrote_never_over_anything_and_runs_once(
+    loader, comfy_inprocess, tmp_path, caplog, monkeypatch
+):
+    import os
+
+    from safetensors.torch import save_file
+
+    models = tmp_path / "models"
+    monkeypatch.setattr(comfy_inprocess.folder_paths, "models_dir", str(models))
+    shared, own = models / "npnet", models / "golden_noise"
+    ours = write_checkpoint(shared / "ours.safetensors", 2048, seed=5)
+    state = load_file(ours)
+    # LucipherDev's layout (the same embeeding.* keys) without the pack's metadata: a user's file
+    save_file(state, shared / "lucipher.safetensors")
+    shutil.copy(ours, shared / "in-progress.safetensors")  # ours, but still open for writing
+    shutil.copy(ours, shared / "taken.safetensors")
+    own.mkdir(parents=True)
+    os.symlink(tmp_path / "nowhere", own / "taken.safetensors")  # a dangling link holds the name
+    age(shared)
+    shutil.copy(ours, shared / "just-written.safetensors")  # ours, modified a moment ago
+    before = {p.name: p.read_bytes() for p in shared.iterdir()}
+    writer = open(shared / "in-progress.safetensors", "r+b")  # noqa: SIM115 (held open across the move)
+    try:
+        with caplog.at_level(logging.WARNING):
+            loader.migrate_shared_folder(shared, own)
+    finally:
+        writer.close()
+    assert (own / "ours.safetensors").read_bytes() == before["ours.safetensors"]
+    assert not (shared / "ours.safetensors").exists()
+    for name in (
+        "lucipher.safetensors",
+        "in-progress.safetensors",
+        "just-written.safetensors",
+        "taken.safetensors",
+    ):
+        assert (shared / name).read_bytes() == before[name], name  # untouched
+        assert name == "taken.safetensors" or not os.path.lexists(own / name), name
+    assert os.readlink(own / "taken.safetensors") == str(tmp_path / "nowhere")  # the link is still there
+    assert "open for writing" in caplog.text and "modified" in caplog.text and "already exists" in caplog.text
+    assert "remove one" not in caplog.text
+
+    # Once: a file of ours put into models/npnet later stays there (it cannot be told from a user's copy).
+    later = shutil.copy(ours := own / "ours.safetensors", shared / "later.safetensors")
+    age(shared)
+    loader.migrate_shared_folder(shared, own)
+    assert Path(later).is_file() and not (own / "later.safetensors").exists() and ours.is_file()
+
+
+def test_models_npnet_linked_to_models_golden_noise_is_one_folder_and_nothing_moves(
+    loader, comfy_inprocess, tmp_path, caplog, monkeypatch
+):
+    import os
+
+    models = tmp_path / "models"
+    own = models / "golden_noise"
+    ours = write_checkpoint(own / "ours.safetensors", 2048, seed=5)
+    age(own)
+    os.symlink(own, models / "npnet")
+    with caplog.at_level(logging.WARNING):
+        loader.migrate_shared_folder(models / "npnet", own)
+    assert ours.is_file() and caplog.text == ""  # no advice that would delete the only copy
