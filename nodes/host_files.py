@@ -3,7 +3,8 @@
 A widget value reaches `execute` as the client sent it: ComfyUI 0.3.75 does not check V3 combo values
 against their options, and a string widget takes anything. So a name is never joined to a folder
 unchecked: input files must be plain names listed in ComfyUI's input folder, and output paths must stay
-inside its output folder. Errors name the input and say what would be accepted.
+inside its output folder, symbolic links followed (a link inside input/ or output/ that points outside
+is refused like a '..'). Errors name the input and say what would be accepted.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from .comfy_host import folder_paths
 # error(input_name, cause) -> the node's own exception type
 ErrorFactory = Callable[[str, str], Exception]
 NO_FILE = "(none)"
+NAME_MAX = 255  # bytes in one file name on the usual file systems (ext4, xfs, btrfs, APFS, NTFS in chars)
+# What the nodes append to a filename_prefix's last part: "_00001_", a reward's name and input name (up to
+# 51), "scores.csv" / "summary.json". A longer prefix would fail only when the first file is written.
+SUFFIX_ROOM = 96
 
 
 def input_folder() -> Path:
@@ -29,7 +34,9 @@ def input_files(suffixes: Sequence[str]) -> list[str]:
     if not root.is_dir():
         return []
     return sorted(
-        p.name for p in root.iterdir() if p.suffix.lower() in suffixes and p.is_file() and _plain(p.name)
+        p.name
+        for p in root.iterdir()
+        if p.suffix.lower() in suffixes and p.is_file() and _plain(p.name) and _inside(p, root)
     )
 
 
@@ -37,6 +44,12 @@ def input_file(name: str, suffixes: Sequence[str], input_name: str, error: Error
     """The file `name` in ComfyUI's input folder, refused unless it is one of `input_files(suffixes)`."""
     if not isinstance(name, str) or not _plain(name) or name not in input_files(suffixes):
         shown = name if isinstance(name, str) and len(name) <= 80 else f"{str(name)[:80]}..."
+        if isinstance(name, str) and _plain(name) and (input_folder() / name).is_symlink():
+            raise error(
+                input_name,
+                f"{shown!r} is a symbolic link to a file outside ComfyUI's input folder ({input_folder()}), "
+                "which the pack does not read; copy the file into that folder.",
+            )
         raise error(
             input_name,
             f"{shown!r} is not a {' / '.join(suffixes)} file in ComfyUI's input folder ({input_folder()}); "
@@ -63,14 +76,27 @@ def output_path(prefix: str, input_name: str, error: ErrorFactory) -> tuple[Path
             f"{prefix!r} is not a file name prefix inside ComfyUI's output folder; use a relative path "
             "such as 'golden_noise/evaluation' (no '..', not absolute, ending in a file name).",
         )
+    shown = prefix if len(prefix) <= 80 else f"{prefix[:80]}..."
+    *folders, last = Path(prefix).parts
+    too_long = [part for part in folders if len(part.encode("utf-8", "surrogatepass")) > NAME_MAX]
+    if too_long or len(last.encode("utf-8", "surrogatepass")) > NAME_MAX - SUFFIX_ROOM:
+        raise error(
+            input_name,
+            f"{shown!r} is too long for a file name: each folder name may have at most {NAME_MAX} bytes and "
+            f"the last part at most {NAME_MAX - SUFFIX_ROOM} (the node adds a counter and suffixes to it).",
+        )
     try:
         folder, stem, counter, subfolder, _ = folder_paths.get_save_image_path(prefix, root)
-    except OSError as cause:  # a name too long for the filesystem, a file where a folder should be
-        raise error(
-            input_name, f"{prefix!r} cannot be used in the output folder: {cause.strerror}."
-        ) from None
+    except OSError as cause:  # a file where a folder should be
+        raise error(input_name, f"{shown!r} cannot be used in the output folder: {cause.strerror}.") from None
     except Exception as cause:  # the host's own outside-the-folder refusal
-        raise error(input_name, f"{prefix!r} points outside ComfyUI's output folder ({cause}).") from None
+        raise error(input_name, f"{shown!r} points outside ComfyUI's output folder ({cause}).") from None
+    if not _inside(Path(folder), Path(root)):
+        raise error(
+            input_name,
+            f"{shown!r} leads through a symbolic link to {Path(folder).resolve()}, outside ComfyUI's output "
+            f"folder ({root}); use a folder inside it.",
+        )
     return Path(folder), stem, counter, subfolder
 
 
@@ -78,9 +104,15 @@ def output_folder(name: str, parent: str, input_name: str, error: ErrorFactory) 
     """output/<parent>/<name>, for a name already checked by the core as one plain folder name."""
     root = Path(folder_paths.get_output_directory())
     folder = root / parent / name
-    if os.path.commonpath([root.resolve(), folder.resolve()]) != str(root.resolve()):
+    if not _inside(folder, root):
         raise error(input_name, f"{name!r} resolves outside ComfyUI's output folder.")
     return folder
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """Whether `path`, every symbolic link on the way followed, lies in `root` (itself resolved too)."""
+    root = root.resolve()
+    return os.path.commonpath([root, path.resolve()]) == str(root)
 
 
 def _plain(name: str) -> bool:

@@ -304,3 +304,38 @@ def test_batch_8_collects_and_evaluates_what_batch_1_does_through_the_server(com
     assert [r[:2] for r in scored[8]] == [r[:2] for r in scored[1]] and len(scored[1]) == 8
     for a, b in zip(scored[1], scored[8], strict=True):
         assert abs(float(a[2]) - float(b[2])) <= 1e-4 and abs(float(a[3]) - float(b[3])) <= 1e-4
+
+
+@pytest.mark.parametrize("node", ["GoldenNoiseCollectDataset", "GoldenNoiseEvaluate"])
+def test_a_prompt_file_linked_out_of_the_input_folder_is_refused(comfy_server, eval_net, node, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("a secret line\n")
+    link = comfy_server.base_dir / "input" / "linked_prompts.txt"
+    link.unlink(missing_ok=True)
+    link.symlink_to(secret)
+    if node == "GoldenNoiseEvaluate":
+        prompt = evaluate_graph(eval_net, filename_prefix="server_eval/linked")
+    else:
+        prompt = example("golden_noise_collect_sdxl", **SMALL, dataset_name="linked_npd")
+    node_of(prompt, node)["inputs"].update(prompts="", prompt_file="linked_prompts.txt")
+    error = comfy_server.run_expecting_error(prompt, timeout=120)
+    message = error["exception_message"]
+    assert "prompt_file" in message and "symbolic link" in message and "secret line" not in message
+    assert "Traceback" not in message and not (comfy_server.output_dir / "npd" / "linked_npd").exists()
+
+
+def test_a_filename_prefix_too_long_or_linked_out_of_the_output_folder_is_refused(
+    comfy_server, eval_net, tmp_path
+):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    link = comfy_server.output_dir / "linked_out"
+    if not link.is_symlink():
+        link.symlink_to(outside)
+    for prefix, wording in (("x" * 300, "too long"), ("linked_out/run", "symbolic link")):
+        prompt = evaluate_graph(eval_net, filename_prefix=prefix)
+        error = comfy_server.run_expecting_error(prompt, timeout=120)
+        message = error["exception_message"]
+        assert error["node_type"] == "GoldenNoiseEvaluate" and "filename_prefix" in message, message
+        assert wording in message and "Traceback" not in message
+    assert list(outside.iterdir()) == []  # nothing written through the link
