@@ -161,6 +161,7 @@ def render_run(
     negative=None,
     zero_negative=False,
     redenoise: Redenoise | None = None,
+    batch_size: int = 1,
     **sampler,
 ) -> RenderRun:
     prompt_list = read_prompts(node, nid, prompts, prompt_file)
@@ -175,7 +176,7 @@ def render_run(
     sampling = Sampling(
         negative_prompt, width, height, **sampler, negative=negative, zero_negative=zero_negative
     )
-    renderer = Renderer(node, nid, model, clip, vae, sampling, redenoise or Redenoise())
+    renderer = Renderer(node, nid, model, clip, vae, sampling, redenoise or Redenoise(), batch_size)
     return RenderRun(renderer, reward, prompt_list)
 
 
@@ -407,6 +408,7 @@ class CollectNoisePromptDataset(io.ComfyNode):
             **shared,
             zero_negative=preset == "authors" and shared.get("negative") is None,
             redenoise=Redenoise(cfg_denoise, cfg_inversion, inversion),
+            batch_size=batch_size,
         )
         run.renderer.check_inversion(inversion)  # a node error already: before any rendering
         with on_node(cls.NAME, nid):
@@ -529,7 +531,7 @@ class EvaluateGoldenNoise(io.ComfyNode):
         folder, stem, counter, subfolder = host_files.output_path(
             filename_prefix, "filename_prefix", _errors(cls.NAME, nid)
         )
-        run = render_run(cls.NAME, nid, **shared)
+        run = render_run(cls.NAME, nid, batch_size=batch_size, **shared)
         origin = Origin(f"{cls.NAME} ({cls.NODE_ID})", nid)
         golden_settings = origin.settings(token_policy, strength, resolution_mode)
         todo = learning.jobs(run.prompts, seed, seeds)  # lazy: a huge prompt list costs nothing here

@@ -29,6 +29,7 @@ from .comfy_host import (
     fix_empty_latent,
     io,
     k_diffusion_sampling,
+    model_management,
 )
 from .errors import GoldenNoiseError
 
@@ -101,12 +102,14 @@ class Renderer:
     vae: object
     sampling: Sampling
     redenoise: Redenoise = field(default_factory=Redenoise)
+    batch: int = 1  # samples rendered at once (2 images each: plain and golden)
     latent: torch.Tensor = field(init=False)
     _negative: list = field(init=False, default=None)
     _encoded: dict = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         ratio = check_size(self.vae, self.sampling.width, self.sampling.height, self.error)
+        check_memory(self.vae, self.sampling.width, self.sampling.height, 2 * self.batch, self.error)
         if not math.isfinite(self.sampling.cfg):
             raise self.error("cfg", f"cfg must be a finite number, got {self.sampling.cfg!r}.")
         if self.sampling.steps < 2:
@@ -321,6 +324,38 @@ def check_size(vae, width: int, height: int, error) -> int:
         if value < ratio or value % ratio:
             raise error(name, f"{name} must be a multiple of {ratio} (the VAE's scale factor), got {value}.")
     return ratio
+
+
+def check_memory(vae, width: int, height: int, images: int, error) -> None:
+    """Refuse, before any work, a size whose decoding cannot fit in this machine's free memory (a CPU run
+    that tries is killed by the kernel, and ComfyUI's queue with it).
+
+    A lower bound, not ComfyUI's own (deliberately generous) estimate: one full-resolution activation of
+    the VAE decoder's last layer, in and out, for one image (ComfyUI decodes image by image when it must,
+    and tiles on a GPU that runs out), plus the `images` decoded float32 images that are kept."""
+    channels = _full_resolution_channels(getattr(vae, "first_stage_model", None))
+    decode = (
+        2 * width * height * channels * model_management.dtype_size(getattr(vae, "vae_dtype", torch.float32))
+    )
+    kept = images * width * height * 3 * 4
+    on_cpu = torch.device(getattr(vae, "device", "cpu")).type == "cpu"
+    need = kept + (decode if on_cpu else 0)
+    free = model_management.get_free_memory(torch.device("cpu"))
+    if need > free:
+        raise error(
+            "width",
+            f"{width}x{height} px needs at least {need / 2**30:.1f} GiB of memory to decode and keep "
+            f"{images} images, and {free / 2**30:.1f} GiB is free: lower width/height (or batch_size).",
+        )
+
+
+def _full_resolution_channels(decoder) -> int:
+    """The input channels of the last convolution that gives the image (64 when none is found)."""
+    last = None
+    for module in decoder.modules() if isinstance(decoder, torch.nn.Module) else ():
+        if isinstance(module, torch.nn.Conv2d) and module.out_channels in (3, 4):
+            last = module
+    return last.in_channels if last is not None else 64
 
 
 def _stack_key(conditioning: list):

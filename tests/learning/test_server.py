@@ -339,3 +339,20 @@ def test_a_filename_prefix_too_long_or_linked_out_of_the_output_folder_is_refuse
         assert error["node_type"] == "GoldenNoiseEvaluate" and "filename_prefix" in message, message
         assert wording in message and "Traceback" not in message
     assert list(outside.iterdir()) == []  # nothing written through the link
+
+
+@pytest.mark.parametrize("node", ["GoldenNoiseCollectDataset", "GoldenNoiseEvaluate"])
+def test_a_size_that_cannot_fit_in_memory_is_refused_before_any_work(comfy_server, eval_net, node):
+    """16384 x 16384 (the widgets' maximum) on CPU used to get the server killed for memory, the queue
+    with it: refused naming width, and the server goes on to run the next prompt."""
+    huge = {**SMALL, "width": 16384, "height": 16384, "batch_size": 4}
+    if node == "GoldenNoiseEvaluate":
+        prompt = evaluate_graph(eval_net, filename_prefix="server_eval/huge", **huge)
+    else:
+        prompt = example("golden_noise_collect_sdxl", **huge, dataset_name="huge_npd")
+    error = comfy_server.run_expecting_error(prompt, timeout=120)
+    message = error["exception_message"]
+    assert error["node_type"] == node and "input 'width'" in message and "GiB" in message, message
+    assert not (comfy_server.output_dir / "npd" / "huge_npd").exists()
+    prompt = evaluate_graph(eval_net, filename_prefix="server_eval/after_huge")
+    assert comfy_server.run(prompt, timeout=300)["status"]["completed"]
