@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING
 
 import torch
 
+from .outputs import Outputs
 from .public_belief import (
     EXP_FLOOR,
     GaussianLaw,
@@ -22,9 +22,6 @@ from .step_law import step_law
 from .theory import cascade_threshold, rho
 
 log = logging.getLogger(__name__)
-
-if TYPE_CHECKING:  # the engine's output buffers, which a kernel flushes into
-    from .engine import _Outputs
 
 
 def draws(scenario: Scenario) -> int:
@@ -59,7 +56,7 @@ class Kernel:
     def step(self, u: torch.Tensor) -> None:
         raise NotImplementedError
 
-    def flush(self, out: _Outputs, sl: slice) -> None:
+    def flush(self, out: Outputs, sl: slice) -> None:
         pass
 
 

@@ -15,7 +15,7 @@ from dpsl import (
     MemoryBudgetError,
     Scenario,
     ScenarioError,
-    engine,
+    chunks,
     simulate,
 )
 from dpsl.reference import simulate_numpy
@@ -209,12 +209,12 @@ def test_a_budget_beyond_the_machine_is_bounded_by_the_machine():
 @pytest.mark.parametrize("runs", [5, RNG_BLOCK_RUNS + 1, 50_000, 1_000_000])
 @pytest.mark.parametrize("parts", [1, 2, 3])
 def test_cpu_chunks_are_whole_blocks_balanced_over_the_workers(runs, parts):
-    spans = engine._spans(Scenario(runs=runs, agents=10), torch.device("cpu"), None, 2**31, parts)
+    spans = chunks.spans(Scenario(runs=runs, agents=10), torch.device("cpu"), None, 2**31, parts)
     assert spans[0][0] == 0 and spans[-1][1] == runs
     assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
     assert all(lo % RNG_BLOCK_RUNS == 0 for lo, _ in spans)
     sizes = [hi - lo for lo, hi in spans]
-    assert max(sizes) <= engine._CPU_CHUNK_CAP
+    assert max(sizes) <= chunks.CPU_CHUNK_CAP
     if runs >= parts * RNG_BLOCK_RUNS:
         assert len(spans) % parts == 0  # every worker gets as many chunks
         assert max(sizes) - min(sizes) <= RNG_BLOCK_RUNS  # and as many runs, to a block
