@@ -219,8 +219,8 @@ def collect_node(
 ) -> Node:
     # prompts, prompt_file, negative, samples/prompt, seed, width, height, sampler, scheduler, steps, cfg,
     # cfg_denoise, cfg_inversion, tokens, dataset_name, samples/shard, shard_index, shard_count, previews,
-    # inversion, preset (the authors' collection: preset "authors" with its widget values, see the README),
-    # batch_size
+    # inversion, last_step, prompt_tokens, preset (the authors' collection: preset "authors" with its
+    # widget values, see the README), batch_size
     return Node(
         "collect",
         "GoldenNoiseCollectDataset",
@@ -246,6 +246,8 @@ def collect_node(
             1,
             4,
             "released" if authors else "paper",
+            "authors" if authors else "zero",
+            "77" if authors else "all",
             "authors" if authors else "custom",
             BATCH,
         ],
@@ -297,7 +299,8 @@ def learning_graphs() -> list[Graph]:
             Node("preview", "PreviewImage", (800, 100)),
         ],
         wire("collect") + [("collect", 1, "preview", "images")],
-        "preset authors: their sampler, steps, guidance, inversion and zero negative",
+        "preset authors: their sampler, steps, guidance, inversion, size, last DDIM step, 77-token prompts, "
+        "zero negative and reward",
     )
     evaluate = Graph(
         "golden_noise_evaluate_sdxl",

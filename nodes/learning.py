@@ -331,15 +331,33 @@ class CollectNoisePromptDataset(io.ComfyNode):
                     "inverse step from t1 - 1000/steps to t1: a slightly larger move), for epsilon models.",
                 ),
                 io.Combo.Input(
+                    "last_step",
+                    options=list(learning.LAST_STEPS),
+                    default="zero",
+                    optional=True,
+                    tooltip="Where each image's sampling ends. zero: at sigma 0, as KSampler. authors: at "
+                    "the model's alphas_cumprod[0] (sigma 0.029 for SD's schedule), as the authors' "
+                    "diffusers DDIM (set_alpha_to_one=False), a little noise left in the image.",
+                ),
+                io.Combo.Input(
+                    "prompt_tokens",
+                    options=list(learning.PROMPT_TOKENS),
+                    default="all",
+                    optional=True,
+                    tooltip="all: every 77-token chunk of a long prompt is encoded, as CLIP Text Encode "
+                    "does. 77: only the first 77 tokens, as the authors' pipeline truncates.",
+                ),
+                io.Combo.Input(
                     "preset",
                     options=list(learning.PRESETS),
                     default="custom",
                     optional=True,
                     tooltip="authors: collect as the authors' script does (sampler ddim, scheduler "
                     "ddim_uniform, 50 steps, cfg 5.5, cfg_denoise 5.5, cfg_inversion 1.0, inversion "
-                    "released, zero negative); choosing it sets those widgets. When queued, the widgets "
-                    "must still hold these values (the node names any that do not). custom: the widgets "
-                    "as set.",
+                    "released, 1024x1024, last_step authors, prompt_tokens 77, zero negative, reward "
+                    "HPSv2.1); choosing it sets those widgets. When queued, the widgets must still hold "
+                    "these values and the reward must be HPSv2.1 (the node names any that differ). "
+                    "custom: the widgets as set.",
                 ),
                 batch_input(1),
             ],
@@ -384,11 +402,21 @@ class CollectNoisePromptDataset(io.ComfyNode):
         shard_count,
         preview_pairs=4,
         inversion="paper",
+        last_step="zero",
+        prompt_tokens="all",
         preset="custom",
         batch_size=1,
         **shared,
     ) -> io.NodeOutput:
         nid = node_id(cls)
+        for widget, value, options in (
+            ("last_step", last_step, learning.LAST_STEPS),
+            ("prompt_tokens", prompt_tokens, learning.PROMPT_TOKENS),
+        ):
+            if value not in options:
+                raise GoldenNoiseError(
+                    cls.NAME, nid, widget, f"{widget} must be one of {list(options)}, got {value!r}."
+                )
         for widget, value in (("cfg_denoise", cfg_denoise), ("cfg_inversion", cfg_inversion)):
             if not math.isfinite(value):
                 raise GoldenNoiseError(
@@ -399,13 +427,18 @@ class CollectNoisePromptDataset(io.ComfyNode):
             "cfg_denoise": cfg_denoise,
             "cfg_inversion": cfg_inversion,
             "inversion": inversion,
+            "last_step": last_step,
+            "prompt_tokens": prompt_tokens,
         }
         with on_node(cls.NAME, nid):
-            learning.check_preset(preset, widgets, is_zero(shared.get("negative")))
+            reward_name = getattr(shared.get("reward"), "name", None)
+            learning.check_preset(preset, widgets, is_zero(shared.get("negative")), reward_name)
         run = render_run(
             cls.NAME,
             nid,
             **shared,
+            last_step=last_step,
+            prompt_tokens=prompt_tokens,
             zero_negative=preset == "authors" and shared.get("negative") is None,
             redenoise=Redenoise(cfg_denoise, cfg_inversion, inversion),
             batch_size=batch_size,

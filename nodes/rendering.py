@@ -62,6 +62,12 @@ class Sampling:
     cfg: float
     negative: list | None = None
     zero_negative: bool = False
+    # The authors' pipeline (Collect's `last_step` and `prompt_tokens`): diffusers' DDIM ends at
+    # alphas_cumprod[0] (set_alpha_to_one=False: sigma 0.029 for SD's schedule, a little noise left)
+    # where ComfyUI ends at sigma 0, and it truncates a prompt to 77 tokens where ComfyUI encodes
+    # every 77-token chunk.
+    last_step: str = "zero"
+    prompt_tokens: str = "all"
 
     def as_dict(self) -> dict:
         """The settings as recorded in datasets and reports (`sampler` is KSampler's sampler_name)."""
@@ -80,6 +86,11 @@ class Sampling:
         elif self.zero_negative:
             record["negative_prompt"] = None
             record["negative_conditioning"] = "zero"
+        # Recorded only when not ComfyUI's own, so datasets collected before these options resume.
+        if self.last_step != "zero":
+            record["last_step"] = self.last_step
+        if self.prompt_tokens != "all":
+            record["prompt_tokens"] = self.prompt_tokens
         return record
 
 
@@ -123,13 +134,38 @@ class Renderer:
             model_sampling, self.sampling.scheduler, self.sampling.steps
         ).cpu()
         self.model_sampling = model_sampling
+        if self.sampling.last_step == "authors":
+            self.authors_sigmas = self._authors_sigmas()
+
+    def _authors_sigmas(self) -> torch.Tensor:
+        """The schedule's sigmas with the last one at alphas_cumprod[0] instead of 0 (diffusers' DDIM with
+        set_alpha_to_one=False): the first of the model's 1000 training sigmas."""
+        table = getattr(self.model_sampling, "sigmas", None)
+        # The step before the last must stay clearly above it (karras ends at the model's sigma_min).
+        if table is None or len(table) != 1000 or float(self.sigmas[-2]) <= float(table[0]) * 1.001:
+            raise self.error(
+                "last_step",
+                "last_step authors ends at the model's alphas_cumprod[0]: it needs a model with a 1000-step "
+                f"noise schedule and a scheduler whose last step is above it ({self.sampling.scheduler} is "
+                "not); use last_step zero.",
+            )
+        sigmas = self.sigmas.clone()
+        sigmas[-1] = float(table[0])
+        return sigmas
 
     def error(self, input_name: str, cause: str) -> GoldenNoiseError:
         return GoldenNoiseError(self.node, self.node_id, input_name, cause)
 
     def encode_one(self, text: str) -> list:
-        """CONDITIONING for `text`, as CLIP Text Encode makes it."""
-        return self.clip.encode_from_tokens_scheduled(self.clip.tokenize(text))
+        """CONDITIONING for `text`, as CLIP Text Encode makes it (only its first 77-token chunk when
+        `prompt_tokens` is "77": the authors' truncation)."""
+        tokens = self.clip.tokenize(text)
+        if self.sampling.prompt_tokens == "77" and isinstance(tokens, dict):
+            # Each encoder's token list is a list of 77-token chunks (start, 75 tokens, end, padding).
+            tokens = {
+                key: chunks[:1] if isinstance(chunks, list) else chunks for key, chunks in tokens.items()
+            }
+        return self.clip.encode_from_tokens_scheduled(tokens)
 
     def encode(self, prompts: Sequence[str]) -> list[list]:
         """Each prompt's CONDITIONING (a prompt repeated in a batch or the batch before is encoded once)."""
@@ -245,19 +281,33 @@ class Renderer:
     def image(self, noise: torch.Tensor, positive: list, seed: int) -> torch.Tensor:
         """The images sampled from `noise` [B, ...] with the user's settings, decoded: [B, H, W, 3] in 0..1."""
         try:
-            samples = comfy_sample.sample(
-                self.model,
-                noise,
-                self.sampling.steps,
-                self.sampling.cfg,
-                self.sampling.sampler_name,
-                self.sampling.scheduler,
-                positive,
-                self.negative,
-                self.empty(len(noise)),
-                seed=seed,
-                disable_pbar=True,
-            )
+            if self.sampling.last_step == "authors":
+                samples = comfy_sample.sample_custom(
+                    self.model,
+                    noise,
+                    self.sampling.cfg,
+                    comfy_samplers.sampler_object(self.sampling.sampler_name),
+                    self.authors_sigmas,
+                    positive,
+                    self.negative,
+                    self.empty(len(noise)),
+                    seed=seed,
+                    disable_pbar=True,
+                )
+            else:
+                samples = comfy_sample.sample(
+                    self.model,
+                    noise,
+                    self.sampling.steps,
+                    self.sampling.cfg,
+                    self.sampling.sampler_name,
+                    self.sampling.scheduler,
+                    positive,
+                    self.negative,
+                    self.empty(len(noise)),
+                    seed=seed,
+                    disable_pbar=True,
+                )
         except RuntimeError as error:
             if "size" in str(error) or "shape" in str(error):
                 raise self.error(

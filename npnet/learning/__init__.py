@@ -44,7 +44,9 @@ from .evaluation import (
 from .evaluation import chart as evaluation_chart
 from .evaluation import run as run_evaluation
 from .recipe import (
+    LAST_STEPS,
     PRESETS,
+    PROMPT_TOKENS,
     PairHost,
     Reward,
     check_preset,
@@ -61,7 +63,9 @@ from .reward_training import train_on_reward
 
 __all__ = [
     "INVERSIONS",
+    "LAST_STEPS",
     "PRESETS",
+    "PROMPT_TOKENS",
     "PairHost",
     "Reward",
     "check_preset",

@@ -143,6 +143,13 @@ def job_scorer(host: PairHost, rewards: Sequence[Reward], golden_of: GoldenOf):
 # DDIMScheduler at 50 steps with "leading" spacing and offset 1 (ComfyUI's ddim_uniform gives the same
 # timesteps, 981, 961, ...; its ddim sampler is deterministic DDIM), guidance 5.5 for the images and the
 # denoise step, 1.0 for the inversion, zero embeddings as the unconditional branch, their inverse step.
+# How an image's sampling ends: at sigma 0 (ComfyUI) or at alphas_cumprod[0] (the authors' diffusers DDIM,
+# set_alpha_to_one=False); and how much of a prompt is encoded: every 77-token chunk (ComfyUI) or the
+# first 77 tokens (the authors' pipeline truncates).
+LAST_STEPS = ("zero", "authors")
+PROMPT_TOKENS = ("all", "77")
+AUTHORS_REWARD = "HPSv2.1"  # the reward their collection script filters with
+
 PRESETS: dict[str, dict] = {
     "custom": {},
     "authors": {
@@ -153,6 +160,10 @@ PRESETS: dict[str, dict] = {
         "cfg_denoise": 5.5,
         "cfg_inversion": 1.0,
         "inversion": "released",
+        "width": 1024,
+        "height": 1024,
+        "last_step": "authors",
+        "prompt_tokens": "77",
     },
 }
 
@@ -165,13 +176,20 @@ def preset_widgets() -> dict:
     }
 
 
-def check_preset(preset: str, values: Mapping, negative_is_zero: bool) -> None:
+def check_preset(preset: str, values: Mapping, negative_is_zero: bool, reward: str | None = None) -> None:
     """A preset's widgets must hold its values: a preset never overrides what the host shows.
 
     `values` are the host's settings by widget name; `negative_is_zero` says whether the negative is
-    none or zero embeddings (ComfyUI's ConditioningZeroOut)."""
+    none or zero embeddings (ComfyUI's ConditioningZeroOut); `reward` the reward's name (the authors
+    filter with HPSv2.1)."""
     if preset not in PRESETS:
         raise InputError("preset", f"preset must be one of {list(PRESETS)}, got {preset!r}.")
+    if preset == "authors" and reward is not None and reward != AUTHORS_REWARD:
+        raise InputError(
+            "reward",
+            f"preset 'authors' scores with {AUTHORS_REWARD} (the reward their collection filters with); this "
+            f"node's reward is {reward}. Load {AUTHORS_REWARD} in the Reward Model Loader, or choose preset custom.",
+        )
     wanted = PRESETS[preset]
     wrong = [name for name, value in wanted.items() if values.get(name) != value]
     if preset == "authors" and (str(values.get("negative_prompt", "")).strip() or not negative_is_zero):

@@ -13,6 +13,11 @@ def learning(comfy_inprocess):
 
 
 @pytest.fixture(scope="module")
+def rendering(comfy_inprocess):
+    return importlib.import_module(comfy_inprocess.pack.__name__ + ".nodes.rendering")
+
+
+@pytest.fixture(scope="module")
 def tiny(comfy_inprocess):
     from tests.testing_pack import tiny_models
 

@@ -5,6 +5,7 @@ Golden Noise) on the tiny models."""
 from __future__ import annotations
 
 import importlib
+import json
 import shutil
 from pathlib import Path
 
@@ -223,6 +224,12 @@ def test_the_whole_loop_collect_train_load_apply(comfy_inprocess, learning, mode
     assert not torch.allclose(got, plain)
 
 
+class NamedHPSv21(ScriptedReward):
+    """A stand-in carrying the name of the authors' reward: the preset checks the reward by its name."""
+
+    name = "HPSv2.1"
+
+
 AUTHORS = dict(
     sampler_name="ddim",
     scheduler="ddim_uniform",
@@ -232,23 +239,34 @@ AUTHORS = dict(
     cfg_inversion=1.0,
     inversion="released",
     negative_prompt="",
+    width=1024,
+    height=1024,
+    last_step="authors",
+    prompt_tokens="77",
     preset="authors",
 )
 
 
+ONE_PROMPT = {"prompts": "a red bicycle", "samples_per_prompt": 1, "reward": NamedHPSv21()}
+
+
 def test_the_authors_preset_collects_with_their_settings_and_records_them(comfy_inprocess, learning, models):
     folder = fresh(comfy_inprocess, "npd_authors")
-    collect(
-        learning, models, dataset_name="npd_authors", samples_per_prompt=1, width=64, height=64, **AUTHORS
-    )
+    collect(learning, models, dataset_name="npd_authors", **ONE_PROMPT, **AUTHORS)
     with safe_open(next(folder.glob("*.safetensors")), "pt") as f:
-        meta = f.metadata()["npd"]
-    for fragment in (
-        '"inversion": "released"',
-        '"negative_conditioning": "zero"',
-        '"scheduler": "ddim_uniform"',
-    ):
-        assert fragment in meta
+        meta = json.loads(f.metadata()["npd"])
+    assert (meta["inversion"], meta["negative_conditioning"], meta["scheduler"]) == (
+        "released",
+        "zero",
+        "ddim_uniform",
+    )
+    assert (meta["width"], meta["height"], meta["last_step"], meta["prompt_tokens"]) == (
+        1024,
+        1024,
+        "authors",
+        "77",
+    )
+    assert meta["reward"] == "HPSv2.1"
 
 
 @pytest.mark.parametrize(
@@ -257,11 +275,17 @@ def test_the_authors_preset_collects_with_their_settings_and_records_them(comfy_
         ({"steps": 20}, "'steps': preset 'authors' collects with sampler_name ddim.*steps 20"),
         ({"inversion": "paper"}, "'inversion': preset 'authors'"),
         ({"negative_prompt": "blurry"}, "'negative_prompt': preset 'authors'.*a negative is given"),
+        ({"width": 512, "height": 768}, "'width': preset 'authors'.*width 1024, height 1024"),
+        ({"last_step": "zero"}, "'last_step': preset 'authors'"),
+        ({"prompt_tokens": "all"}, "'prompt_tokens': preset 'authors'"),
+        ({"reward": ScriptedReward()}, "'reward': preset 'authors' scores with HPSv2.1.*mean-brightness"),
     ],
 )
 def test_a_widget_that_disagrees_with_the_preset_is_named(comfy_inprocess, learning, models, changes, match):
     with pytest.raises(ValueError, match=match):
-        collect(learning, models, dataset_name="npd_preset_bad", **{**AUTHORS, **changes})
+        collect(
+            learning, models, dataset_name="npd_preset_bad", **{**AUTHORS, "reward": NamedHPSv21(), **changes}
+        )
     assert not (Path(comfy_inprocess.folder_paths.get_output_directory()) / "npd" / "npd_preset_bad").exists()
 
 
@@ -269,18 +293,67 @@ def test_the_authors_preset_takes_a_zeroed_negative_and_refuses_another(comfy_in
     empty = models["clip"].encode_from_tokens_scheduled(models["clip"].tokenize(""))
     zeroed = [[torch.zeros_like(c), dict(extra)] for c, extra in empty]
     fresh(comfy_inprocess, "npd_authors_zero")
-    collect(
-        learning,
-        models,
-        dataset_name="npd_authors_zero",
-        samples_per_prompt=1,
-        width=64,
-        height=64,
-        negative=zeroed,
-        **AUTHORS,
-    )
+    collect(learning, models, dataset_name="npd_authors_zero", negative=zeroed, **ONE_PROMPT, **AUTHORS)
     with pytest.raises(ValueError, match="'negative_prompt': preset 'authors'.*a negative is given"):
-        collect(learning, models, dataset_name="npd_authors_other", negative=empty, **AUTHORS)
+        collect(learning, models, dataset_name="npd_authors_other", negative=empty, **ONE_PROMPT, **AUTHORS)
+
+
+def test_the_authors_last_step_ends_at_alphas_cumprod_0_and_leaves_that_noise(
+    comfy_inprocess, learning, models, rendering
+):
+    """diffusers' DDIM with set_alpha_to_one=False ends at alphas_cumprod[0]: for SD's schedule
+    (beta_start 0.00085) sigma = sqrt(0.00085 / 0.99915) = 0.02917, where ComfyUI ends at 0."""
+    sampling = dict(sampler_name="ddim", scheduler="ddim_uniform", steps=50, cfg=5.5)
+    ours = rendering.Renderer(
+        "t",
+        None,
+        models["model"],
+        models["clip"],
+        models["vae"],
+        rendering.Sampling("", 64, 64, **sampling, last_step="authors"),
+    )
+    comfy = rendering.Renderer(
+        "t", None, models["model"], models["clip"], models["vae"], rendering.Sampling("", 64, 64, **sampling)
+    )
+    assert float(comfy.sigmas[-1]) == 0.0
+    assert abs(float(ours.authors_sigmas[-1]) - (0.00085 / 0.99915) ** 0.5) < 1e-4
+    assert torch.equal(ours.authors_sigmas[:-1], comfy.sigmas[:-1])
+    noise = ours.noise([7])
+    positive = ours.encode(["a red bicycle"])[0]
+    a, b = ours.image(noise, positive, 7), comfy.image(noise, positive, 7)
+    assert not torch.allclose(a, b)  # the images differ by the leftover noise
+    with pytest.raises(ValueError, match="'last_step'.*karras is not"):
+        rendering.Renderer(
+            "t",
+            None,
+            models["model"],
+            models["clip"],
+            models["vae"],
+            rendering.Sampling("", 64, 64, "euler", "karras", 10, 5.5, last_step="authors"),
+        )
+
+
+def test_prompt_tokens_77_encodes_only_the_first_chunk_of_a_long_prompt(models, rendering):
+    long = " ".join(["a red bicycle leaning on a wall"] * 20)  # 140 words: two 77-token chunks
+    every = rendering.Renderer(
+        "t",
+        None,
+        models["model"],
+        models["clip"],
+        models["vae"],
+        rendering.Sampling("", 64, 64, "euler", "normal", 3, 5.5),
+    )
+    first = rendering.Renderer(
+        "t",
+        None,
+        models["model"],
+        models["clip"],
+        models["vae"],
+        rendering.Sampling("", 64, 64, "euler", "normal", 3, 5.5, prompt_tokens="77"),
+    )
+    all_chunks, truncated = every.encode_one(long)[0][0], first.encode_one(long)[0][0]
+    assert all_chunks.shape[1] == 154 and truncated.shape[1] == 77
+    assert torch.allclose(truncated, all_chunks[:, :77], atol=1e-6)  # the first chunk, encoded the same
 
 
 def test_a_negative_conditioning_is_used_and_recorded_and_cannot_be_given_twice(
@@ -306,13 +379,14 @@ def test_a_negative_conditioning_is_used_and_recorded_and_cannot_be_given_twice(
     [
         (4, {}),  # 6 samples: a full batch, then a partial one straddling the 2-sample shard boundary
         (3, {"sampler_name": "euler_ancestral"}),  # a sampler that draws its own noise: rendered alone
-        (8, {"preset": "authors", **{k: v for k, v in AUTHORS.items() if k != "preset"}}),
+        # the authors' sampling (its last step and truncation) at a small size, without the preset's 1024
+        (8, {**{k: v for k, v in AUTHORS.items() if k not in ("preset", "width", "height")}}),
     ],
 )
 def test_a_batch_writes_the_samples_of_batch_1(comfy_inprocess, learning, models, batch_size, changes):
     """Batch B against batch 1 sample by sample: the same indexes, noise, token states, golden targets
     and gains (batched arithmetic within float tolerance)."""
-    size = {"width": 64, "height": 64} if changes.get("preset") else {}
+    size = {"width": 64, "height": 64} if changes.get("last_step") else {}
     reference = fresh(comfy_inprocess, "npd_batch_ref")
     collect(learning, models, dataset_name="npd_batch_ref", **size, **changes)
     batched = fresh(comfy_inprocess, "npd_batch")

@@ -7,15 +7,8 @@ rectified-flow ODE dx/dsigma = v for the flow model. Only the network call is sh
 
 from __future__ import annotations
 
-import importlib
-
 import pytest
 import torch
-
-
-@pytest.fixture(scope="module")
-def rendering(comfy_inprocess):
-    return importlib.import_module(comfy_inprocess.pack.__name__ + ".nodes.rendering")
 
 
 def renderer(rendering, model, clip, vae, steps=4, cfg=3.0):

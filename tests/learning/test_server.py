@@ -207,14 +207,15 @@ def test_evaluate_scores_a_second_reward_linked_on_the_server(comfy_server, eval
 
 def test_the_authors_example_collects_with_its_preset_through_the_server(comfy_server):
     """golden_noise_collect_authors_sdxl as queued: DDIM over ddim_uniform at 50 steps, the released
-    inversion and the zero negative, recorded in the dataset (the preset's steps are kept: 50)."""
+    inversion, the zero negative, 1024x1024, the authors' last step and 77-token prompts, recorded in the
+    dataset (the preset's values are kept; one prompt, and the tiny reward named as the authors' one)."""
     prompt = example(
         "golden_noise_collect_authors_sdxl",
-        width=128,
-        height=128,
         samples_per_prompt=1,
         dataset_name="authors_npd",
+        prompts="a red bicycle",
     )
+    node_of(prompt, "GoldenNoiseTinyReward")["inputs"]["name"] = "HPSv2.1"
     assert node_of(prompt, "GoldenNoiseCollectDataset")["inputs"]["preset"] == "authors"
     comfy_server.run(prompt, timeout=600)
     shards = sorted((comfy_server.output_dir / "npd" / "authors_npd").glob("*.safetensors"))
@@ -222,6 +223,7 @@ def test_the_authors_example_collects_with_its_preset_through_the_server(comfy_s
         settings = json.loads(f.metadata()["npd"])
     assert (settings["sampler"], settings["scheduler"], settings["steps"]) == ("ddim", "ddim_uniform", 50)
     assert settings["inversion"] == "released" and settings["negative_conditioning"] == "zero"
+    assert (settings["width"], settings["last_step"], settings["prompt_tokens"]) == (1024, "authors", "77")
 
 
 def _connect_negative(prompt: dict, node_type: str, text: str, zero: bool) -> None:

@@ -39,10 +39,9 @@ class BrightnessReward:
     """The reward contract (`name`, `score(images, prompts)` -> one float per image); NaN from the
     `nan_from`-th call on when it is set (one call per pair)."""
 
-    name = "brightness"
-
-    def __init__(self, nan_from: int = 0):
-        self.calls, self.nan_from = 0, nan_from
+    def __init__(self, nan_from: int = 0, name: str = "brightness"):
+        # `name`: a stand-in may carry another reward's name (the authors' preset checks it by name).
+        self.calls, self.nan_from, self.name = 0, nan_from, name
 
     def value(self, images, prompts):
         """The score with gradients to the images (Train Golden Noise (reward))."""
@@ -62,13 +61,16 @@ class GoldenNoiseTinyReward(io.ComfyNode):
         return io.Schema(
             node_id="GoldenNoiseTinyReward",
             category=CATEGORY,
-            inputs=[io.Int.Input("nan_from", default=0, min=0, max=10**6)],
+            inputs=[
+                io.Int.Input("nan_from", default=0, min=0, max=10**6),
+                io.String.Input("name", default="brightness", optional=True),
+            ],
             outputs=[io.Custom("REWARD_MODEL").Output()],
         )
 
     @classmethod
-    def execute(cls, nan_from) -> io.NodeOutput:
-        return io.NodeOutput(BrightnessReward(nan_from))
+    def execute(cls, nan_from, name="brightness") -> io.NodeOutput:
+        return io.NodeOutput(BrightnessReward(nan_from, name))
 
 
 NODES: list[type] = [GoldenNoiseTinyCheckpoint, GoldenNoiseTinyReward]
