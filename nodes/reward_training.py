@@ -30,7 +30,7 @@ from . import host_files
 from .comfy_host import MENU, comfy_samplers, io, progress_and_cancel, ui
 from .errors import GoldenNoiseError
 from .golden_noise import NPNET, node_id
-from .learning import _errors, read_prompts, shared_inputs, size_inputs
+from .learning_inputs import _errors, read_prompts, shared_inputs, size_inputs
 from .npnet_weights import default_folder, load_weights
 from .rendering import Sampling, _stacked, check_memory, check_size, draws_no_noise, k_diffusion_function
 
