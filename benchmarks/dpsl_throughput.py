@@ -2,7 +2,7 @@
 
     python benchmarks/dpsl_throughput.py [--device cpu|cuda] [--runs R] [--agents N] [--repeats K]
 
-Baselines (dpsl/reference.py; same model, drawn at the signal level):
+Baselines (dev/dpsl_reference.py; same model, drawn at the signal level):
   loop  - one run and one agent at a time in plain Python;
   numpy - runs as the vector axis, one numpy/scipy array operation per formula term.
 The baselines always run on the CPU at reduced sizes (the loop at a few runs, numpy at min(R, 65536)
@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from dev.dpsl_reference import simulate_loop, simulate_numpy  # noqa: E402
 from dpsl import Scenario, simulate  # noqa: E402
-from dpsl.reference import simulate_loop, simulate_numpy  # noqa: E402
 
 SIGMA, EPS = 1.0, 1.0
 

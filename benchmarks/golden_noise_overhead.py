@@ -28,8 +28,8 @@ import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
+from dev.checkpoints import write_checkpoint  # noqa: E402  (the tests' own checkpoint writer)
 from dev.comfy_harness import import_inprocess  # noqa: E402  (the tests' in-process set-up)
-from tests.support.checkpoints import write_checkpoint  # noqa: E402  (the tests' own checkpoint writer)
 
 PACK = "golden_noise_bench"
 

@@ -27,8 +27,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import npnet  # noqa: E402
+from dev.npnet_reference import build_reference, make_inputs, random_state_dict  # noqa: E402
 from npnet.checkpoint import save_safetensors  # noqa: E402
-from tests.support.reference import build_reference, make_inputs, random_state_dict  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:

@@ -23,8 +23,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import npnet  # noqa: E402
+from dev.npnet_reference import official_checkpoint, random_state_dict  # noqa: E402
 from npnet.checkpoint import save_safetensors  # noqa: E402
-from tests.support.reference import official_checkpoint, random_state_dict  # noqa: E402
 
 
 def _timed(path: Path, device: torch.device, touch: bool) -> float:

@@ -1,7 +1,7 @@
 """NPNet training throughput: our training step against the authors' (timm's Swin-T), and DDP 1 vs 2.
 
 1. One AdamW step (forward, MSE to the target, backward, update) at the official shape (4x128x128
-   latents, 77x2048 prompt) for `npnet.NPNet` and for the reference network of tests/npnet/reference.py
+   latents, 77x2048 prompt) for `npnet.NPNet` and for the reference network of dev/npnet_reference.py
    (timm's Swin-T and attention, the authors' formulas), alternated step by step in one process,
    samples/s of each and the ratio ours / reference.
 2. `python -m npnet.train` on a small generated dataset, one process vs `torchrun --nproc-per-node 2`
@@ -29,8 +29,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 import npnet  # noqa: E402
-from tests.support.reference import build_reference, random_state_dict  # noqa: E402
-from tests.support.training_data import make_dataset  # noqa: E402
+from dev.npnet_reference import build_reference, random_state_dict  # noqa: E402
+from dev.training_data import make_dataset  # noqa: E402
 
 
 def step_timer(model, batch: int, device: torch.device):

@@ -8,7 +8,7 @@ Modules: `scenario` (Scenario, its validation and labels), `mechanisms` (agents'
 `step_law` (the smooth mechanism's step law, closed form and tabulated), `public_belief` (the closed-form
 LLR recursion in log space), `engine` (vectorised chunked simulation) with `chunks` (how runs are split
 over threads, ranks and memory, and the driver of one chunk) and `outputs` (the per-run arrays), `results`, `sweep` (grids and their rules), `theory` (closed forms),
-`published` (the paper's reference values), `reference` (signal-level simulators for cross-checks),
+`published` (the paper's reference values),
 `charts` (a package: rendering, the figure painters, and charts from results), `report` (metric tables),
 `reproduce` (the paper-size report), `files` (atomic output), `cli`. Nothing here imports ComfyUI.
 """

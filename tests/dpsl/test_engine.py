@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from dev.dpsl_reference import simulate_numpy
 from dpsl import (
     RNG_BLOCK_RUNS,
     Cancelled,
@@ -18,7 +19,6 @@ from dpsl import (
     chunks,
     simulate,
 )
-from dpsl.reference import simulate_numpy
 
 PER_RUN = (
     "llr_checkpoints",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dpsl.reference import simulate_loop, simulate_numpy
+from dev.dpsl_reference import simulate_loop, simulate_numpy
 
 
 def test_loop_returns_the_llr_at_every_checkpoint_and_agrees_with_numpy_in_law():

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from dev.checkpoints import write_checkpoint
 from tests.support import REPO_ROOT
-from tests.support.checkpoints import write_checkpoint
 
 PROBES_FILE = REPO_ROOT / "tests" / "testing_pack" / "golden_noise_probes.py"
 

@@ -10,7 +10,7 @@ import importlib
 
 import torch
 
-from tests.support.checkpoints import expected_golden
+from dev.checkpoints import expected_golden
 
 SEED = 2024
 

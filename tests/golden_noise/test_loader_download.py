@@ -11,9 +11,9 @@ import json
 import pytest
 import websocket
 
+from dev.checkpoints import write_checkpoint
 from dev.comfy_harness import start_server
 from tests.golden_noise import graphs
-from tests.support.checkpoints import write_checkpoint
 from tests.support.fake_hub import FakeHub
 
 pytestmark = pytest.mark.server

@@ -12,8 +12,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from dev.checkpoints import write_checkpoint
 from npnet.export import export
-from tests.support.checkpoints import write_checkpoint
 
 
 @pytest.fixture

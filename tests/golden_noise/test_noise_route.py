@@ -8,8 +8,8 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from dev.checkpoints import expected_golden
 from tests.golden_noise import graphs
-from tests.support.checkpoints import expected_golden
 
 pytestmark = pytest.mark.server
 

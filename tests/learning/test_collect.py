@@ -14,9 +14,9 @@ import torch
 from safetensors import safe_open
 
 import npnet
+from dev.training_data import train_process
 from npnet.learning.dataset import NoisePromptDataset
 from tests.learning.conftest import ScriptedReward
-from tests.support.training_data import train_process
 
 PROMPTS = "a red bicycle\na lighthouse at dusk\n# a comment line\n\na bowl of ramen"
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
+from dev.checkpoints import write_tiny_checkpoint
 from npnet.learning import evaluation
 from tests.learning.conftest import ScriptedReward
-from tests.support.checkpoints import write_tiny_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from safetensors import safe_open
 
+from dev.checkpoints import write_tiny_checkpoint
 from dev.comfy_harness import ExecutionFailed, start_server
+from dev.training_data import train_process
 from npnet.learning.dataset import NoisePromptDataset
 from tests.support import REPO_ROOT
-from tests.support.checkpoints import write_tiny_checkpoint
-from tests.support.training_data import train_process
 
 pytestmark = pytest.mark.server
 

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import save_file
 
 import npnet
-from tests.support.reference import (
+from dev.npnet_reference import (
     build_reference,
     official_checkpoint,
     random_state_dict,

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import save_file
 
 import npnet
-from tests.support.reference import make_inputs, official_checkpoint
+from dev.npnet_reference import make_inputs, official_checkpoint
 
 
 @pytest.mark.parametrize("layout", ["official", "text_embedding"])

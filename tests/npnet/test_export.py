@@ -11,8 +11,8 @@ import torch
 from safetensors.torch import load_file
 
 import npnet
-from tests.support.checkpoints import write_tiny_checkpoint
-from tests.support.reference import build_reference
+from dev.checkpoints import write_tiny_checkpoint
+from dev.npnet_reference import build_reference
 
 PARTS = ("unet_svd", "unet_embedding", "embeeding")
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import npnet
-from tests.support.reference import make_inputs
+from dev.npnet_reference import make_inputs
 
 pytestmark = [
     pytest.mark.gpu,

@@ -10,9 +10,9 @@ import torch
 from safetensors.torch import save_file
 
 import npnet
+from dev.npnet_reference import official_checkpoint, text_embedding_flavour
 from npnet.hub import variant_file
 from tests.support.fake_hub import FakeHub, SilentHub
-from tests.support.reference import official_checkpoint, text_embedding_flavour
 
 
 @pytest.fixture(scope="module")

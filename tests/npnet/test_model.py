@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import npnet
-from tests.support.reference import make_inputs
+from dev.npnet_reference import make_inputs
 
 
 def test_matches_reference(sdxl_model, reference_model):

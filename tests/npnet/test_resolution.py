@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 import npnet
-from tests.support.reference import make_inputs
+from dev.npnet_reference import make_inputs
 
 
 def transfer(model, noise, embeds):

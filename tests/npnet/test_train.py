@@ -13,11 +13,11 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 import npnet
+from dev.training_data import SMALL, make_dataset, train_process
 from npnet.learning.dataset import DatasetError, NoisePromptDataset, write_shard
 from npnet.learning.loop import Process
 from npnet.learning.train import TrainingError, main, parse_args, train
 from tests.support.fake_hub import FakeHub
-from tests.support.training_data import SMALL, make_dataset, train_process
 
 # -- the network for any shape --------------------------------------------------------------------
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from dev.checkpoints import write_checkpoint
 from tests.support import REPO_ROOT
-from tests.support.checkpoints import write_checkpoint
 
 STANDIN = Path(__file__).parent / "standin"
 OWN = ("modules", "golden_noise_webui", "golden_noise.py", "xyz_grid.py", "lib_xyz")

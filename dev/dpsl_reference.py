@@ -19,7 +19,7 @@ import random
 
 import numpy as np
 
-from .mechanisms import smooth_amplitude
+from dpsl.mechanisms import smooth_amplitude
 
 
 def _log_ndtr(x: float) -> float:

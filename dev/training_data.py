@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 
 import npnet
+from dev.comfyui_setup import REPO_ROOT
 from npnet.learning.dataset import write_shard
-from tests.support import REPO_ROOT
 
 # A small network shape: non-square latents and a short prompt keep each step cheap (Swin-T still runs
 # at 224x224, whatever the latent size, and dominates the cost).
