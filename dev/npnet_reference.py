@@ -1,7 +1,8 @@
 """Reference NPNet for tests and benchmarks, written independently of `npnet/`.
 
 Swin-T and the SVD branch's attention come from timm (test-only dependency, pretrained=False); the rest
-is a direct transcription of the formulas in shared/research/npnet.md section 1. Imported by the tests
+is a direct transcription of the paper's formulas (arXiv 2411.09502, section 3) as the authors' released
+model code computes them. Imported by the tests
 (tests/npnet) and by benchmarks/npnet_forward.py, so the reference exists once.
 """
 

@@ -1,7 +1,7 @@
 """Check the extension in a real webui tree (Forge, Forge Classic, Automatic1111), the way users run it.
 
 A manual check: no webui can be installed in CI, so this runs on a developer's machine against a tree
-and a Python environment prepared by hand (see ../shared/webui-real/README.md for a recipe on a CPU
+and a Python environment prepared by hand (docs/webui-check.md: how to prepare them on a CPU
 machine). Given the tree, it:
 
 1. installs the extension as users do, `git clone` of this repository into `<tree>/extensions/golden-noise`

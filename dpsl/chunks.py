@@ -22,9 +22,8 @@ from .scenario import Scenario, ScenarioError
 RNG_BLOCK_RUNS = 4096
 # CPU chunks: whole blocks, at most this many runs, balanced over the worker threads. Wider ops spread
 # the per-op Python cost and the GIL hand-over between worker threads; narrower ones stay in cache.
-# Measured on two cores, R = 50000, N = 1000, tabulated smooth kernel: two threads on ~25000-run
-# chunks 2.83e7 agent-steps/s, one thread 1.60e7, four threads on 16384-run chunks 1.66e7 (the GIL
-# changes hands at every op). A kernel with microsecond ops also runs with one intra-op thread
+# On two cores two threads on chunks of this size were the fastest layout (more threads lose to the GIL
+# changing hands at every op; figures: benchmarks/dpsl_throughput.py and the README). A kernel with microsecond ops also runs with one intra-op thread
 # (`kernels.Kernel.intra_op_threads`).
 CPU_CHUNK_CAP = 8 * RNG_BLOCK_RUNS
 CUDA_CHUNK_RUNS = 2**21

@@ -67,8 +67,7 @@ class SmoothKernel(Kernel):
     uniforms both draw the same actions and reports (see dpsl/step_law.py).
 
     Its ops take microseconds, so OpenMP teams cost more than they share: it runs with one intra-op
-    thread per chunk thread (R = 50000, N = 1000, one chunk thread, best of 3 interleaved: 2.54e7
-    agent-steps/s against 2.21e7 with two intra-op threads).
+    thread per chunk thread (faster on two cores than two intra-op threads; `benchmarks/dpsl_throughput.py`).
     """
 
     intra_op_threads = 1
