@@ -13,23 +13,46 @@ over threads, ranks and memory, and the driver of one chunk) and `outputs` (the 
 `reproduce` (the paper-size report), `files` (atomic output), `cli`. Nothing here imports ComfyUI.
 """
 
-from . import theory
+from . import charts, report, theory
 from .chunks import RNG_BLOCK_RUNS
-from .engine import Cancelled, MemoryBudgetError, simulate
+from .engine import Cancelled, MemoryBudgetError, RunOptions, budget_from_gib, simulate
 from .results import Result, SweepResult
-from .scenario import EpsilonUniform, Scenario, ScenarioError
-from .sweep import sweep
+from .scenario import (
+    AMPLITUDES,
+    MAX_QUADRATURE_NODES,
+    MECHANISMS,
+    SIGNALS,
+    EpsilonUniform,
+    Scenario,
+    ScenarioError,
+    chart_checkpoints,
+    scenario_from,
+)
+from .sweep import check_sweep, parse_values, sweep, sweep_series
 
 __all__ = [
+    "AMPLITUDES",
     "Cancelled",
     "EpsilonUniform",
+    "MAX_QUADRATURE_NODES",
+    "MECHANISMS",
     "MemoryBudgetError",
     "RNG_BLOCK_RUNS",
     "Result",
+    "RunOptions",
+    "SIGNALS",
     "Scenario",
     "ScenarioError",
     "SweepResult",
+    "budget_from_gib",
+    "chart_checkpoints",
+    "charts",
+    "check_sweep",
+    "parse_values",
+    "report",
+    "scenario_from",
     "simulate",
     "sweep",
+    "sweep_series",
     "theory",
 ]

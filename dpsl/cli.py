@@ -15,10 +15,10 @@ import sys
 import torch
 
 from . import theory
-from .engine import simulate
+from .engine import RunOptions, simulate
 from .files import write_text_atomic
 from .results import json_safe
-from .scenario import AMPLITUDES, SIGNALS, EpsilonUniform, Scenario, ScenarioError
+from .scenario import AMPLITUDES, SIGNALS, Scenario, ScenarioError, scenario_from
 from .sweep import SWEEPABLE, parse_values, sweep
 
 EXIT_INVALID = 2
@@ -137,15 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def scenario_from_args(args: argparse.Namespace, **overrides) -> Scenario:
     """The Scenario the flags describe; `overrides` replace fields before validation (sweeps)."""
-    if args.epsilon is not None and args.epsilon_uniform is not None:
-        raise ScenarioError("give either --epsilon or --epsilon-uniform, not both")
-    eps = EpsilonUniform(*args.epsilon_uniform) if args.epsilon_uniform is not None else args.epsilon
     fields = dict(
         signal=args.signal,
         sigma=args.sigma,
         p=args.p,
         mechanism=args.mechanism,
-        epsilon=eps,
+        epsilon=args.epsilon,
+        epsilon_uniform=args.epsilon_uniform,
         amplitude=args.amplitude,
         agents=args.agents,
         runs=args.runs,
@@ -155,8 +153,10 @@ def scenario_from_args(args: argparse.Namespace, **overrides) -> Scenario:
         quantiles=tuple(args.quantiles),
         quadrature_nodes=args.quadrature_nodes,
     )
+    if "epsilon" in overrides:  # a sweep over epsilon replaces whichever form the flags gave
+        fields["epsilon_uniform"] = None
     fields.update(overrides)
-    return Scenario(**fields)
+    return scenario_from(**fields)
 
 
 def _sweep_values(param: str, text: str) -> list:
@@ -208,27 +208,23 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INVALID
     distributed, device, rank = _process_group(getattr(args, "device", "cpu") or "cpu")
     try:
+        options = RunOptions(
+            device=device, chunk_runs=getattr(args, "chunk_runs", None), distributed=distributed
+        )
         if args.command == "sweep":
             values = _sweep_values(args.param, args.values)
             scenario = scenario_from_args(args, **({args.param: values[0]} if values else {}))
         else:
             scenario = scenario_from_args(args)
         if args.command == "simulate":
-            result = simulate(scenario, device=device, chunk_runs=args.chunk_runs, distributed=distributed)
+            result = simulate(scenario, options)
             payload = result.to_dict(per_run=args.per_run)
             rows = result.csv_rows
         elif args.command == "theory":
             payload = _theory_dict(scenario)
             rows = lambda: _theory_csv(payload)  # noqa: E731
         else:
-            result = sweep(
-                scenario,
-                args.param,
-                values,
-                device=device,
-                chunk_runs=args.chunk_runs,
-                distributed=distributed,
-            )
+            result = sweep(scenario, args.param, values, options)
             payload = result.to_dict(per_run=args.per_run)
             rows = result.csv_rows
     except ScenarioError as err:

@@ -43,6 +43,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -68,6 +69,25 @@ class MemoryBudgetError(ScenarioError):
 
 ProgressFn = Callable[[int, int], None]
 CancelFn = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a simulation runs, never what it computes (the same seed gives the same numbers whatever these
+    are): the device ("cpu", "cuda", "cuda:N" or "auto"), progress(done, total) in agent steps,
+    should_cancel() polled between steps, chunk_runs (runs simulated at once; default by device and
+    memory budget), memory_budget in bytes (default 2 GiB), distributed (inside an initialised
+    torch.distributed group). One object for `simulate`, `sweep`, the CLI and the node."""
+
+    device: str | torch.device | None = None
+    progress: ProgressFn | None = None
+    should_cancel: CancelFn | None = None
+    chunk_runs: int | None = None
+    memory_budget: int | None = None
+    distributed: bool = False
+
+    def with_(self, **changes) -> RunOptions:
+        return replace(self, **changes)
 
 
 def result_bytes(scenario: Scenario) -> int:
@@ -131,23 +151,16 @@ def _resolve_device(device) -> torch.device:
     return dev
 
 
-def simulate(
-    scenario: Scenario,
-    device=None,
-    progress: ProgressFn | None = None,
-    should_cancel: CancelFn | None = None,
-    chunk_runs: int | None = None,
-    memory_budget: int | None = None,
-    distributed: bool = False,
-) -> Result:
+def simulate(scenario: Scenario, options: RunOptions | None = None, **changes) -> Result:
     """Simulate `scenario.runs` independent runs of `scenario.agents` agents under theta = +1.
 
-    device: "cpu" (default), "cuda", "cuda:N" or "auto" (CUDA when available). progress(done, total) is called with agent steps
-    done so far, every few steps; should_cancel() is polled as often and raises `Cancelled` when it
-    returns True. chunk_runs: runs simulated at once (rounded up to a multiple of RNG_BLOCK_RUNS;
-    default by device and memory budget); it never changes the result. memory_budget: bytes the
-    outputs and working memory may take (default 2 GiB); `MemoryBudgetError` if keep_paths would
-    exceed it.
+    `options` (`RunOptions`, with `changes` applied: `simulate(s, device="cuda")` reads as it says).
+    device: "cpu" (default), "cuda", "cuda:N" or "auto" (CUDA when available). progress(done, total) is
+    called with agent steps done so far, every few steps; should_cancel() is polled as often and raises
+    `Cancelled` when it returns True. chunk_runs: runs simulated at once (rounded up to a multiple of
+    RNG_BLOCK_RUNS; default by device and memory budget); it never changes the result. memory_budget:
+    bytes the outputs and working memory may take (default 2 GiB); `MemoryBudgetError` if keep_paths
+    would exceed it.
 
     distributed: inside an initialised torch.distributed group (torchrun), every rank simulates its
     share of the chunks (chunk i on rank i mod world size; chunks are whole RNG blocks) and the per-run
@@ -155,6 +168,9 @@ def simulate(
     single-process result for the same seed and device type, exactly: each value is one rank's value
     plus zeros, and the summaries are computed from those identical per-run arrays.
     """
+    options = (options or RunOptions()).with_(**changes)
+    device, progress, should_cancel = options.device, options.progress, options.should_cancel
+    chunk_runs, memory_budget, distributed = options.chunk_runs, options.memory_budget, options.distributed
     dev = _resolve_device(device)
     budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget
     if (

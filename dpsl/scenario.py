@@ -236,3 +236,15 @@ def mechanism_label(s: Scenario) -> str:
 
 def size_label(s: Scenario) -> str:
     return f"N = {s.agents} agents, R = {s.runs} runs, seed {s.seed}"
+
+
+def scenario_from(
+    *, epsilon: float | None = None, epsilon_uniform: tuple[float, float] | None = None, **fields
+) -> Scenario:
+    """The Scenario a host's settings describe (the CLI's flags, the node's widgets): a privacy budget
+    given as one epsilon or as a uniform range (low, high), never both; the other fields as Scenario's."""
+    if epsilon is not None and epsilon_uniform is not None:
+        raise ScenarioError("give either epsilon or epsilon_uniform (a range), not both")
+    return Scenario(
+        epsilon=EpsilonUniform(*epsilon_uniform) if epsilon_uniform is not None else epsilon, **fields
+    )

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .engine import CancelFn, Cancelled, ProgressFn, simulate
+from .engine import Cancelled, RunOptions, simulate
 from .results import SweepResult
 from .scenario import Scenario, ScenarioError
 
@@ -60,20 +60,11 @@ def parse_values(text: str, name: str, convert=float) -> list:
 
 
 def sweep(
-    base: Scenario,
-    parameter: str,
-    values: Sequence,
-    device=None,
-    progress: ProgressFn | None = None,
-    should_cancel: CancelFn | None = None,
-    chunk_runs: int | None = None,
-    memory_budget: int | None = None,
-    distributed: bool = False,
+    base: Scenario, parameter: str, values: Sequence, options: RunOptions | None = None, **changes
 ) -> SweepResult:
-    """simulate(base with parameter = v) for each v; progress counts agent steps over the whole sweep."""
-    return sweep_series(
-        [base], parameter, values, device, progress, should_cancel, chunk_runs, memory_budget, distributed
-    )[0]
+    """simulate(base with parameter = v) for each v; progress counts agent steps over the whole sweep.
+    `options` and `changes` as for `simulate`."""
+    return sweep_series([base], parameter, values, options, **changes)[0]
 
 
 def check_sweep(bases: Sequence[Scenario], parameter: str, values: Sequence) -> None:
@@ -97,15 +88,13 @@ def sweep_series(
     bases: Sequence[Scenario],
     parameter: str,
     values: Sequence,
-    device=None,
-    progress: ProgressFn | None = None,
-    should_cancel: CancelFn | None = None,
-    chunk_runs: int | None = None,
-    memory_budget: int | None = None,
-    distributed: bool = False,
+    options: RunOptions | None = None,
+    **changes,
 ) -> list[SweepResult]:
     """One sweep per base scenario (a series of curves, e.g. one per p); progress counts agent steps
     over all of them, so one progress bar covers the whole series."""
+    options = (options or RunOptions()).with_(**changes)
+    progress, should_cancel = options.progress, options.should_cancel
     check_sweep(bases, parameter, values)
     grid = [[base.with_(**{parameter: v}) for v in values] for base in bases]
     total = sum(s.runs * s.agents for row in grid for s in row)
@@ -120,17 +109,7 @@ def sweep_series(
             def forward(done, _total, offset=offset):
                 progress(offset + done, total)
 
-            results.append(
-                simulate(
-                    s,
-                    device=device,
-                    progress=forward if progress else None,
-                    should_cancel=should_cancel,
-                    chunk_runs=chunk_runs,
-                    memory_budget=memory_budget,
-                    distributed=distributed,
-                )
-            )
+            results.append(simulate(s, options, progress=forward if progress else None))
             offset += s.runs * s.agents
         out.append(SweepResult(parameter, list(values), results))
     return out

@@ -14,10 +14,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..dpsl import EpsilonUniform, Scenario, ScenarioError, charts, report, simulate
-from ..dpsl.engine import budget_from_gib
-from ..dpsl.scenario import AMPLITUDES, MAX_QUADRATURE_NODES, SIGNALS, chart_checkpoints
-from ..dpsl.sweep import check_sweep, parse_values, sweep_series
+from ..dpsl import (
+    AMPLITUDES,
+    MAX_QUADRATURE_NODES,
+    MECHANISMS,
+    SIGNALS,
+    RunOptions,
+    ScenarioError,
+    budget_from_gib,
+    chart_checkpoints,
+    charts,
+    check_sweep,
+    parse_values,
+    report,
+    scenario_from,
+    simulate,
+    sweep_series,
+)
 from . import host_files
 from .comfy_host import MENU, io, model_management, progress_and_cancel, ui
 
@@ -28,7 +41,9 @@ SCENARIO = io.Custom("DPSL_SCENARIO")
 RESULT = io.Custom("DPSL_RESULT")
 SWEEPS = io.Custom("DPSL_SWEEPS")  # a list of dpsl.SweepResult, one per series value
 
-MECHANISMS = ("smooth", "rr", "none")
+# The mechanism combo: the Gaussian signal takes every mechanism; the paper's smooth one first (Scenario
+# refuses a pair the binary signal does not take).
+MECHANISM_CHOICES = MECHANISMS["gaussian"][::-1]
 SERIES = ("none", "p", "sigma")
 
 
@@ -90,7 +105,7 @@ class DPSLScenario(io.ComfyNode):
                 ),
                 io.Combo.Input(
                     "mechanism",
-                    options=list(MECHANISMS),
+                    options=list(MECHANISM_CHOICES),
                     default="smooth",
                     tooltip="smooth: flip with A*exp(-eps*|s - t|) (Gaussian, metric DP); rr: randomized "
                     "response 1/(1+e^eps) (binary: before the cascade; Gaussian: constant "
@@ -198,18 +213,14 @@ class DPSLScenario(io.ComfyNode):
         belief_threshold,
         quadrature_nodes,
     ) -> io.NodeOutput:
-        if mechanism == "none":
-            eps = None
-        elif epsilon_mode == "uniform":
-            eps = EpsilonUniform(epsilon_low, epsilon_high)
-        else:
-            eps = epsilon
-        scenario = Scenario(
+        uniform = mechanism != "none" and epsilon_mode == "uniform"
+        scenario = scenario_from(
             signal=signal,
             sigma=sigma,
             p=p,
             mechanism=mechanism,
-            epsilon=eps,
+            epsilon=None if mechanism == "none" or uniform else epsilon,
+            epsilon_uniform=(epsilon_low, epsilon_high) if uniform else None,
             amplitude=amplitude,
             agents=agents,
             runs=runs,
@@ -262,10 +273,7 @@ class DPSLSimulate(io.ComfyNode):
         result = run_with_host_controls(
             lambda progress, cancel: simulate(
                 scenario,
-                device=device,
-                progress=progress,
-                should_cancel=cancel,
-                memory_budget=budget_from_gib(memory_budget_gb),
+                RunOptions(device, progress, cancel, memory_budget=budget_from_gib(memory_budget_gb)),
             )
         )
         log.info(
@@ -336,10 +344,7 @@ class DPSLSweep(io.ComfyNode):
                 bases,
                 "epsilon",
                 grid,
-                device=device,
-                progress=progress,
-                should_cancel=cancel,
-                memory_budget=budget_from_gib(memory_budget_gb),
+                RunOptions(device, progress, cancel, memory_budget=budget_from_gib(memory_budget_gb)),
             )
 
         return io.NodeOutput(run_with_host_controls(work))
