@@ -15,7 +15,7 @@ over threads, ranks and memory, and the driver of one chunk) and `outputs` (the 
 
 from . import charts, report, theory
 from .chunks import RNG_BLOCK_RUNS
-from .engine import Cancelled, MemoryBudgetError, RunOptions, budget_from_gib, simulate
+from .engine import MemoryBudgetError, RunOptions, SimulationCancelled, budget_from_gib, simulate
 from .results import Result, SweepResult
 from .scenario import (
     AMPLITUDES,
@@ -32,7 +32,7 @@ from .sweep import check_sweep, parse_values, sweep, sweep_series
 
 __all__ = [
     "AMPLITUDES",
-    "Cancelled",
+    "SimulationCancelled",
     "EpsilonUniform",
     "MAX_QUADRATURE_NODES",
     "MECHANISMS",

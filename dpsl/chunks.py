@@ -138,7 +138,7 @@ class Chunk:
             self.uniforms[:, :, lo:hi].copy_(slab)
 
     def run(self, out: Outputs, tick: Callable[[int], None]) -> None:
-        """All agents, tile by tile; tick(steps done) after each tile may raise Cancelled."""
+        """All agents, tile by tile; tick(steps done) after each tile may raise SimulationCancelled."""
         agents = self.s.agents
         for tile_start in range(0, agents, self.tile):
             self._draw_tile()

@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MEMORY_BUDGET = 2 * 2**30
 
 
-class Cancelled(Exception):
+class SimulationCancelled(Exception):
     """The caller's should_cancel() returned True; the simulation stopped between agent steps."""
 
 
@@ -157,7 +157,7 @@ def simulate(scenario: Scenario, options: RunOptions | None = None, **changes) -
     `options` (`RunOptions`, with `changes` applied: `simulate(s, device="cuda")` reads as it says).
     device: "cpu" (default), "cuda", "cuda:N" or "auto" (CUDA when available). progress(done, total) is
     called with agent steps done so far, every few steps; should_cancel() is polled as often and raises
-    `Cancelled` when it returns True. chunk_runs: runs simulated at once (rounded up to a multiple of
+    `SimulationCancelled` when it returns True. chunk_runs: runs simulated at once (rounded up to a multiple of
     RNG_BLOCK_RUNS; default by device and memory budget); it never changes the result. memory_budget:
     bytes the outputs and working memory may take (default 2 GiB); `MemoryBudgetError` if keep_paths
     would exceed it.
@@ -232,7 +232,7 @@ def _run_sequential(scenario, dev, spans, out, progress, should_cancel, total) -
         if progress is not None:
             progress(done, total)
         if should_cancel is not None and should_cancel():
-            raise Cancelled(f"cancelled after {done} of {total} agent steps")
+            raise SimulationCancelled(f"cancelled after {done} of {total} agent steps")
 
     for start, stop in spans:
         Chunk(scenario, dev, start, stop).run(out, tick)
@@ -248,7 +248,7 @@ def _run_threaded(scenario, dev, spans, out, progress, should_cancel, total, wor
         with lock:
             done[0] += steps
         if stop.is_set():
-            raise Cancelled("cancelled")
+            raise SimulationCancelled("cancelled")
 
     def work(span):
         if not stop.is_set():
@@ -267,7 +267,7 @@ def _run_threaded(scenario, dev, spans, out, progress, should_cancel, total, wor
                     reported = done[0]
                     progress(reported, total)
                 if should_cancel is not None and should_cancel():
-                    raise Cancelled(f"cancelled after {done[0]} of {total} agent steps")
+                    raise SimulationCancelled(f"cancelled after {done[0]} of {total} agent steps")
         except BaseException:
             stop.set()
             raise

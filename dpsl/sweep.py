@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .engine import Cancelled, RunOptions, simulate
+from .engine import RunOptions, SimulationCancelled, simulate
 from .results import SweepResult
 from .scenario import Scenario, ScenarioError
 
@@ -104,7 +104,7 @@ def sweep_series(
         results = []
         for s in row:
             if should_cancel is not None and should_cancel():  # also between values: a grid of tiny runs
-                raise Cancelled(f"cancelled after {offset} of {total} agent steps")
+                raise SimulationCancelled(f"cancelled after {offset} of {total} agent steps")
 
             def forward(done, _total, offset=offset):
                 progress(offset + done, total)

@@ -7,9 +7,9 @@ import npnet
 from . import host
 from .generation import (
     APPLIED_ATTRIBUTE,
+    BatchGolden,
     GoldenNoiseStop,
     GoldenRNG,
-    Job,
     model_kind,
     stop_sampling,
     unsupported_message,
@@ -54,7 +54,7 @@ def process_batch(p, enabled, weights, strength, token_policy, resolution_mode) 
         host.report(message)
         stop_sampling(p, message)
         return
-    job = Job(model, settings, p)
+    job = BatchGolden(model, settings, p)
     setattr(p, JOB_ATTRIBUTE, job)
     if not host.has_sampling_hook():
         p.rng = GoldenRNG(p.rng, p, job)

@@ -12,9 +12,9 @@ img2img with `x` the init latent: only `x is noise` on a txt2img processing obje
 one NPNet was trained for. Automatic1111 1.6-1.9 have no hook; their txt2img `sample()` draws the same
 first noise from `p.rng`, which `process_images_inner` builds before the scripts' `process_batch`, so
 there a thin wrapper around `p.rng` turns its first draw golden (`GoldenRNG`). Hires fix builds a new
-`p.rng` for its pass, which stays plain. Every way calls `Job.golden` on the noise the webui drew, so the
+`p.rng` for its pass, which stays plain. Every way calls `BatchGolden.golden` on the noise the webui drew, so the
 same seed and settings give the same image, and plain noise is exactly what the webui would have drawn.
-`Job.golden` is also where the infotext is written and `p.golden_noise_applied` set: an image says it
+`BatchGolden.golden` is also where the infotext is written and `p.golden_noise_applied` set: an image says it
 started from golden noise only when it did.
 """
 
@@ -81,7 +81,7 @@ def unsupported_message(kind: str) -> str:
     )
 
 
-class Job:
+class BatchGolden:
     """One batch's golden noise: the network and the settings, applied to the first pass only."""
 
     def __init__(self, model: npnet.NPNet, settings: Settings, p):
@@ -128,7 +128,7 @@ class Job:
 class GoldenRNG:
     """Automatic1111's `p.rng` with its first draw made golden for `p.c`; everything else passes through."""
 
-    def __init__(self, rng, p, job: Job):
+    def __init__(self, rng, p, job: BatchGolden):
         self._rng, self._p, self._job = rng, p, job
 
     def next(self):

@@ -27,7 +27,7 @@ from .learning_inputs import (
     is_zero,
     on_node,
     preview_input,
-    render_run,
+    render_setup,
     shared_inputs,
     size_inputs,
 )
@@ -275,7 +275,7 @@ class CollectNoisePromptDataset(io.ComfyNode):
         with on_node(cls.NAME, nid):
             reward_name = getattr(shared.get("reward"), "name", None)
             learning.check_preset(preset, widgets, is_zero(shared.get("negative")), reward_name)
-        run = render_run(
+        run = render_setup(
             cls.NAME,
             nid,
             **shared,
@@ -406,7 +406,7 @@ class EvaluateGoldenNoise(io.ComfyNode):
         folder, stem, counter, subfolder = host_files.output_path(
             filename_prefix, "filename_prefix", _errors(cls.NAME, nid)
         )
-        run = render_run(cls.NAME, nid, batch_size=batch_size, **shared)
+        run = render_setup(cls.NAME, nid, batch_size=batch_size, **shared)
         origin = Origin(f"{cls.NAME} ({cls.NODE_ID})", nid)
         golden_settings = origin.settings(token_policy, strength, resolution_mode)
         todo = learning.jobs(run.prompts, seed, seeds)  # lazy: a huge prompt list costs nothing here

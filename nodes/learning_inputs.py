@@ -123,7 +123,7 @@ def preview_input(default: int) -> io.Int.Input:
 
 
 @dataclass(frozen=True)
-class RenderRun:
+class RenderSetup:
     """What a Collect or Evaluate run renders with: the renderer, the reward and the prompt list."""
 
     renderer: Renderer
@@ -131,7 +131,7 @@ class RenderRun:
     prompts: list[str]
 
 
-def render_run(
+def render_setup(
     node,
     nid,
     model,
@@ -148,7 +148,7 @@ def render_run(
     redenoise: Redenoise | None = None,
     batch_size: int = 1,
     **sampler,
-) -> RenderRun:
+) -> RenderSetup:
     prompt_list = read_prompts(node, nid, prompts, prompt_file)
     if negative is not None and negative_prompt.strip():
         raise GoldenNoiseError(
@@ -162,7 +162,7 @@ def render_run(
         negative_prompt, width, height, **sampler, negative=negative, zero_negative=zero_negative
     )
     renderer = Renderer(node, nid, model, clip, vae, sampling, redenoise or Redenoise(), batch_size)
-    return RenderRun(renderer, reward, prompt_list)
+    return RenderSetup(renderer, reward, prompt_list)
 
 
 def is_zero(negative) -> bool:

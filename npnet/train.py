@@ -1,8 +1,8 @@
-"""`python -m npnet.train`, the documented training command; the trainer is `npnet.learning.train`."""
+"""`python -m npnet.train`, the documented training command; the trainer is `npnet.learning.imitation`."""
 
 import sys
 
-from .learning.train import main
+from .learning.imitation import main
 
 if __name__ == "__main__":
     sys.exit(main())

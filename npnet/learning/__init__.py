@@ -39,10 +39,10 @@ from .evaluation import (
     per_prompt,
     read_csv,
     result_suffixes,
+    run_evaluation,
     summarise,
 )
 from .evaluation import chart as evaluation_chart
-from .evaluation import run as run_evaluation
 from .recipe import (
     LAST_STEPS,
     PRESETS,

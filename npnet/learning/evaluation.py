@@ -252,7 +252,7 @@ class ResultFiles:
 ScoreBatch = Callable[[Sequence[Job]], tuple[Sequence[Sequence[tuple[float, float]]], Sequence[object]]]
 
 
-def run(
+def run_evaluation(
     todo: Sequence[Job],
     score_batch: ScoreBatch,
     files: Sequence[ResultFiles],

@@ -11,11 +11,11 @@ import torch
 from dev.dpsl_reference import simulate_numpy
 from dpsl import (
     RNG_BLOCK_RUNS,
-    Cancelled,
     EpsilonUniform,
     MemoryBudgetError,
     Scenario,
     ScenarioError,
+    SimulationCancelled,
     chunks,
     simulate,
 )
@@ -102,7 +102,7 @@ def test_cancel_stops_the_simulation():
         polls.append(1)
         return len(polls) > 2
 
-    with pytest.raises(Cancelled):
+    with pytest.raises(SimulationCancelled):
         simulate(Scenario(epsilon=1.0, agents=1000, runs=100), should_cancel=should_cancel)
     assert len(polls) == 3
 

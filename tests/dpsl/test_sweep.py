@@ -41,7 +41,7 @@ def test_a_grid_is_capped_before_any_memory_is_taken(text):
 
 
 def test_cancel_is_honoured_between_the_values_of_a_grid():
-    from dpsl import Cancelled
+    from dpsl import SimulationCancelled
 
     polls = []
 
@@ -49,6 +49,6 @@ def test_cancel_is_honoured_between_the_values_of_a_grid():
         polls.append(1)
         return len(polls) > 3
 
-    with pytest.raises(Cancelled):
+    with pytest.raises(SimulationCancelled):
         sweep(Scenario(epsilon=1.0, agents=2, runs=2), "epsilon", [0.5] * 200, should_cancel=cancel)
     assert len(polls) <= 5

@@ -15,8 +15,8 @@ from safetensors.torch import load_file, save_file
 import npnet
 from dev.training_data import SMALL, make_dataset, train_process
 from npnet.learning.dataset import DatasetError, NoisePromptDataset, write_shard
+from npnet.learning.imitation import TrainingError, main, parse_args, train
 from npnet.learning.loop import Process
-from npnet.learning.train import TrainingError, main, parse_args, train
 from tests.support.fake_hub import FakeHub
 
 # -- the network for any shape --------------------------------------------------------------------
@@ -287,7 +287,7 @@ def test_init_imagenet_downloads_through_the_hub_and_loads_every_swin_key(tmp_pa
     try:
         monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-        from npnet.learning.train import initial_model
+        from npnet.learning.imitation import initial_model
 
         model = initial_model("imagenet", SMALL, seed=0, weights_dir=str(tmp_path / "cache"))
         for key, value in swin.items():
