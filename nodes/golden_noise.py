@@ -20,6 +20,7 @@ from .comfy_host import (
 )
 from .noise_objects import GoldenNoise, Origin, start_latent
 from .npnet_weights import NPNetWeights, load_weights, weight_choices
+from .rendering import ksampler_widgets
 
 # Imported only inside ComfyUI (extension.node_classes), so `io` is the host's schema API here.
 CATEGORY = f"{MENU}/noise"
@@ -153,6 +154,8 @@ class GoldenNoiseApply(io.ComfyNode):
 class GoldenNoiseKSampler(io.ComfyNode):
     @classmethod
     def define_schema(cls):
+        # KSampler's own widgets and defaults (cfg 8.0, its first scheduler), in its order.
+        ksampler = ksampler_widgets(cfg=8.0, scheduler=comfy_samplers.KSampler.SCHEDULERS[0], min_steps=1)
         return io.Schema(
             node_id="GoldenNoiseKSampler",
             display_name="KSampler (Golden Noise)",
@@ -162,26 +165,7 @@ class GoldenNoiseKSampler(io.ComfyNode):
             inputs=[
                 io.Model.Input("model", tooltip="The model used for denoising the input latent."),
                 seed_input(),
-                io.Int.Input("steps", default=20, min=1, max=10000, tooltip="Denoising steps."),
-                io.Float.Input(
-                    "cfg",
-                    default=8.0,
-                    min=0.0,
-                    max=100.0,
-                    step=0.1,
-                    round=0.01,
-                    tooltip="Classifier-free guidance scale.",
-                ),
-                io.Combo.Input(
-                    "sampler_name",
-                    options=comfy_samplers.KSampler.SAMPLERS,
-                    tooltip="The sampling algorithm.",
-                ),
-                io.Combo.Input(
-                    "scheduler",
-                    options=comfy_samplers.KSampler.SCHEDULERS,
-                    tooltip="How the noise level falls over the steps.",
-                ),
+                *(ksampler[name] for name in ("steps", "cfg", "sampler_name", "scheduler")),
                 io.Conditioning.Input("positive", tooltip="What to include; NPNet also reads it."),
                 io.Conditioning.Input("negative", tooltip="What to exclude."),
                 io.Latent.Input(

@@ -452,29 +452,41 @@ class Previews:
         return torch.stack(self.images) if self.images else torch.zeros([1, 64, 64, 3])
 
 
-def sampler_inputs() -> list:
-    """The sampler widgets, as on KSampler."""
-    return [
-        io.Combo.Input(
+def ksampler_widgets(*, cfg: float, scheduler: str, min_steps: int) -> dict[str, object]:
+    """KSampler's four sampling widgets, defined once; each node places them in its own order (saved
+    workflows keep widget values by position). The defaults differ on purpose and are the caller's:
+    `cfg` and `scheduler` (KSampler's own, 8.0 and its first scheduler, where a node replaces KSampler;
+    the paper's 5.5 and normal in the learning nodes); `min_steps`: 2 where re-denoise needs two."""
+    return {
+        "sampler_name": io.Combo.Input(
             "sampler_name",
             options=comfy_samplers.KSampler.SAMPLERS,
             default="euler",
-            tooltip="The sampler both images of a pair are rendered with (as on KSampler).",
+            tooltip="The sampling algorithm (as on KSampler).",
         ),
-        io.Combo.Input(
+        "scheduler": io.Combo.Input(
             "scheduler",
             options=comfy_samplers.KSampler.SCHEDULERS,
-            default="normal",
-            tooltip="The noise schedule (as on KSampler); re-denoise uses its first two sigmas.",
+            default=scheduler,
+            tooltip="How the noise level falls over the steps (as on KSampler); re-denoise uses its first "
+            "two sigmas.",
         ),
-        io.Int.Input("steps", default=20, min=2, max=10000, tooltip="Sampling steps (at least 2)."),
-        io.Float.Input(
+        "steps": io.Int.Input(
+            "steps", default=20, min=min_steps, max=10000, tooltip=f"Sampling steps (at least {min_steps})."
+        ),
+        "cfg": io.Float.Input(
             "cfg",
-            default=5.5,
+            default=cfg,
             min=0.0,
             max=100.0,
             step=0.1,
             round=0.01,
-            tooltip="Classifier-free guidance scale of the rendered images (as on KSampler).",
+            tooltip="Classifier-free guidance scale (as on KSampler).",
         ),
-    ]
+    }
+
+
+def sampler_inputs() -> list:
+    """The learning nodes' sampler widgets: KSampler's, in the order sampler, scheduler, steps, cfg."""
+    widgets = ksampler_widgets(cfg=5.5, scheduler="normal", min_steps=2)
+    return [widgets[name] for name in ("sampler_name", "scheduler", "steps", "cfg")]
