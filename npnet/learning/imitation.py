@@ -379,7 +379,10 @@ class Trainer:
             raise TrainingError(
                 f"the training loss became {row['train_loss']} at step {row['step']}: lower --lr."
             )
-        self.metrics.write({**row, "val_loss": row.get("val_loss"), "identity_val_loss": self.baseline})
+        # In place: the row `fit` returns (printed as the run's result) carries the baseline too.
+        row.setdefault("val_loss", None)
+        row["identity_val_loss"] = self.baseline
+        self.metrics.write(row)
 
     # -- files -------------------------------------------------------------------------------------
     def save_state(self) -> None:
