@@ -18,7 +18,7 @@ from .comfy_host import (
     io,
     latent_preview,
 )
-from .noise_objects import GoldenNoise, Origin, start_latent
+from .noise_objects import Origin, golden_maker, start_latent
 from .npnet_weights import NPNetWeights, load_weights, weight_choices
 from .rendering import ksampler_widgets
 
@@ -145,9 +145,7 @@ class GoldenNoiseApply(io.ComfyNode):
     ) -> io.NodeOutput:
         origin = Origin("Golden Noise (GoldenNoiseApply)", node_id(cls))
         return io.NodeOutput(
-            GoldenNoise(
-                noise, npnet, positive, origin.settings(token_policy, strength, resolution_mode), origin
-            )
+            golden_maker(origin, npnet, token_policy, strength, resolution_mode)(noise, positive)
         )
 
 
@@ -207,13 +205,8 @@ class GoldenNoiseKSampler(io.ComfyNode):
         # common_ksampler, with the golden noise in place of prepare_noise.
         latent = fix_empty_latent(model, latent_image)
         origin = Origin("KSampler (Golden Noise)", node_id(cls))
-        golden = GoldenNoise(
-            Noise_RandomNoise(seed),
-            npnet,
-            positive,
-            origin.settings(token_policy, strength, resolution_mode),
-            origin,
-        )
+        make = golden_maker(origin, npnet, token_policy, strength, resolution_mode)
+        golden = make(Noise_RandomNoise(seed), positive)
         noise = golden.generate_noise(latent)
         samples = comfy_sample.sample(
             model,
@@ -275,13 +268,8 @@ class GoldenNoiseToLatent(io.ComfyNode):
     ) -> io.NodeOutput:
         latent = fix_empty_latent(model, latent_image)
         origin = Origin("Golden Noise to Latent (GoldenNoiseToLatent)", node_id(cls))
-        golden = GoldenNoise(
-            Noise_RandomNoise(seed),
-            npnet,
-            positive,
-            origin.settings(token_policy, strength, resolution_mode),
-            origin,
-        )
+        make = golden_maker(origin, npnet, token_policy, strength, resolution_mode)
+        golden = make(Noise_RandomNoise(seed), positive)
         latent["samples"] = start_latent(model, golden.generate_noise(latent), latent["samples"])
         return io.NodeOutput(latent)
 

@@ -31,7 +31,7 @@ from .learning_inputs import (
     shared_inputs,
     size_inputs,
 )
-from .noise_objects import GivenNoise, GoldenNoise, Origin
+from .noise_objects import GivenNoise, Origin, golden_maker
 from .rendering import Previews, Redenoise, sampler_inputs
 from .reward_models import choices as reward_choices
 from .reward_models import default_choice as default_reward
@@ -408,7 +408,7 @@ class EvaluateGoldenNoise(io.ComfyNode):
         )
         run = render_setup(cls.NAME, nid, batch_size=batch_size, **shared)
         origin = Origin(f"{cls.NAME} ({cls.NODE_ID})", nid)
-        golden_settings = origin.settings(token_policy, strength, resolution_mode)
+        make_golden = golden_maker(origin, npnet, token_policy, strength, resolution_mode)
         todo = learning.jobs(run.prompts, seed, seeds)  # lazy: a huge prompt list costs nothing here
         given = [("reward", run.reward), ("reward_2", reward_2), ("reward_3", reward_3)]
         given = [(name, r) for name, r in given if r is not None]
@@ -434,7 +434,7 @@ class EvaluateGoldenNoise(io.ComfyNode):
             latent = {"samples": run.renderer.latent}
             return torch.cat(
                 [
-                    GoldenNoise(GivenNoise(seed, noise[i : i + 1]), npnet, positive, golden_settings, origin)
+                    make_golden(GivenNoise(seed, noise[i : i + 1]), positive)
                     .generate_noise(latent)
                     .to(noise.dtype)
                     for i, (seed, positive) in enumerate(zip(seeds, encoded, strict=True))

@@ -41,6 +41,19 @@ class Origin:
         return self.error(error.input, str(error))
 
 
+def golden_maker(
+    origin: Origin, weights: NPNetWeights, token_policy: str, strength: float, resolution_mode: str
+):
+    """The one way a node builds golden noise: its Golden Noise widgets checked once (an error names the
+    node's widget), then make(upstream NOISE, positive CONDITIONING) -> GoldenNoise."""
+    settings = origin.settings(token_policy, strength, resolution_mode)
+
+    def make(upstream, positive) -> GoldenNoise:
+        return GoldenNoise(upstream, weights, positive, settings, origin)
+
+    return make
+
+
 def prompt_states(positive) -> torch.Tensor | None:
     """The token states [B, L, D] of the positive conditioning's first entry (None if there are none)."""
     if not positive or not isinstance(positive[0][0], torch.Tensor):
