@@ -260,20 +260,29 @@ def _fetch_into(
     """Download repo/filename into a staging folder beside `target` and `place(downloaded_path)` it."""
     staging = Path(tempfile.mkdtemp(prefix=".npnet-download-", dir=target.parent))
     try:
-        path = watch.call(
+        place(_hub_file(repo, filename, staging, endpoint, token, progress, watch))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _hub_file(
+    repo, filename, folder: Path, endpoint, token, progress: Progress | None, watch: _Watch
+) -> Path:
+    """One file of a Hub repo downloaded into `folder`, watched (stall timeout, Cancel) and reporting its
+    bytes to `progress`: the one place the pack calls `hf_hub_download`."""
+    return Path(
+        watch.call(
             lambda: _hub().hf_hub_download(
                 repo,
                 filename,
-                local_dir=staging,
+                local_dir=folder,
                 endpoint=endpoint,
                 token=token,
                 tqdm_class=_reporter(watch.progress(progress)),
             ),
             f"downloading {repo}/{filename}",
         )
-        place(Path(path))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    )
 
 
 IMAGENET_SWIN = ("timm/swin_tiny_patch4_window7_224.ms_in1k", "model.safetensors")
@@ -360,19 +369,7 @@ def download_folder(
                 progress(done[0] + n, None)
 
         for name in files:
-            path = Path(
-                watch.call(
-                    lambda name=name: _hub().hf_hub_download(
-                        repo,
-                        name,
-                        local_dir=staging,
-                        endpoint=endpoint,
-                        token=token,
-                        tqdm_class=_reporter(watch.progress(forward)),
-                    ),
-                    f"downloading {repo}/{name}",
-                )
-            )
+            path = _hub_file(repo, name, staging, endpoint, token, forward, watch)
             done[0] += path.stat().st_size
         os.replace(staging, dest)
     except (DownloadError, Cancelled):
