@@ -7,27 +7,15 @@ import threading
 import numpy as np
 import torch
 
-from .results import Result
+from .results import PER_RUN, Result
 from .scenario import Scenario
 
 
 class Outputs:
     """Host-side per-run outputs, filled chunk by chunk (disjoint slices; shared sums under a lock)."""
 
-    PER_RUN = (
-        "llr_checkpoints",
-        "llr_final",
-        "first_correct_action",
-        "first_correct_report",
-        "wrong_actions",
-        "wrong_reports",
-        "action_correct",
-        "report_correct",
-        "cascade_time",
-        "cascade_side",
-        "belief_stop_time",
-        "paths",
-    )
+    # Everything a rank fills for its runs (zeros elsewhere), summed across ranks.
+    SUMMED = ("llr_checkpoints", *PER_RUN, "action_correct", "report_correct", "paths")
 
     def __init__(self, scenario: Scenario, zeroed: bool = False):
         runs, c = scenario.runs, len(scenario.resolved_checkpoints)
@@ -51,7 +39,7 @@ class Outputs:
     def sum_across_ranks(self, dev: torch.device) -> None:
         """All-reduce every output; NCCL reduces on the rank's GPU, gloo on the CPU."""
         where = dev if torch.distributed.get_backend() == "nccl" else torch.device("cpu")
-        for name in self.PER_RUN:
+        for name in self.SUMMED:
             array = getattr(self, name)
             if array is None:
                 continue
@@ -66,14 +54,7 @@ class Outputs:
             llr_checkpoints=self.llr_checkpoints,
             action_correct_rate=self.action_correct / self.scenario.runs,
             report_correct_rate=self.report_correct / self.scenario.runs,
-            llr_final=self.llr_final,
-            first_correct_action=self.first_correct_action,
-            first_correct_report=self.first_correct_report,
-            wrong_actions=self.wrong_actions,
-            wrong_reports=self.wrong_reports,
-            cascade_time=self.cascade_time,
-            cascade_side=self.cascade_side,
-            belief_stop_time=self.belief_stop_time,
+            **{name: getattr(self, name) for name in PER_RUN},
             paths=self.paths,
             device=device,
             elapsed_s=elapsed,

@@ -36,6 +36,20 @@ def _quantile_key(q: float) -> str:
     return f"{q:g}"
 
 
+# The per-run arrays of a Result (one value per run; None where the scenario has no such quantity),
+# named once: the engine's outputs fill them, to_dict(per_run=True) writes them.
+PER_RUN = (
+    "llr_final",
+    "first_correct_action",
+    "first_correct_report",
+    "wrong_actions",
+    "wrong_reports",
+    "cascade_time",
+    "cascade_side",
+    "belief_stop_time",
+)
+
+
 @dataclass
 class Result:
     scenario: Scenario
@@ -116,16 +130,7 @@ class Result:
         """JSON-ready: {"scenario": ..., **summary}; per_run adds the per-run arrays (O(runs))."""
         d = {"scenario": self.scenario.to_dict(), **self.summary()}
         if per_run:
-            for name in (
-                "llr_final",
-                "first_correct_action",
-                "first_correct_report",
-                "wrong_actions",
-                "wrong_reports",
-                "cascade_time",
-                "cascade_side",
-                "belief_stop_time",
-            ):
+            for name in PER_RUN:
                 value = getattr(self, name)
                 if value is not None:
                     d[name] = value.tolist()
