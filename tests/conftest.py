@@ -54,8 +54,8 @@ def comfy_inprocess(tmp_path_factory) -> types.SimpleNamespace:
 
 @pytest.fixture(scope="session")
 def browser(tmp_path_factory):
-    """A headless Chromium (tests/support/browser.py) for the front-end tests."""
-    from tests.support.browser import Browser, find_browser
+    """A headless Chromium (dev/browser.py) for the front-end tests."""
+    from dev.browser import Browser, find_browser
 
     binary = find_browser()
     if binary is None:
