@@ -13,7 +13,7 @@ over threads, ranks and memory, and the driver of one chunk) and `outputs` (the 
 `reproduce` (the paper-size report), `files` (atomic output), `cli`. Nothing here imports ComfyUI.
 """
 
-from . import charts, report, theory
+from . import theory
 from .chunks import RNG_BLOCK_RUNS
 from .engine import MemoryBudgetError, RunOptions, SimulationCancelled, budget_from_gib, simulate
 from .results import Result, SweepResult
@@ -56,3 +56,13 @@ __all__ = [
     "sweep_series",
     "theory",
 ]
+
+
+def __getattr__(name: str):
+    # `charts` (matplotlib) and `report` are imported on first use: `python -m dpsl simulate` and the
+    # engine start without paying for matplotlib.
+    if name in ("charts", "report"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
