@@ -156,7 +156,7 @@ def scenario_from_args(args: argparse.Namespace, **overrides) -> Scenario:
     if "epsilon" in overrides:  # a sweep over epsilon replaces whichever form the flags gave
         fields["epsilon_uniform"] = None
     fields.update(overrides)
-    return scenario_from(**fields)
+    return scenario_from(**fields, names=("--epsilon", "--epsilon-uniform"))
 
 
 def _sweep_values(param: str, text: str) -> list:

@@ -239,12 +239,17 @@ def size_label(s: Scenario) -> str:
 
 
 def scenario_from(
-    *, epsilon: float | None = None, epsilon_uniform: tuple[float, float] | None = None, **fields
+    *,
+    epsilon: float | None = None,
+    epsilon_uniform: tuple[float, float] | None = None,
+    names: tuple[str, str] = ("epsilon", "epsilon_uniform"),
+    **fields,
 ) -> Scenario:
     """The Scenario a host's settings describe (the CLI's flags, the node's widgets): a privacy budget
-    given as one epsilon or as a uniform range (low, high), never both; the other fields as Scenario's."""
+    given as one epsilon or as a uniform range (low, high), never both (the error says so with the host's
+    `names` for the two); the other fields as Scenario's."""
     if epsilon is not None and epsilon_uniform is not None:
-        raise ScenarioError("give either epsilon or epsilon_uniform (a range), not both")
+        raise ScenarioError(f"give either {names[0]} or {names[1]}, not both")
     return Scenario(
         epsilon=EpsilonUniform(*epsilon_uniform) if epsilon_uniform is not None else epsilon, **fields
     )

@@ -29,9 +29,6 @@ from safetensors import safe_open
 
 from .. import npnet
 from ..npnet import VARIANTS, shown
-from ..npnet.checkpoint import WRITER, WRITER_KEY
-from ..npnet.config import METADATA_KEY
-from ..npnet.files import atomic_write
 from .comfy_host import (
     folder_paths,
     model_management,
@@ -82,24 +79,15 @@ MOVED_MARKER = ".moved-from-models-npnet"  # in models/golden_noise: the move ha
 QUIET_SECONDS = 600  # a file modified more recently may still be being written (a download tool)
 
 
-def _written_by_this_pack(path: Path) -> bool:
-    """A flat .safetensors with `embeeding.*` keys (the layout asagi4 KeyErrors on) that this pack wrote:
-    its metadata holds the pack's mark or the pack's network description (`npnet`, which earlier
-    versions wrote into every file). A LucipherDev file of the same layout has neither."""
+def _ours_in_a_layout_asagi4_cannot_read(path: Path) -> bool:
+    """A flat .safetensors with `embeeding.*` keys (the layout asagi4 KeyErrors on) that this pack wrote
+    (`npnet.written_by_this_pack`). A LucipherDev file of the same layout is not ours."""
     try:
         with safe_open(path, "pt") as f:
-            metadata = f.metadata() or {}
             layout = "embeeding.linear.weight" in f.keys()
     except Exception:  # not a safetensors file: not one of ours, not ours to move
         return False
-    ours = metadata.get(WRITER_KEY) == WRITER
-    if not ours and METADATA_KEY in metadata:
-        try:
-            npnet.NPNetConfig.from_json(metadata[METADATA_KEY], str(path))
-            ours = True
-        except ValueError:
-            ours = False
-    return layout and ours
+    return layout and npnet.written_by_this_pack(path)
 
 
 def _still_written(path: Path) -> str | None:
@@ -130,14 +118,14 @@ def _move_without_replacing(path: Path, target: Path) -> None:
     except FileExistsError:
         raise
     except OSError:
-        atomic_write(target, lambda partial: shutil.copyfile(path, partial), exclusive=True)
+        npnet.atomic_write(target, lambda partial: shutil.copyfile(path, partial), exclusive=True)
     path.unlink()
 
 
 def migrate_shared_folder(shared: Path, own: Path) -> None:
     """Move the pack's files from `shared` (models/npnet) to `own` (models/golden_noise), keeping names.
 
-    Runs once (a marker in `own`). Moves only files this pack wrote (`_written_by_this_pack`), never a
+    Runs once (a marker in `own`). Moves only files this pack wrote (`_ours_in_a_layout_asagi4_cannot_read`), never a
     symlink, never a file that may still be being written, never over anything of the same name; every
     other file in `shared` is left untouched. When both names are one folder there is nothing to move."""
     if not shared.is_dir() or (own / MOVED_MARKER).exists():
@@ -145,7 +133,7 @@ def migrate_shared_folder(shared: Path, own: Path) -> None:
     if own.is_dir() and os.path.samefile(shared, own):
         return
     for path in sorted(shared.rglob("*.safetensors")):
-        if path.is_symlink() or not path.is_file() or not _written_by_this_pack(path):
+        if path.is_symlink() or not path.is_file() or not _ours_in_a_layout_asagi4_cannot_read(path):
             continue
         target = own / path.relative_to(shared)
         busy = _still_written(path)

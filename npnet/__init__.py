@@ -9,9 +9,10 @@ when the prompt is known before the noise and then calls the result on the noise
 building, loading and training networks.
 """
 
-from .checkpoint import ACCEPTED_FORMATS, load, save
+from .checkpoint import ACCEPTED_FORMATS, load, save, written_by_this_pack
 from .conditioning import POLICIES, broadcast_prompt, first_tokens, fit_tokens
 from .config import OFFICIAL, NPNetConfig
+from .files import atomic_write
 from .golden import RESOLUTION_MODES, Cancelled, ConditionedNPNet, GoldenSettings, condition, golden_noise
 from .hub import DownloadError, download, download_folder
 from .inputs import InputError, describe_width, shown, variants_for_width
@@ -34,6 +35,7 @@ __all__ = [
     "InputError",
     "NPNet",
     "NPNetConfig",
+    "atomic_write",
     "broadcast_prompt",
     "condition",
     "describe_width",
@@ -46,4 +48,5 @@ __all__ = [
     "save",
     "shown",
     "variants_for_width",
+    "written_by_this_pack",
 ]

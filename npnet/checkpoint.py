@@ -226,6 +226,23 @@ def _some(items: list[str]) -> str:
     return shown + (f", ... and {len(items) - _SHOWN} more" if len(items) > _SHOWN else "")
 
 
+def written_by_this_pack(path: str | os.PathLike) -> bool:
+    """Whether the .safetensors at `path` was written by this pack: its metadata carries the pack's mark
+    (every file written since the mark exists) or the pack's network description (earlier versions wrote
+    one into every file). Another tool's file has neither; an unreadable file is not ours."""
+    try:
+        with safe_open(path, "pt") as file:
+            metadata = file.metadata() or {}
+    except Exception:  # not a safetensors file
+        return False
+    if metadata.get(WRITER_KEY) == WRITER:
+        return True
+    try:
+        return METADATA_KEY in metadata and bool(NPNetConfig.from_json(metadata[METADATA_KEY], str(path)))
+    except ValueError:
+        return False
+
+
 def save(model: NPNet, path: str | os.PathLike) -> Path:
     """Write `model`'s weights to `path` (.safetensors) with its shape in the metadata, so `load` rebuilds
     it from the file alone. Key names are the official ones, so other NPNet loaders read released shapes."""

@@ -246,7 +246,10 @@ def test_a_connected_negative_reaches_collect_and_evaluate_through_the_server(co
         samples_per_prompt=1,
         dataset_name="neg_npd",
     )
-    _connect_negative(prompt, "GoldenNoiseCollectDataset", "", zero=True)  # the preset takes a zeroed one
+    # The connected negative is under test here, not the preset (whose size and reward checks have tests
+    # of their own): the authors' sampling at a small size.
+    node_of(prompt, "GoldenNoiseCollectDataset")["inputs"]["preset"] = "custom"
+    _connect_negative(prompt, "GoldenNoiseCollectDataset", "", zero=True)
     comfy_server.run(prompt, timeout=600)
     shard = sorted((comfy_server.output_dir / "npd" / "neg_npd").glob("*.safetensors"))[0]
     with safe_open(shard, "pt") as f:
