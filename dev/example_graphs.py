@@ -48,13 +48,15 @@ def checkpoint_and_prompts(ckpt: str, x: int = 0, negative: str = NEGATIVE) -> l
 
 def custom_sampler_nodes(seed: int, variant: str, cfg: float, y: int = 0, x: int = 720) -> list[Node]:
     return [
-        Node("npnet", "GoldenNoiseLoader", (x, y + 520), [variant]),
-        Node("noise", "RandomNoise", (x, y + 380), [seed, "fixed"]),
-        Node("golden", "GoldenNoiseApply", (x + 360, y + 420), GOLDEN_WIDGETS),
+        # A column of boxes with room for their title bars (tests/test_example_layout_browser.py checks
+        # the drawn boxes of every example).
         Node("guider", "CFGGuider", (x, y), [cfg]),
-        Node("sampler", "KSamplerSelect", (x, y + 160), ["dpmpp_2m"]),
-        Node("sigmas", "BasicScheduler", (x, y + 250), ["karras", 30, 1.0]),
-        Node("latent", "EmptyLatentImage", (x + 360, y + 620), [1024, 1024, 1]),
+        Node("sampler", "KSamplerSelect", (x, y + 180), ["dpmpp_2m"]),
+        Node("sigmas", "BasicScheduler", (x, y + 300), ["karras", 30, 1.0]),
+        Node("noise", "RandomNoise", (x, y + 480), [seed, "fixed"]),
+        Node("npnet", "GoldenNoiseLoader", (x, y + 620), [variant]),
+        Node("golden", "GoldenNoiseApply", (x + 360, y + 480), GOLDEN_WIDGETS),
+        Node("latent", "EmptyLatentImage", (x + 360, y + 720), [1024, 1024, 1]),
         Node("sample", "SamplerCustomAdvanced", (x + 720, y + 150)),
         Node("decode", "VAEDecode", (x + 1080, y + 150)),
         Node("save", "SaveImage", (x + 1440, y + 150), ["golden_noise"]),

@@ -7,7 +7,8 @@
 - `digits_plain_vs_golden.png`, `learning_gain.png`: the learning benchmark at CI size
   (`dev.learning_benchmark.run`, a few minutes on 2 cores): the images the world's frozen sampler makes
   from plain and from golden noise (the network the benchmark trained) for held-out prompts, and the
-  gain of every row on held-out prompts with its 95% bootstrap interval, as the benchmark computed it.
+  gain of every row on training and held-out prompts with its 95% bootstrap interval, as the benchmark
+  computed it.
 - `dpsl_llr_paths.png`: DPSL Chart's public log-likelihood-ratio paths of a smooth-RR simulation.
 
 Everything lands in docs/images/, which `tests/test_readme.py` checks against the README.
@@ -34,6 +35,27 @@ OUTPUTS = {
     "dpsl": ("dpsl_llr_paths.png",),
 }
 EXAMPLE = "golden_noise_sdxl_custom_sampler"
+# The whole graph in view (LiteGraph's own scale and offset), and the front end's passing notices
+# (an announcement banner) out of the picture.
+FIT_AND_TIDY = """(() => {
+    const nodes = app.graph._nodes, title = LiteGraph.NODE_TITLE_HEIGHT;
+    const x0 = Math.min(...nodes.map(n => n.pos[0])), y0 = Math.min(...nodes.map(n => n.pos[1] - title));
+    const x1 = Math.max(...nodes.map(n => n.pos[0] + n.size[0]));
+    const y1 = Math.max(...nodes.map(n => n.pos[1] + n.size[1]));
+    const canvas = app.canvas.canvas, left = 90, top = 120, right = 80, bottom = 60;  // clear of the menus
+    const scale = Math.min((canvas.width - left - right) / (x1 - x0), (canvas.height - top - bottom) / (y1 - y0));
+    app.canvas.ds.scale = scale;
+    app.canvas.ds.offset = [left / scale - x0, top / scale - y0];
+    for (const el of document.querySelectorAll('body *')) {  // the full-width strip at the top
+        const r = el.getBoundingClientRect();
+        if (r.top <= 1 && r.height > 20 && r.height < 80 && r.width > 0.9 * innerWidth
+            && /Introducing/.test(el.textContent || '')) {
+            el.style.display = 'none';
+        }
+    }
+    app.canvas.setDirty(true, true);
+    return true;
+})()"""
 
 
 def example_graph() -> None:
@@ -45,14 +67,16 @@ def example_graph() -> None:
         raise SystemExit("no Chromium-family browser on PATH (Debian: apt-get install chromium)")
     with tempfile.TemporaryDirectory() as work:
         server = start_server(Path(work) / "comfy")
-        browser = Browser(binary, Path(work) / "chromium", width=1280, height=720)
+        browser = Browser(binary, Path(work) / "chromium", width=1920, height=1000)
         try:
             server.request("/settings/Comfy.TutorialCompleted", True)
+            server.request("/settings/Comfy.Minimap.Visible", False)
             browser.navigate(server.url)
             browser.wait_for("!!(window.app && app.graph && app.canvas)", 120, "the ComfyUI app")
             browser.wait_for("!!LiteGraph.registered_node_types['GoldenNoiseApply']", 60, "the pack's nodes")
             workflow = (REPO_ROOT / "example_workflows" / f"{EXAMPLE}.json").read_text(encoding="utf-8")
             browser.evaluate(f"(async () => {{ await app.loadGraphData({workflow}); return true; }})()")
+            browser.evaluate(FIT_AND_TIDY)
             time.sleep(2)  # the canvas draws on the next frames
             browser.screenshot(IMAGES / "example_graph.png")
         finally:
@@ -98,26 +122,35 @@ def digits() -> None:
     fig.savefig(IMAGES / "digits_plain_vs_golden.png", dpi=150)
     plt.close(fig)
 
-    rows = [r for r in result["rows"] if r["prompts"] == "held-out"]
-    fig, ax = plt.subplots(figsize=(6, 0.35 * len(rows) + 1))
-    for i, r in enumerate(rows):
-        ax.errorbar(
-            r["mean_difference"],
-            i,
-            xerr=[[r["mean_difference"] - r["boot_low"]], [r["boot_high"] - r["mean_difference"]]],
-            fmt="o",
-            color="#0072B2" if r["name"] == "trained network" else "#999999",
-            capsize=3,
-        )
-    ax.axvline(0, color="black", linewidth=0.8)
-    ax.set_yticks(range(len(rows)), [r["name"] for r in rows], fontsize=7)
-    ax.invert_yaxis()
-    ax.set_xlabel("mean reward_b gain over plain noise (95% prompt-clustered bootstrap)", fontsize=7)
-    ax.set_title("learning benchmark (CI size), held-out prompts", fontsize=8)
+    fig, panels = plt.subplots(1, 2, figsize=(9, 3.2), sharey=True)
+    for ax, prompts in zip(panels, ("training", "held-out"), strict=True):
+        rows = [r for r in result["rows"] if r["prompts"] == prompts]
+        for i, r in enumerate(rows):
+            ax.errorbar(
+                r["mean_difference"],
+                i,
+                xerr=[[r["mean_difference"] - r["boot_low"]], [r["boot_high"] - r["mean_difference"]]],
+                fmt="o",
+                color="#0072B2" if r["name"] == "trained network" else "#999999",
+                capsize=3,
+            )
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_yticks(range(len(rows)), [r["name"] for r in rows], fontsize=7)
+        ax.set_title(f"{prompts} prompts", fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
+    panels[0].invert_yaxis()
+    fig.supxlabel("mean reward_b gain over plain noise, 95% prompt-clustered bootstrap (CI size)", fontsize=7)
     fig.tight_layout()
     fig.savefig(IMAGES / "learning_gain.png", dpi=150)
     plt.close(fig)
-    print(json.dumps([{k: r[k] for k in ("name", "mean_difference", "boot_low", "boot_high")} for r in rows]))
+    print(
+        json.dumps(
+            [
+                {k: r[k] for k in ("name", "prompts", "mean_difference", "boot_low", "boot_high")}
+                for r in result["rows"]
+            ]
+        )
+    )
 
 
 def dpsl() -> None:
