@@ -95,7 +95,7 @@ def ddp_comparison(device: str, epochs: int) -> dict:
                 "--log-every",
                 "1000",
                 "--arch",
-                "paper",  # the README's DDP figures are the paper network's; the latent one: npnet_learning.py
+                "paper",  # the DDP figures of docs/performance.md are the paper network's; the latent one: npnet_learning.py
                 "--overwrite",
             ]
             launcher = (

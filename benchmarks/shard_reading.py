@@ -1,6 +1,6 @@
 """Training throughput on a dataset of many small shards (what a long multi-server collection leaves).
 
-Writes `--shards` one-sample NPD shards (the README's case: 20,000, a 4x16x24 latent and 8x32 prompt
+Writes `--shards` one-sample NPD shards (the case docs/performance.md reports: 20,000, a 4x16x24 latent and 8x32 prompt
 tokens), then runs `python -m npnet.train` on them for one epoch (latent network, batch 64) and reports
 the set-up time (start to the first logged step), the samples/s of the epoch after it and the wall
 time. `--compare REV` trains with that revision's code too, on the same shards, in the same run:

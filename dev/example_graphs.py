@@ -213,7 +213,7 @@ COLLECT_PROMPTS = (
 )
 
 
-BATCH = 4  # samples rendered at once in the learning examples (README: choosing a batch size)
+BATCH = 4  # samples rendered at once in the learning examples (docs/learning.md: choosing a batch size)
 
 
 def collect_node(
@@ -222,7 +222,7 @@ def collect_node(
     # prompts, prompt_file, negative, samples/prompt, seed, width, height, sampler, scheduler, steps, cfg,
     # cfg_denoise, cfg_inversion, tokens, dataset_name, samples/shard, shard_index, shard_count, previews,
     # inversion, last_step, prompt_tokens, preset (the authors' collection: preset "authors" with its
-    # widget values, see the README), batch_size
+    # widget values, see docs/learning.md), batch_size
     return Node(
         "collect",
         "GoldenNoiseCollectDataset",

@@ -14,7 +14,7 @@ machine). Given the tree, it:
    1 differs and keeps unit variance; the infotext is written only when golden noise was applied; PNG Info
    reads it back; an X/Y/Z grid over strength gives plain then golden noise.
 
-It prints one Markdown table row (host, commit, date, result) for the README and exits 1 when a check
+It prints one Markdown table row (host, commit, date, result) for the table in docs/webui.md and exits 1 when a check
 fails.
 
     python dev/webui_real_check.py --tree /path/to/webui --python /path/to/webui/venv/bin/python \\

@@ -23,7 +23,7 @@ RNG_BLOCK_RUNS = 4096
 # CPU chunks: whole blocks, at most this many runs, balanced over the worker threads. Wider ops spread
 # the per-op Python cost and the GIL hand-over between worker threads; narrower ones stay in cache.
 # On two cores two threads on chunks of this size were the fastest layout (more threads lose to the GIL
-# changing hands at every op; figures: benchmarks/dpsl_throughput.py and the README). A kernel with microsecond ops also runs with one intra-op thread
+# changing hands at every op; figures: benchmarks/dpsl_throughput.py and docs/performance.md). A kernel with microsecond ops also runs with one intra-op thread
 # (`kernels.Kernel.intra_op_threads`).
 CPU_CHUNK_CAP = 8 * RNG_BLOCK_RUNS
 CUDA_CHUNK_RUNS = 2**21

@@ -82,7 +82,7 @@ class Result:
         return {q: qs[i] for i, q in enumerate(self.scenario.quantiles)}
 
     def summary(self) -> dict:
-        """Scalar and per-checkpoint summaries under the CLI's JSON keys (see README)."""
+        """Scalar and per-checkpoint summaries under the CLI's JSON keys (see dpsl/README.md)."""
         if self._summary is not None:
             return self._summary
         s = self.scenario

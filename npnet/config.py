@@ -16,7 +16,7 @@ from .variants import FAMILIES, LATENT_CHANNELS, LATENT_SIZE, TOKENS
 METADATA_KEY = "npnet"
 NOISE_BRANCHES = ("swin", "conv", "none")
 # Named architectures: (noise_branch, prompt_map). "latent" is what `python -m npnet.train` builds unless
-# told otherwise; "paper" is the released one; the others are the ablation of README's learning benchmark.
+# told otherwise; "paper" is the released one; the others are the ablation of the learning benchmark (docs/learning.md).
 ARCHITECTURES = {
     "paper": ("swin", False),
     "latent": ("conv", True),
