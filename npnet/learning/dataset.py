@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import stat
 from collections.abc import Callable, Mapping
@@ -38,7 +39,8 @@ METADATA_KEY = "npd"
 TENSORS = ("noise", "golden", "embeds")
 FLOAT_DTYPES = (torch.float16, torch.float32)
 _BLOCK = 1 << 22  # bytes read at a time when scanning a shard: bounded memory for any shard size
-_ITEMSIZE = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}
+# FLOAT_DTYPES by their safetensors header names, for reading raw bytes while scanning a shard.
+_HEADER_DTYPES = {"F16": torch.float16, "F32": torch.float32}
 # Metadata that differs from shard to shard of one collection; the rest are the collection's settings.
 PER_SHARD = ("shard_index", "prompts", "version")
 
@@ -291,7 +293,9 @@ def _scan(path: Path, digest, interrupt: Callable[[], None]) -> None:
             if first > cursor:
                 digest.update(f.read(first - cursor))
                 cursor = first
-            itemsize = _ITEMSIZE.get(info["dtype"]) if tensor in TENSORS else None
+            # The float tensors were checked F16/F32 before the scan; others are hashed, not read as floats.
+            dtype = _HEADER_DTYPES.get(info["dtype"]) if tensor in TENSORS else None
+            itemsize = dtype.itemsize if dtype is not None else None
             block = _BLOCK - _BLOCK % itemsize if itemsize else _BLOCK
             while cursor < end:
                 interrupt()
@@ -300,21 +304,11 @@ def _scan(path: Path, digest, interrupt: Callable[[], None]) -> None:
                     raise DatasetError(f"{name} is truncated (its '{tensor}' ends early).")
                 digest.update(chunk)
                 if itemsize:
-                    values = torch.frombuffer(bytearray(chunk), dtype=FLOAT_BY_NAME[info["dtype"]])
+                    values = torch.frombuffer(bytearray(chunk), dtype=dtype)
                     if not torch.isfinite(values).all():
-                        row = (cursor - first) // itemsize // _row_elements(info["shape"])
+                        row = (cursor - first) // itemsize // max(math.prod(info["shape"][1:]), 1)
                         raise DatasetError(f"{name}: '{tensor}' contains NaN or Inf values (row {row}..).")
                 cursor += len(chunk)
         while chunk := f.read(_BLOCK):  # whatever follows the last tensor is part of the file's bytes too
             interrupt()
             digest.update(chunk)
-
-
-FLOAT_BY_NAME = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32, "F64": torch.float64}
-
-
-def _row_elements(shape: list[int]) -> int:
-    count = 1
-    for dim in shape[1:]:
-        count *= dim
-    return max(count, 1)

@@ -222,28 +222,34 @@ def initial_model(
     return model
 
 
-def evaluate(model: NPNet, loader, device, amp: bool) -> float:
-    """Mean squared error per element of the network on the batches of `loader`."""
-    model.eval()
+def _mean_squared_error(predict, loader, device) -> float:
+    """Mean squared error per element between predict(noise, embeds) and x'_T over `loader`."""
     total, elements = 0.0, 0
     with torch.no_grad():
         for noise, golden, embeds in loader:
             noise, golden, embeds = (t.to(device, non_blocking=True) for t in (noise, golden, embeds))
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                out = model(noise, embeds)
-            total += F.mse_loss(out.float(), golden, reduction="sum").item()
+            total += F.mse_loss(predict(noise, embeds).float(), golden, reduction="sum").item()
             elements += golden.numel()
-    model.train()
     return total / elements
+
+
+def evaluate(model: NPNet, loader, device, amp: bool) -> float:
+    """Mean squared error per element of the network on the batches of `loader`."""
+    model.eval()
+
+    def predict(noise, embeds):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            return model(noise, embeds)
+
+    try:
+        return _mean_squared_error(predict, loader, device)
+    finally:
+        model.train()
 
 
 def identity_loss(loader) -> float:
     """The validation loss of doing nothing (x'_T taken as x_T): what a useful network must beat."""
-    total, elements = 0.0, 0
-    for noise, golden, _ in loader:
-        total += F.mse_loss(noise, golden, reduction="sum").item()
-        elements += golden.numel()
-    return total / elements
+    return _mean_squared_error(lambda noise, embeds: noise, loader, torch.device("cpu"))
 
 
 class Trainer:

@@ -93,14 +93,17 @@ class StopFlag:
     def _handle(self, signum, frame) -> None:
         self.asked = True
 
+    def _asked(self) -> bool:
+        return self.asked or (self.should_cancel is not None and bool(self.should_cancel()))
+
     def check(self) -> None:
         """Raise `Stopped` if a stop was asked for (between the blocks of a long set-up)."""
-        if self.asked or (self.should_cancel is not None and self.should_cancel()):
+        if self._asked():
             raise Stopped("stopped before the first step")
 
     def agreed(self, process: Process) -> bool:
         """True once this process was asked to stop, or (under torchrun) any other was."""
-        asked = self.asked or (self.should_cancel is not None and bool(self.should_cancel()))
+        asked = self._asked()
         if process.world == 1:
             return asked
         flag = torch.tensor([float(asked)], device=process.device)
