@@ -119,8 +119,8 @@ class Renderer:
     _encoded: dict = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        ratio = check_size(self.vae, self.sampling.width, self.sampling.height, self.error)
-        check_memory(self.vae, self.sampling.width, self.sampling.height, 2 * self.batch, self.error)
+        # A batch decodes 2 images a sample: the plain and the golden one.
+        ratio = check_size(self.vae, self.sampling.width, self.sampling.height, 2 * self.batch, self.error)
         if not math.isfinite(self.sampling.cfg):
             raise self.error("cfg", f"cfg must be a finite number, got {self.sampling.cfg!r}.")
         if self.sampling.steps < 2:
@@ -367,16 +367,18 @@ def draws_no_noise(sampler_name: str) -> bool:
     return function is not None and "noise_sampler" not in inspect.signature(function).parameters
 
 
-def check_size(vae, width: int, height: int, error) -> int:
-    """The VAE's scale factor; `width` and `height` must be multiples of it (else `error(input, cause)`)."""
+def check_size(vae, width: int, height: int, images: int, error) -> int:
+    """The VAE's scale factor, once the size is usable: `width` and `height` multiples of it, and
+    `images` of that size decodable in free memory (`_check_memory`); else `error(input, cause)`."""
     ratio = int(vae.spacial_compression_decode())
     for name, value in (("width", width), ("height", height)):
         if value < ratio or value % ratio:
             raise error(name, f"{name} must be a multiple of {ratio} (the VAE's scale factor), got {value}.")
+    _check_memory(vae, width, height, images, error)
     return ratio
 
 
-def check_memory(vae, width: int, height: int, images: int, error) -> None:
+def _check_memory(vae, width: int, height: int, images: int, error) -> None:
     """Refuse, before any work, a size whose decoding cannot fit in this machine's free memory (a CPU run
     that tries is killed by the kernel, and ComfyUI's queue with it).
 

@@ -32,7 +32,7 @@ from .errors import GoldenNoiseError
 from .golden_noise import NPNET, node_id
 from .learning_inputs import _errors, read_prompts, shared_inputs, size_inputs
 from .npnet_weights import default_folder, load_weights
-from .rendering import Sampling, _stacked, check_memory, check_size, draws_no_noise, k_diffusion_function
+from .rendering import Sampling, _stacked, check_size, draws_no_noise, k_diffusion_function
 
 CATEGORY = f"{MENU}/learning"
 RUNS = "golden_noise_runs"  # output/golden_noise_runs/<output_name>/
@@ -276,8 +276,7 @@ class TrainGoldenNoiseReward(io.ComfyNode):
         target = default_folder() / f"{name}.safetensors"
         run_dir = host_files.output_folder(name, RUNS, "output_name", errors)
         prompt_list = read_prompts(NAME, nid, prompts, prompt_file)
-        ratio = check_size(vae, width, height, errors)
-        check_memory(vae, width, height, batch_size, errors)
+        ratio = check_size(vae, width, height, batch_size, errors)
         sampling = Sampling(
             negative_prompt, width, height, sampler_name, scheduler, steps, cfg, negative=negative
         )
