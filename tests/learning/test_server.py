@@ -361,3 +361,17 @@ def test_a_size_that_cannot_fit_in_memory_is_refused_before_any_work(comfy_serve
     assert not (comfy_server.output_dir / "npd" / "huge_npd").exists()
     prompt = evaluate_graph(eval_net, filename_prefix="server_eval/after_huge")
     assert comfy_server.run(prompt, timeout=300)["status"]["completed"]
+
+
+@pytest.mark.parametrize(
+    "widget, value", [("last_step", "../zero"), ("last_step", ""), ("prompt_tokens", 77)]
+)
+def test_a_bad_last_step_or_prompt_tokens_is_named_before_any_work(comfy_server, widget, value):
+    prompt = example("golden_noise_collect_sdxl", **SMALL, dataset_name="bad_option_npd")
+    node_of(prompt, "GoldenNoiseCollectDataset")["inputs"][widget] = value
+    try:
+        message = comfy_server.run_expecting_error(prompt, timeout=120)["exception_message"]
+    except ExecutionFailed as refused:  # a core that checks combo values refuses it at /prompt
+        message = str(refused)
+    assert widget in message and "Traceback" not in message, message
+    assert not (comfy_server.output_dir / "npd" / "bad_option_npd").exists()
