@@ -64,7 +64,7 @@ class NPNet(nn.Module):
     def unused_parameters(self) -> tuple[str, ...]:
         """Name prefixes of parameters the forward never reads (kept for the checkpoint layout): the SVD
         branch's BatchNorm, Swin's ImageNet head, beta without a noise branch. Training freezes them, so
-        DistributedDataParallel does not wait for gradients that never come."""
+        no optimiser state or gradient all-reduce is spent on them."""
         unused = ["unet_svd.bn."]
         if self.config.noise_branch == "swin":
             unused.append("unet_embedding.swin.head.")

@@ -1,8 +1,8 @@
 """Train an NPNet on a noise prompt dataset: `python -m npnet.train --data DIR --out DIR [...]`.
 
 The same command runs as one process or under `torchrun --nproc-per-node N -m npnet.train ...` (one
-process per GPU with NCCL, gloo on CPU): torchrun sets RANK / WORLD_SIZE / LOCAL_RANK, the model is
-wrapped in DistributedDataParallel (gradients averaged across processes), and only rank 0 prints and
+process per GPU with NCCL, gloo on CPU): torchrun sets RANK / WORLD_SIZE / LOCAL_RANK, every
+process starts from rank 0's weights and the gradients are averaged across processes, and only rank 0 prints and
 writes files. `--batch-size` is the global batch: every step, the processes together take the same
 samples a single process would (`loop.GlobalBatchSampler`), and stochastic depth drops the same branches
 of the same samples (`drop_path_draws`), so world size 1 and 2 reach the same weights.
@@ -35,7 +35,6 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from safetensors.torch import load_file
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -46,7 +45,7 @@ from ..hub import DownloadError, download, download_imagenet_swin
 from ..model import NPNet
 from ..variants import VARIANTS
 from .dataset import DatasetError, NoisePromptDataset
-from .loop import GlobalBatchSampler, Loop, Process, StopFlag, Stopped, fit, join_torchrun
+from .loop import GlobalBatchSampler, Loop, Process, StopFlag, Stopped, fit, join_torchrun, share_start
 from .runs import (
     STATE_FILE,
     Metrics,
@@ -299,7 +298,7 @@ class Trainer:
         for name, parameter in model.named_parameters():
             parameter.requires_grad_(not name.startswith(model.unused_parameters()))
         self.model = model.to(process.device).train()
-        self.trained = DistributedDataParallel(model) if process.world > 1 else model
+        share_start(process, model)
         self.optimizer = torch.optim.AdamW(
             [p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=args.weight_decay
         )
@@ -363,7 +362,7 @@ class Trainer:
         if self.swin is not None and self.args.drop_path > 0:
             self.swin.set_drop_path_draws(self.drop_path_draws(step))
         with torch.autocast(self.process.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            output = self.trained(noise, embeds)
+            output = self.model(noise, embeds)
         loss = F.mse_loss(output.float(), golden)
         return loss, {"train_loss": loss}
 
@@ -421,7 +420,6 @@ class Trainer:
         loop = Loop(
             process=self.process,
             model=self.model,
-            trained=self.trained,
             optimizer=self.optimizer,
             position=self.position,
             total_steps=total,
@@ -483,7 +481,7 @@ def train(args: argparse.Namespace, process: Process | None = None) -> dict:
 
 def _peer_failure(error: RuntimeError) -> bool:
     """A collective that failed because another process did: a DistError, or gloo's / NCCL's own
-    RuntimeError (a DDP all-reduce inside backward, or its buffer broadcast, raises the latter; its
+    RuntimeError (the gradient all-reduce or the start's broadcast raises the latter; its
     wording varies: "Timed out waiting ...", "Application timeout caused pair closure", "Connection
     closed by peer")."""
     text = str(error).lower()

@@ -28,7 +28,7 @@ The run
     refused naming them, and everything that can fail is checked before anything is deleted. Cancel
     (`should_cancel`) and SIGTERM/SIGINT (a flag, read between steps) save the state and raise `Cancelled`.
     Under torchrun (an initialised process group) each process renders its part of every global batch
-    and DistributedDataParallel averages the gradients: the same steps as one process.
+    and the gradients are averaged across processes: the same steps as one process.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from ..files import folder_problem, make_folder
 from ..golden import Cancelled
 from ..inputs import InputError
 from ..model import NPNet
-from .loop import Loop, StopFlag, Stopped, fit, join_torchrun
+from .loop import Loop, StopFlag, Stopped, fit, join_torchrun, share_start
 from .runs import STATE_FILE, Metrics, Position, TrainingState, scheduled_rate
 
 RUN_FILES = ("npnet.safetensors", STATE_FILE, "metrics.jsonl")
@@ -217,7 +217,7 @@ def train_on_reward(
             done = saved.position.global_step
             # The loop's epochs here are `save_every` steps: the position is a function of the steps done.
             position = Position(epoch=done // save_every, step=done % save_every, global_step=done)
-        trained = torch.nn.parallel.DistributedDataParallel(model) if process.world > 1 else model
+        share_start(process, model)
         metrics = (
             Metrics(out / "metrics.jsonl", position.global_step if saved is not None else None)
             if process.main
@@ -250,7 +250,7 @@ def train_on_reward(
 
         def loss(batch, step: int):
             x, e, idx = batch
-            golden = trained(x, e)
+            golden = model(x, e)
             scores = reward(render(golden, e), idx)
             if scores.shape != (len(x),) or not torch.isfinite(scores).all():
                 raise InputError(
@@ -277,7 +277,6 @@ def train_on_reward(
         loop = Loop(
             process=process,
             model=model,
-            trained=trained,
             optimizer=optimizer,
             position=position,
             total_steps=steps,

@@ -115,8 +115,8 @@ def test_conditions_of_different_lengths_are_refused():
 
 
 def test_two_processes_with_torchrun_reach_the_single_process_weights(tmp_path):
-    """Each process renders its half of every global batch; DistributedDataParallel averages the
-    gradients, so the steps are those of one process."""
+    """Each process renders its half of every global batch; the gradients are averaged across
+    processes, so the steps are those of one process."""
     import json
     import os
     import subprocess
