@@ -4,13 +4,15 @@ The work lives in `npnet/` and `dpsl/` (host-free) and `nodes/` (the ComfyUI ada
 (plain Python, or the webui, which loads `scripts/` instead) nothing is registered.
 """
 
-from .nodes.comfy_host import HOST_API
-
 WEB_DIRECTORY = "./web"
+__all__ = ["WEB_DIRECTORY"]
 
-if HOST_API == "v3":
-    from .nodes.extension import comfy_entrypoint
+# ComfyUI imports this folder as a package, whatever its name. pytest, in a clone whose folder is not a
+# Python name (ComfyUI-GoldenNoise), imports this file without a parent package: nothing to register.
+if __package__:
+    from .nodes.comfy_host import HOST_API
 
-    __all__ = ["WEB_DIRECTORY", "comfy_entrypoint"]
-else:
-    __all__ = ["WEB_DIRECTORY"]
+    if HOST_API == "v3":
+        from .nodes.extension import comfy_entrypoint
+
+        __all__ = ["WEB_DIRECTORY", "comfy_entrypoint"]

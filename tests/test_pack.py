@@ -243,3 +243,22 @@ def test_a_users_comfyui_tree_is_started_with_its_own_python(tmp_path, where):
     assert done.returncode == 0, done.stderr
     assert f"runs with {python}" in done.stdout
     assert record.read_text().split()[0] == str(tree / "main.py")
+
+
+def test_the_suite_runs_in_a_clone_whose_folder_is_not_a_python_name(tmp_path):
+    """Custom-node folders are often named like ComfyUI-GoldenNoise; pytest imports the repository root's
+    `__init__.py` (the pack is a package) from such a folder without a parent package."""
+    clone = tmp_path / "ComfyUI-GoldenNoise"
+    skip = shutil.ignore_patterns(".git", ".venv", ".comfyui", ".gpu", "test-artifacts", "__pycache__")
+    shutil.copytree(REPO_ROOT, clone, ignore=skip)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/dpsl/test_theory.py"],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert re.search(r"\b\d+ passed\b", done.stdout), done.stdout[-3000:]
