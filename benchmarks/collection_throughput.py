@@ -20,7 +20,6 @@ to batch 1.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import tempfile
@@ -78,12 +77,8 @@ def comfy_renderer(base: Path, device: str, world: str, small: bool = False):
     comfy = import_inprocess(base, "golden_noise_benchmark", device=device)
     rendering = sys.modules[comfy.pack.__name__ + ".nodes.rendering"]
     if world == "test-pack":
-        # By path: ComfyUI's own tests/ folder comes first on sys.path inside its process.
-        spec = importlib.util.spec_from_file_location(
-            "tiny_models", REPO_ROOT / "tests" / "testing_pack" / "tiny_models.py"
-        )
-        tiny_models = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(tiny_models)
+        from dev import tiny_models
+
         model, clip, vae = tiny_models.tiny_model("sd15"), tiny_models.tiny_clip(), tiny_models.tiny_vae(4)
         sampling = rendering.Sampling("", 128, 128, "euler", "normal", 10, 5.5)
     else:

@@ -19,7 +19,7 @@ def rendering(comfy_inprocess):
 
 @pytest.fixture(scope="module")
 def tiny(comfy_inprocess):
-    from tests.testing_pack import tiny_models
+    from dev import tiny_models
 
     return tiny_models
 

@@ -4,10 +4,28 @@ swapping one node) and a scripted reward model (REWARD_MODEL) whose score is the
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import torch
 from comfy_api.latest import io
 
-from . import tiny_models
+
+def _load_tiny_models():
+    """dev/tiny_models.py (the benchmarks build the same models), loaded by path: this pack is linked into
+    ComfyUI's custom_nodes from the repository, whose root is not on sys.path inside ComfyUI."""
+    name = "golden_noise_testing_tiny_models"
+    if name not in sys.modules:
+        path = Path(__file__).resolve().parents[2] / "dev" / "tiny_models.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+tiny_models = _load_tiny_models()
 
 CATEGORY = "golden_noise_testing"
 
