@@ -98,6 +98,8 @@ def random_sdxl(device: str, small: bool = False):
     import comfy.sd
     import comfy.supported_models
 
+    from dev.tiny_models import randomise  # imports comfy: only once ComfyUI is on sys.path
+
     unet = {
         "use_checkpoint": False,
         "image_size": 32,
@@ -150,20 +152,6 @@ def random_sdxl(device: str, small: bool = False):
     randomise(autoencoder, 1)
     vae = comfy.sd.VAE(sd=autoencoder.state_dict())
     return patcher, SDXLConditioning(), vae
-
-
-def randomise(module: torch.nn.Module, seed: int) -> None:
-    """Seeded weights for modules built with ComfyUI's no-init ops (parameters start uninitialised)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in module.named_parameters():
-            if "norm" in name and name.endswith("weight"):
-                p.fill_(1.0)
-            elif name.endswith("bias"):
-                p.zero_()
-            else:
-                fan_in = max(p[0].numel(), 1) if p.ndim > 1 else 1
-                p.copy_(torch.randn(p.shape, generator=g) / fan_in**0.5)
 
 
 class SDXLConditioning:

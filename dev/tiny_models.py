@@ -49,8 +49,9 @@ TEXT_CONFIG = {
 COMFY_TOKENIZER = Path(comfy.sd1_clip.__file__).parent / "sd1_tokenizer"
 
 
-def _randomise(module: torch.nn.Module, seed: int) -> None:
-    """Seeded weights for modules built with ComfyUI's no-init ops (their parameters start uninitialised)."""
+def randomise(module: torch.nn.Module, seed: int) -> None:
+    """Seeded weights for modules built with ComfyUI's no-init ops (their parameters start uninitialised).
+    The benchmarks' random SDXL-sized models use it too."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in module.named_parameters():
@@ -119,13 +120,13 @@ class _TinyClip(comfy.sd1_clip.SD1ClipModel):
 def tiny_clip(seed: int = 1) -> comfy.sd.CLIP:
     target = comfy.supported_models_base.ClipTarget(comfy.sd1_clip.SD1Tokenizer, _TinyClip)
     clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32})
-    _randomise(clip.cond_stage_model, seed)
+    randomise(clip.cond_stage_model, seed)
     return clip
 
 
 def tiny_vae(latent_channels: int = 4, seed: int = 2) -> comfy.sd.VAE:
     taesd = comfy.taesd.taesd.TAESD(latent_channels=latent_channels)
-    _randomise(taesd, seed)
+    randomise(taesd, seed)
     return comfy.sd.VAE(sd=taesd.state_dict())
 
 
