@@ -19,22 +19,14 @@ from dpsl import (
     chunks,
     simulate,
 )
+from dpsl.results import PER_RUN
 
-PER_RUN = (
-    "llr_checkpoints",
-    "llr_final",
-    "first_correct_action",
-    "first_correct_report",
-    "wrong_actions",
-    "wrong_reports",
-    "cascade_time",
-    "cascade_side",
-    "belief_stop_time",
-)
+# Every per-run array of a Result, and the checkpoints' LLRs.
+FIELDS = ("llr_checkpoints", *PER_RUN)
 
 
 def _assert_same(r1, r2):
-    for name in PER_RUN:
+    for name in FIELDS:
         a, b = getattr(r1, name), getattr(r2, name)
         if a is None:
             assert b is None
