@@ -1,4 +1,4 @@
-"""NPNet training throughput: our training step against the authors' (timm's Swin-T), and data-parallel 1 vs 2 processes.
+"""NPNet training throughput: our training step against the authors' (timm's Swin-T); 1 vs 2 processes.
 
 1. One AdamW step (forward, MSE to the target, backward, update) at the official shape (4x128x128
    latents, 77x2048 prompt) for `npnet.NPNet` and for the reference network of dev/npnet_reference.py

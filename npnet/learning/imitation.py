@@ -1,9 +1,9 @@
 """Train an NPNet on a noise prompt dataset: `python -m npnet.train --data DIR --out DIR [...]`.
 
 The same command runs as one process or under `torchrun --nproc-per-node N -m npnet.train ...` (one
-process per GPU with NCCL, gloo on CPU): torchrun sets RANK / WORLD_SIZE / LOCAL_RANK, every
-process starts from rank 0's weights and the gradients are averaged across processes, and only rank 0 prints and
-writes files. `--batch-size` is the global batch: every step, the processes together take the same
+process per GPU with NCCL, gloo on CPU): torchrun sets RANK / WORLD_SIZE / LOCAL_RANK, every process
+starts from rank 0's weights, the gradients are averaged across processes (`loop.average_gradients`), and
+only rank 0 prints and writes files. `--batch-size` is the global batch: every step, the processes together take the same
 samples a single process would (`loop.GlobalBatchSampler`), and stochastic depth drops the same branches
 of the same samples (`drop_path_draws`), so world size 1 and 2 reach the same weights.
 

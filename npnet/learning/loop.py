@@ -186,9 +186,9 @@ LossFn = Callable[[object, int], tuple[torch.Tensor, dict]]
 @dataclass
 class Loop:
     """One run's steps. `model` is the network the steps train (its gradients averaged across processes
-    under torchrun), validated and saved. `rate(step)` is the learning rate
-    of global step `step` (0-based); `loss(batch, step)` the objective; `log(row)` writes a metrics row
-    (main process only); `save_state()` writes state.pt (it checks for the main process itself)."""
+    under torchrun), validated and saved. `rate(step)` is the learning rate of global step `step`
+    (0-based); `loss(batch, step)` the objective; `log(row)` writes a metrics row (main process only);
+    `save_state()` writes state.pt (it checks for the main process itself)."""
 
     process: Process
     model: torch.nn.Module
