@@ -221,6 +221,9 @@ class World:
     reward_a: Reward
     reward_b: Reward
     encoder: TokenEncoder
+    # Rendering guidance. 1.0 (the conditional prediction alone) is the benchmarks' world; a weaker one
+    # (`dataclasses.replace(world, cfg=0.5)`) leaves more for the noise to carry of the prompt.
+    cfg: float = CFG
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor, tokens: torch.Tensor, cfg: float) -> torch.Tensor:
         """x0_hat of x at sigma with classifier-free guidance (empty prompt = all-pad tokens)."""
@@ -234,13 +237,14 @@ class World:
         return x - s.view(-1, 1, 1, 1) * guided
 
     @torch.no_grad()
-    def sample(self, noise: torch.Tensor, tokens: torch.Tensor, cfg: float = CFG) -> torch.Tensor:
+    def sample(self, noise: torch.Tensor, tokens: torch.Tensor, cfg: float | None = None) -> torch.Tensor:
         """DDIM (deterministic) from unit noise: the images [B, 8, 8] the latents show."""
         return self.render(noise, tokens, cfg)
 
-    def render(self, noise: torch.Tensor, tokens: torch.Tensor, cfg: float = CFG) -> torch.Tensor:
+    def render(self, noise: torch.Tensor, tokens: torch.Tensor, cfg: float | None = None) -> torch.Tensor:
         """`sample` with gradients to the noise (the frozen generator that training on the reward
-        differentiates through)."""
+        differentiates through); guidance `cfg`, the world's own by default."""
+        cfg = self.cfg if cfg is None else cfg
         sigmas = sampling_sigmas()
         x = noise * sigmas[0]
         for i in range(STEPS):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -34,9 +34,17 @@ class RewardScale:
     batch: int = 32
     eval_seeds: int = 16
     penalty: float = 1.0
+    # The world's rendering guidance. At 1.0 plain noise follows its prompt loosely and one change of
+    # the noise that makes the sampler follow *any* prompt more closely earns most of the gain; at 0.5
+    # the noise must carry more of the prompt itself, which the wrong-prompt control then shows.
+    guidance: float = world_module.CFG
 
 
 CI = RewardScale()
+
+
+def world_for(scale: RewardScale):
+    return replace(world_module.load_world(), cfg=scale.guidance)
 
 
 def conditions(world, held_out: bool = False) -> list[tuple[str, torch.Tensor]]:
@@ -151,7 +159,7 @@ def run(work: Path, scale: RewardScale = CI, imitation: Path | None = None, log=
     """The comparison in `work`; `imitation`: an imitation-trained network (else trained here, as the
     learning benchmark does, on a CI-size dataset)."""
     torch.set_num_threads(2)
-    world = world_module.load_world()
+    world = world_for(scale)
     timings = {}
     t0 = time.perf_counter()
     main = train(
@@ -182,7 +190,7 @@ def run(work: Path, scale: RewardScale = CI, imitation: Path | None = None, log=
 
 def penalty_sweep(work: Path, penalties, scale: RewardScale = CI, log=print) -> list[dict]:
     """Judge gain, training-reward gain and noise statistics of reward training at each penalty weight."""
-    world = world_module.load_world()
+    world = world_for(scale)
     found = []
     for penalty in penalties:
         network = load(train(world, work / f"penalty-{penalty}", scale, penalty, log=log))
