@@ -1,6 +1,7 @@
 """Agent-steps per second of the Gaussian smooth-RR simulation: ours vs two baselines, same run.
 
     python benchmarks/dpsl_throughput.py [--device cpu|cuda] [--runs R] [--agents N] [--repeats K]
+    python benchmarks/dpsl_throughput.py --profile   (where a CPU step's time goes, op by op)
 
 Baselines (dev/dpsl_reference.py; same model, drawn at the signal level):
   loop  - one run and one agent at a time in plain Python;
@@ -150,6 +151,31 @@ def _whole_round(runs: int, agents: int, device: str) -> tuple[dict, float]:
     return {"ours": ours, "cli": cli, "numpy": time_numpy(runs, agents)}, import_s
 
 
+def profile_kernel(runs: int = 24_576, agents: int = 400) -> str:
+    """torch.profiler's op table for one chunk on one thread: a paper-size chunk (50000 runs are two
+    chunks of about this size on two cores), after a warm-up pass over the same runs."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from dpsl.chunks import Chunk
+    from dpsl.outputs import Outputs
+
+    torch.set_num_threads(1)
+    scenario = Scenario(
+        signal="gaussian", sigma=SIGMA, mechanism="smooth", epsilon=EPS, agents=agents, runs=runs, seed=1
+    )
+    dev = torch.device("cpu")
+    seconds = []
+    for _ in range(2):  # the first pass warms the allocator; the second is the timing
+        chunk = Chunk(scenario, dev, 0, runs)
+        start = time.perf_counter()
+        chunk.run(Outputs(scenario), lambda steps: None)
+        seconds.append(time.perf_counter() - start)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        Chunk(scenario, dev, 0, runs).run(Outputs(scenario), lambda steps: None)
+    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
+    return f"one chunk of {runs} runs, one thread: {seconds[-1] / agents * 1e6:.0f} us a step (unprofiled)\n{table}"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
@@ -163,7 +189,13 @@ def main(argv=None) -> int:
         help="also in-process, whole CLI process and numpy side by side (best of --repeats rounds) at "
         "R=50000 x N=4000 and at the benchmark size",
     )
+    parser.add_argument(
+        "--profile", action="store_true", help="print the op profile of one CPU chunk and stop"
+    )
     args = parser.parse_args(argv)
+    if args.profile:
+        print(profile_kernel())
+        return 0
     cuda = args.device.startswith("cuda")
     if cuda and not torch.cuda.is_available():
         print("no CUDA device available", file=sys.stderr)
