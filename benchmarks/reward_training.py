@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 import tempfile
 import time
@@ -29,6 +30,8 @@ def main() -> int:
     parser.add_argument("--penalties", type=float, nargs="*", default=[0.0, 0.1, 1.0, 10.0])
     parser.add_argument("--guidance", type=float, default=reward_benchmark.CI.guidance)
     args = parser.parse_args()
+    if not math.isfinite(args.guidance) or args.guidance < 0:
+        parser.error(f"--guidance must be a finite number >= 0 (1.0: the world's own), got {args.guidance}")
     scale = dataclasses.replace(reward_benchmark.CI, guidance=args.guidance)
     torch.set_num_threads(2)
     started = time.perf_counter()
