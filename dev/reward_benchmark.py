@@ -34,6 +34,7 @@ class RewardScale:
     batch: int = 32
     eval_seeds: int = 16
     penalty: float = 1.0
+    lr: float = 1e-3
     # The world's rendering guidance. At 1.0 plain noise follows its prompt loosely and one change of
     # the noise that makes the sampler follow *any* prompt more closely earns most of the gain; at 0.5
     # the noise must carry more of the prompt itself, which the wrong-prompt control then shows.
@@ -76,6 +77,7 @@ def train(
         steps=scale.steps,
         batch_size=scale.batch,
         penalty=penalty,
+        lr=scale.lr,
         init=init,
         resume=(out / "state.pt").exists(),  # a finished run in `out` is reused as it is
     )
