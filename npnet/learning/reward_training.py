@@ -19,6 +19,12 @@ The objective
     or shift the noise, which a reward may like (cleaner, more average images) for every prompt, the
     wrong one included: reward hacking. Watch an independent reward and the noise's statistics.
 
+    `anchor="init"` keeps g near the golden noise of the `init` network instead of near x: the penalty
+    becomes mean (g - f_init(x, e))^2 / 2, as RLHF keeps a fine-tuned policy near its supervised
+    reference. Fine-tuning an imitation-trained network this way keeps what imitation learned of the
+    prompt; from x, a reward can be raised by one change of the noise that helps every prompt alike
+    (docs/learning.md measures both).
+
 The run
     `train_on_reward(render, reward, conditions, out_dir, latent_shape=...)` writes `npnet.safetensors`
     (loadable by `npnet.load`, usable by `npnet.golden_noise`, the nodes and the webui), `state.pt` every
@@ -51,6 +57,9 @@ from .loop import Loop, StopFlag, Stopped, fit, join_torchrun, share_start
 from .runs import STATE_FILE, Metrics, Position, TrainingState, scheduled_rate
 
 RUN_FILES = ("npnet.safetensors", STATE_FILE, "metrics.jsonl")
+# What the penalty keeps the golden noise near: the plain noise (the paper's KL to the Gaussian), or the
+# golden noise of the `init` network (as RLHF keeps a policy near its supervised reference).
+ANCHORS = ("noise", "init")
 
 Render = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 RewardFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -102,6 +111,7 @@ def train_on_reward(
     warmup_steps: int = 20,
     weight_decay: float = 0.0,
     penalty: float = 1.0,
+    anchor: str = "noise",
     arch: str = "latent",
     init: str | Path | None = None,
     device: str | torch.device = "cpu",
@@ -139,6 +149,10 @@ def train_on_reward(
     for name, value in (("lr", lr), ("penalty", penalty), ("weight_decay", weight_decay)):
         if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
             raise InputError(name, f"{name} must be a finite number >= 0, got {value!r}.")
+    if anchor not in ANCHORS:
+        raise InputError("anchor", f"anchor must be one of {', '.join(ANCHORS)}, got {anchor!r}.")
+    if anchor == "init" and init is None:
+        raise InputError("anchor", "anchor 'init' needs an init file: the network the penalty keeps near.")
     if schedule not in ("cosine", "constant"):
         raise InputError("schedule", f"schedule must be cosine or constant, got {schedule!r}.")
     if arch not in ARCHITECTURES:
@@ -182,6 +196,8 @@ def train_on_reward(
             "warmup_steps": warmup_steps,
             "weight_decay": weight_decay,
             "penalty": penalty,
+            # Recorded only when not the default, so runs saved before anchors existed still resume.
+            **({"anchor": anchor} if anchor != "noise" else {}),
             "arch": config.architecture,
             "init_sha256": hashlib.sha256(Path(init).read_bytes()).hexdigest() if init is not None else None,
             "conditions_sha256": conditions_fingerprint(conditions),
@@ -205,6 +221,11 @@ def train_on_reward(
             model.load_state_dict(start.state_dict())
         model.init_non_persistent_buffers(device)
         model.to(device)
+        reference = None
+        if anchor == "init":
+            reference = start
+            reference.init_non_persistent_buffers(device)
+            reference.to(device).eval().requires_grad_(False)
         for name, p in model.named_parameters():
             p.requires_grad_(not name.startswith(model.unused_parameters()))
         optimizer = torch.optim.AdamW(
@@ -258,7 +279,12 @@ def train_on_reward(
                     f"the reward must give one finite score per image ({len(x)}), got shape "
                     f"{tuple(scores.shape)}{'' if torch.isfinite(scores).all() else ' with NaN or Inf'}.",
                 )
-            change = (golden - x).pow(2).flatten(1).mean(1)
+            if reference is None:
+                change = (golden - x).pow(2).flatten(1).mean(1)
+            else:
+                with torch.no_grad():
+                    kept = reference(x, e)
+                change = (golden - kept).pow(2).flatten(1).mean(1)
             flat = golden.detach().flatten(1)
             stats = {
                 "reward": scores.detach().mean(),

@@ -83,6 +83,32 @@ def test_an_init_file_is_fine_tuned(tmp_path):
     assert tuned.config.latent_shape == SHAPE
 
 
+def test_anchor_init_keeps_the_network_near_its_init_where_the_noise_anchor_pulls_it_away(tmp_path):
+    """With a penalty that dominates the reward, anchor 'init' holds the golden noise at the init
+    network's, while the default anchor pulls it towards the plain noise."""
+    first = run(tmp_path, "first", steps=30, penalty=0.0)
+    _, _, conditions = world()
+    noise = torch.randn(16, *SHAPE, generator=torch.Generator().manual_seed(5))
+    e = conditions[0][1][None]
+
+    def golden(path):
+        return npnet.golden_noise(npnet.load(path), noise, e)
+
+    start = golden(first)
+    kept = golden(run(tmp_path, "kept", steps=20, init=first, anchor="init", penalty=1e3))
+    pulled = golden(run(tmp_path, "pulled", steps=20, init=first, penalty=1e3))
+    moved_kept, moved_pulled = (kept - start).norm(), (pulled - start).norm()
+    assert moved_kept < 0.5 * moved_pulled, (float(moved_kept), float(moved_pulled))
+    assert (pulled - noise).norm() < (start - noise).norm()  # the noise anchor pulls towards x
+
+
+def test_a_resume_with_another_anchor_is_refused(tmp_path):
+    first = run(tmp_path, "first", steps=5)
+    run(tmp_path, steps=5, init=first)
+    with pytest.raises(InputError, match="anchor"):
+        run(tmp_path, steps=5, init=first, anchor="init", resume=True)
+
+
 @pytest.mark.parametrize(
     "options, match",
     [
@@ -91,6 +117,8 @@ def test_an_init_file_is_fine_tuned(tmp_path):
         ({"penalty": float("nan")}, "penalty"),
         ({"seed": 2**64}, "seed"),
         ({"arch": "nope"}, "arch"),
+        ({"anchor": "prior"}, "anchor"),
+        ({"anchor": "init"}, "anchor"),  # nothing to keep near without an init file
     ],
 )
 def test_bad_options_are_named(tmp_path, options, match):
