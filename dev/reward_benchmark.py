@@ -112,21 +112,26 @@ def noise_stats(golden: torch.Tensor) -> dict:
     }
 
 
-# Networks that are also judged given a wrong prompt (the main one's row: "reward-trained, wrong prompt").
+MAIN = "reward-trained network"
 ANCHORED = "reward-trained, anchored to the imitation network"
-WRONG_PROMPT_CONTROLS = ("reward-trained from the imitation network", ANCHORED)
+# The networks that are also judged given a wrong prompt, and the name of that row.
+WRONG_PROMPT_ROWS = {
+    MAIN: "reward-trained, wrong prompt",
+    "reward-trained from the imitation network": "reward-trained from the imitation network, wrong prompt",
+    ANCHORED: f"{ANCHORED}, wrong prompt",
+}
 
 
 def evaluate(
-    world, networks: dict[str, NPNet], scale: RewardScale, held_out: bool, reward=None
+    world, networks: dict[str, NPNet], scale: RewardScale, held_out: bool, reward=None, main: str = MAIN
 ) -> list[dict]:
-    """Each variant against plain noise on the same held-out seeds, judged by `reward` (reward_b)."""
+    """Each variant against plain noise on the same held-out seeds, judged by `reward` (reward_b); the
+    norm-matched and random-change controls are made from the golden noise of `networks[main]`."""
     judge = reward or world.reward_b
     texts = lb.prompts(held_out)
     seeds = range(lb.EVAL_SEED, lb.EVAL_SEED + scale.eval_seeds)
     scores: dict[str, list[PairScore]] = {}
     starts: dict[str, list[torch.Tensor]] = {}
-    main = networks["reward-trained network"]
     for text in texts:
         tokens = world.encoder([text])
         many = tokens.expand(len(seeds), -1, -1)
@@ -136,11 +141,10 @@ def evaluate(
         for name, network in networks.items():
             variants[name] = golden_noise(network, noise, tokens)
         wrong = world.encoder([lb.wrong_prompt(text)])
-        variants["reward-trained, wrong prompt"] = golden_noise(main, noise, wrong)
-        for name in WRONG_PROMPT_CONTROLS:
+        for name, row in WRONG_PROMPT_ROWS.items():
             if name in networks:
-                variants[f"{name}, wrong prompt"] = golden_noise(networks[name], noise, wrong)
-        golden = variants["reward-trained network"]
+                variants[row] = golden_noise(networks[name], noise, wrong)
+        golden = variants[main]
         norms = golden.flatten(1).norm(dim=1) / noise.flatten(1).norm(dim=1)
         variants["plain noise at the golden norm"] = noise * norms.view(-1, 1, 1, 1)
         size = (golden - noise).flatten(1).norm(dim=1).view(-1, 1, 1, 1)
@@ -184,7 +188,7 @@ def run(work: Path, scale: RewardScale = CI, imitation: Path | None = None, log=
     main = train(
         world, work / f"penalty-{scale.penalty}", scale, scale.penalty, log=log
     )  # the sweep reuses it
-    networks = {"reward-trained network": load(main)}
+    networks = {MAIN: load(main)}
     timings["reward training"] = time.perf_counter() - t0
     if imitation is None:
         data = work / "npd"
@@ -210,7 +214,7 @@ def run(work: Path, scale: RewardScale = CI, imitation: Path | None = None, log=
         train(world, work / "shuffled", scale, scale.penalty, shuffled=True, log=log)
     )
     torch.manual_seed(0)
-    untrained = NPNet(networks["reward-trained network"].config).eval()
+    untrained = NPNet(networks[MAIN].config).eval()
     networks["untrained network"] = untrained
     t0 = time.perf_counter()
     rows = evaluate(world, networks, scale, False) + evaluate(world, networks, scale, True)
@@ -224,11 +228,11 @@ def penalty_sweep(work: Path, penalties, scale: RewardScale = CI, log=print) -> 
     found = []
     for penalty in penalties:
         network = load(train(world, work / f"penalty-{penalty}", scale, penalty, log=log))
-        nets = {"reward-trained network": network}
+        nets = {MAIN: network}
         for held_out in (False, True):
             judged = {r["name"]: r for r in evaluate(world, nets, scale, held_out)}
             trained_on = {r["name"]: r for r in evaluate(world, nets, scale, held_out, reward=world.reward_a)}
-            row = judged["reward-trained network"]
+            row = judged[MAIN]
             found.append(
                 {
                     "penalty": penalty,
@@ -236,8 +240,8 @@ def penalty_sweep(work: Path, penalties, scale: RewardScale = CI, log=print) -> 
                     "judge_gain": row["mean_difference"],
                     "judge_low": row["boot_low"],
                     "judge_high": row["boot_high"],
-                    "training_reward_gain": trained_on["reward-trained network"]["mean_difference"],
-                    "wrong_prompt_judge_gain": judged["reward-trained, wrong prompt"]["mean_difference"],
+                    "training_reward_gain": trained_on[MAIN]["mean_difference"],
+                    "wrong_prompt_judge_gain": judged[WRONG_PROMPT_ROWS[MAIN]]["mean_difference"],
                     **{k: row[k] for k in ("noise_mean", "noise_std", "noise_kurtosis")},
                 }
             )

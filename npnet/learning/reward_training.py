@@ -279,12 +279,9 @@ def train_on_reward(
                     f"the reward must give one finite score per image ({len(x)}), got shape "
                     f"{tuple(scores.shape)}{'' if torch.isfinite(scores).all() else ' with NaN or Inf'}.",
                 )
-            if reference is None:
-                change = (golden - x).pow(2).flatten(1).mean(1)
-            else:
-                with torch.no_grad():
-                    kept = reference(x, e)
-                change = (golden - kept).pow(2).flatten(1).mean(1)
+            with torch.no_grad():  # what the penalty keeps the golden noise near (`anchor`)
+                kept = x if reference is None else reference(x, e)
+            change = (golden - kept).pow(2).flatten(1).mean(1)
             flat = golden.detach().flatten(1)
             stats = {
                 "reward": scores.detach().mean(),

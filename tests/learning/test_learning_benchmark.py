@@ -96,9 +96,10 @@ def test_anchored_to_the_imitation_network_the_gain_belongs_to_the_prompt(result
         world, work / "anchored", scale, 3.0, init=imitation, anchor="init", log=lambda s: None
     )
     networks = {reward_benchmark.ANCHORED: load(anchored), "imitation": load(imitation)}
-    networks["reward-trained network"] = networks[reward_benchmark.ANCHORED]
-    rows = {r["name"]: r for r in reward_benchmark.evaluate(world, networks, scale, held_out=False)}
-    right, wrong = rows[reward_benchmark.ANCHORED], rows[f"{reward_benchmark.ANCHORED}, wrong prompt"]
+    judged = reward_benchmark.evaluate(world, networks, scale, held_out=False, main=reward_benchmark.ANCHORED)
+    rows = {r["name"]: r for r in judged}
+    right = rows[reward_benchmark.ANCHORED]
+    wrong = rows[reward_benchmark.WRONG_PROMPT_ROWS[reward_benchmark.ANCHORED]]
     assert wrong["boot_high"] < right["boot_low"], (right, wrong)
     assert right["mean_difference"] - wrong["mean_difference"] > 0.1, (right, wrong)
     assert right["mean_difference"] >= 1.5 * rows["imitation"]["mean_difference"], (right, rows["imitation"])
