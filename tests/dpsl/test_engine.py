@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -62,6 +63,44 @@ def test_chunked_and_unchunked_runs_are_identical(name):
     whole = simulate(scenario, chunk_runs=scenario.runs)
     chunked = simulate(scenario, chunk_runs=1)  # rounded up to one RNG block per chunk
     _assert_same(whole, chunked)
+
+
+# What each scenario's seed gives, recorded from the engine at commit 0d9155a, before the CPU speed work
+# of issue 31: a faster engine must give the same numbers. The discrete outputs (first-correct times,
+# wrong counts, stopping and cascade times) are compared exactly, through their sha256; the LLRs through
+# their sums, to rounding, so that a CPU whose vector maths rounds a last bit differently still passes.
+PINNED_DISCRETE = (
+    "first_correct_action",
+    "first_correct_report",
+    "wrong_actions",
+    "wrong_reports",
+    "belief_stop_time",
+    "cascade_time",
+    "cascade_side",
+)
+PINNED = {  # name: (sha256 of the discrete outputs, first 16 hex digits; sum of llr_final; of llr_checkpoints)
+    "binary": ("7113f0831dd73232", 4634.893039749493, 21639.598658351126),
+    "heterogeneous": ("895cb190505021ed", 5724.467062513551, 11790.059740210816),
+    "none": ("230939d668f4fa7d", 24711.558710839694, 93380.46159752781),
+    "rr-gaussian": ("6f99a9a78757ab98", 13138.677656758415, 37027.12002284275),
+    "smooth": ("b49afe392b3a8a9a", 59778.22009684847, 167874.4167473872),
+    "smooth-legacy-sigma2": ("13a5185397363b9c", 10122.848280324768, 26711.37552376344),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_a_seed_gives_the_numbers_it_gave_before(name):
+    result = simulate(SCENARIOS[name])
+    digest = hashlib.sha256()
+    for field in PINNED_DISCRETE:
+        values = getattr(result, field)
+        if values is not None:
+            digest.update(field.encode())
+            digest.update(np.ascontiguousarray(values, dtype=np.int64).tobytes())
+    pinned_digest, llr_final_sum, llr_checkpoints_sum = PINNED[name]
+    assert digest.hexdigest()[:16] == pinned_digest
+    assert float(np.sum(result.llr_final)) == pytest.approx(llr_final_sum, rel=1e-12)
+    assert float(np.sum(result.llr_checkpoints)) == pytest.approx(llr_checkpoints_sum, rel=1e-12)
 
 
 def test_reproducible_per_seed_and_different_across_seeds():
