@@ -90,12 +90,16 @@ class Chunk:
         runs, f64, i64 = self.runs, torch.float64, torch.int64
         draws = kernels.draws(scenario)
         self.uniforms = torch.empty((self.tile, draws, runs), dtype=f64, device=dev)
+        # On the CPU each block draws straight into its columns of the tile (torch fills a strided view in
+        # the same order as a contiguous slab: same values, checked by the tests' pinned outputs). On CUDA
+        # each block still draws into a slab that is copied in, as before: the view's Philox layout is
+        # unverified there (no GPU run since), and the copy is cheap on a GPU.
         self.slabs = (
             {
                 hi - lo: torch.empty((self.tile, draws, hi - lo), dtype=f64, device=dev)
                 for _, lo, hi in self.blocks
             }
-            if len(self.blocks) > 1
+            if len(self.blocks) > 1 and dev.type == "cuda"
             else {}
         )
         self.llr = torch.zeros(runs, dtype=f64, device=dev)
@@ -125,6 +129,11 @@ class Chunk:
         # unmapped again, which serialises the chunk threads on the process's memory map.
         counts = 5 if scenario.belief_threshold is not None else 4
         self.tile_counts = torch.zeros((counts, runs), dtype=torch.uint8, device=dev)
+        # Rows and byte views made once: a step then makes no views (each is a dispatch, under the GIL).
+        self.count_rows = tuple(self.tile_counts[:4])
+        self.count_bytes = tuple(
+            t.view(torch.uint8) for t in (self.a_wrong, self.x_wrong, self.all_wrong_a, self.all_wrong_x)
+        )
         self.kernel = kernels.kernel_for(scenario)(scenario, dev, self.llr, self.a_wrong, self.x_wrong)
 
     def _draw_tile(self) -> None:
@@ -133,9 +142,13 @@ class Chunk:
             self.uniforms.uniform_(generator=self.blocks[0][0])
             return
         for gen, lo, hi in self.blocks:
+            columns = self.uniforms[:, :, lo:hi]
+            if not self.slabs:
+                columns.uniform_(generator=gen)
+                continue
             slab = self.slabs[hi - lo]
             slab.uniform_(generator=gen)
-            self.uniforms[:, :, lo:hi].copy_(slab)
+            columns.copy_(slab)
 
     def run(self, out: Outputs, tick: Callable[[int], None]) -> None:
         """All agents, tile by tile; tick(steps done) after each tile may raise SimulationCancelled."""
@@ -152,11 +165,14 @@ class Chunk:
 
     def _record(self, agent: int) -> None:
         """Per-run counters after `agent` has acted and reported (llr is now l_{agent+1})."""
-        wrong_a, wrong_x, lead_a, lead_x = self.tile_counts[:4]
-        wrong_a.add_(self.a_wrong.view(torch.uint8))
-        wrong_x.add_(self.x_wrong.view(torch.uint8))
-        lead_a.add_(self.all_wrong_a.logical_and_(self.a_wrong).view(torch.uint8))
-        lead_x.add_(self.all_wrong_x.logical_and_(self.x_wrong).view(torch.uint8))
+        wrong_a, wrong_x, lead_a, lead_x = self.count_rows
+        a8, x8, all_a8, all_x8 = self.count_bytes
+        wrong_a.add_(a8)
+        wrong_x.add_(x8)
+        self.all_wrong_a.logical_and_(self.a_wrong)
+        self.all_wrong_x.logical_and_(self.x_wrong)
+        lead_a.add_(all_a8)
+        lead_x.add_(all_x8)
         if self.s.belief_threshold is not None:
             torch.abs(self.llr, out=self.absl)
             self.below.logical_and_(torch.lt(self.absl, self.s.belief_threshold, out=self.below_now))

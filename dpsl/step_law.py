@@ -132,7 +132,9 @@ class StepLawTable:
 
         self.c1, self.c2, self.c3 = buf(), buf(), buf()
         self.frac, self.floor, self.coeff = buf(), buf(), buf()
-        self.index, self.side_index, self.side_index_small = (buf(torch.int64) for _ in range(3))
+        # int32 interval indices: the cast from the floor is vectorised (int64's is not), and index_select
+        # takes either.
+        self.index, self.side_index, self.side_index_small = (buf(torch.int32) for _ in range(3))
         self.flip = buf(torch.bool)
 
     def bounds(self, llr: torch.Tensor) -> None:
