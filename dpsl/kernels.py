@@ -76,20 +76,23 @@ class SmoothKernel(Kernel):
         super().__init__(s, dev, llr, a_wrong, x_wrong)
         runs = llr.numel()
         self.law = step_law(runs, s.sigma, float(s.epsilon), s.amplitude, dev)
-        self.x_small, self.large, self.below_c3 = (
-            torch.empty(runs, dtype=torch.bool, device=dev) for _ in range(3)
-        )
+        # u < c1, u < c2, u < c3: one comparison of u against the law's (3, runs) block of bounds.
+        self.below = torch.empty((3, runs), dtype=torch.bool, device=dev)
+        self.below_rows = tuple(self.below)
+        self.large = torch.empty(runs, dtype=torch.bool, device=dev)
         self.inc = torch.empty(runs, dtype=torch.float64, device=dev)
 
     def step(self, u_all):
         u, law = u_all[0], self.law
         law.bounds(self.llr)
-        # The report is on the small side for u in [0, c2); the action for u in [0, c1) or [c2, c3).
-        torch.lt(u, law.c2, out=self.x_small)
-        torch.bitwise_xor(self.x_small, law.flip, out=self.x_wrong)
-        torch.logical_not(self.x_small, out=self.large).logical_and_(torch.lt(u, law.c3, out=self.below_c3))
-        torch.lt(u, law.c1, out=self.a_wrong).logical_or_(self.large).bitwise_xor_(law.flip)
-        self.llr.add_(law.increment(self.x_small, self.inc))
+        below_c1, x_small, below_c3 = self.below_rows
+        torch.lt(u, law.bound_values, out=self.below)
+        # The report is on the small side for u in [0, c2); the action for u in [0, c1) or [c2, c3),
+        # and [c2, c3) is where u is below c3 but not below c2 (bools compare as 0 < 1).
+        torch.bitwise_xor(x_small, law.flip, out=self.x_wrong)
+        torch.gt(below_c3, x_small, out=self.large)
+        torch.logical_or(below_c1, self.large, out=self.a_wrong).bitwise_xor_(law.flip)
+        self.llr.add_(law.increment(x_small, self.inc))
 
 
 class QuadratureKernel(Kernel):

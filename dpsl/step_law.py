@@ -30,8 +30,11 @@ The table
     distance of a bound: the two engines give the same actions and reports, and LLRs that agree to
     rounding (a test checks this on whole simulations).
 
-    A step gathers each coefficient as a contiguous row (one index_select each) and evaluates by
-    Horner; of the two increments it gathers only the one of the side reported.
+    A step gathers each degree's coefficients of the three bounds with one index_select (the three
+    tables laid end to end, the three indices offset by one table's length) and evaluates them by
+    Horner on a (3, runs) block; of the two increments it gathers only the one of the side reported.
+    Fewer, wider ops than one gather per coefficient: the same arithmetic per element, less dispatch
+    (which the chunk threads contend for).
 
     The table grows as the runs' LLRs spread: intervals come in pages of PAGE_INTERVALS, each page
     always evaluated on its own, in the same order, so an interval's coefficients are the same bits
@@ -75,7 +78,10 @@ class SmoothStepLaw:
         def buf(dtype=torch.float64):
             return torch.empty(n, dtype=dtype, device=device)
 
-        self.c1, self.c2, self.c3, self.inc_small, self.inc_large = (buf() for _ in FUNCTIONS)
+        # The bounds as the rows of one (3, n) block, as the table gives them (one comparison a step).
+        self.bound_values = torch.empty((3, n), dtype=torch.float64, device=device)
+        self.c1, self.c2, self.c3 = self.bound_values
+        self.inc_small, self.inc_large = buf(), buf()
         self.z, self.v, self.ls_p, self.ls_m, self.diff, self.t2, self.lm1 = (buf() for _ in range(7))
         self.flip, self.m_small = buf(torch.bool), buf(torch.bool)
 
@@ -114,9 +120,9 @@ class StepLawTable:
     """The five functions and flip at n LLRs from per-interval cubics (see module doc).
 
     Built for one chunk of n runs on the CPU; pages are added whenever an LLR leaves the covered
-    range, which needs the range on the host every step (free on the CPU, a sync on a GPU). Each
-    coefficient is a contiguous row gathered with one index_select, so every op of the evaluation
-    runs on contiguous memory; only the increment of the side actually reported is gathered.
+    range, which needs the range on the host every step (free on the CPU, a sync on a GPU). Every op
+    of the evaluation runs on contiguous memory; only the increment of the side actually reported is
+    gathered.
     """
 
     def __init__(self, n: int, sigma: float, eps: float, amplitude: str, device):
@@ -130,8 +136,14 @@ class StepLawTable:
         def buf(dtype=torch.float64):
             return torch.empty(n, dtype=dtype, device=device)
 
-        self.c1, self.c2, self.c3 = buf(), buf(), buf()
-        self.frac, self.floor, self.coeff = buf(), buf(), buf()
+        # c1, c2, c3 are the rows of one (3, n) block, evaluated together; flat views for the gathers.
+        self.bound_values = torch.empty((3, n), dtype=torch.float64, device=device)
+        self.c1, self.c2, self.c3 = self.bound_values
+        self.bound_coeff = torch.empty((3, n), dtype=torch.float64, device=device)
+        self.bound_index = torch.empty((3, n), dtype=torch.int32, device=device)
+        self.bound_flat = tuple(t.view(-1) for t in (self.bound_index, self.bound_values, self.bound_coeff))
+        self.bound_offsets = None  # (3, 1): where each bound's table starts in the concatenated rows
+        self.frac, self.floor = buf(), buf()
         # int32 interval indices: the cast from the floor is vectorised (int64's is not), and index_select
         # takes either.
         self.index, self.side_index, self.side_index_small = (buf(torch.int32) for _ in range(3))
@@ -148,8 +160,8 @@ class StepLawTable:
         lo, hi = (int(b) for b in torch.aminmax(floor))
         self._cover(lo // PAGE_INTERVALS, hi // PAGE_INTERVALS)
         index.copy_(floor.sub_(self.first_page * PAGE_INTERVALS))
-        for rows, out in zip(self.bound_rows, (self.c1, self.c2, self.c3), strict=True):
-            self._cubic(rows, index, out)
+        torch.add(index, self.bound_offsets, out=self.bound_index)
+        self._cubic(self.bound_rows, *self.bound_flat, self.bound_values, self.bound_coeff)
 
     def increment(self, x_small: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """The LLR move at the llr of the last `bounds`, for a small-side report where x_small."""
@@ -158,18 +170,20 @@ class StepLawTable:
         torch.mul(self.index, 2, out=self.side_index)
         torch.add(self.side_index, 1, out=self.side_index_small)
         torch.where(x_small, self.side_index_small, self.side_index, out=self.side_index)
-        return self._cubic(self.inc_rows, self.side_index, out)
+        coeff = self.bound_coeff[0]
+        return self._cubic(self.inc_rows, self.side_index, out, coeff, out, coeff)
 
-    def _cubic(self, rows: list[torch.Tensor], index: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """sum_d rows[d][index] frac^d by Horner; one contiguous gather and multiply-add per degree.
+    def _cubic(self, rows, index, flat_out, flat_coeff, out, coeff) -> torch.Tensor:
+        """sum_d rows[d][index] frac^d by Horner, one gather and one multiply-add per degree: index,
+        flat_out and flat_coeff are 1-D (runs, or k x runs for k tables laid end to end in rows[d]), and
+        out, coeff the same memory as (k, runs) or (runs,) blocks, against which frac broadcasts.
 
         (Gathering all coefficients as one (n, degree + 1) block and reading it column by column is
         slower: the strided reads cost more than the separate gathers save.)
         """
-        coeff = self.coeff
-        torch.index_select(rows[DEGREE], 0, index, out=out)
+        torch.index_select(rows[DEGREE], 0, index, out=flat_out)
         for d in range(DEGREE - 1, -1, -1):
-            torch.index_select(rows[d], 0, index, out=coeff)
+            torch.index_select(rows[d], 0, index, out=flat_coeff)
             torch.addcmul(coeff, out, self.frac, out=out)
         return out
 
@@ -185,7 +199,10 @@ class StepLawTable:
         pages = [self.computed[page] for page in range(first, end)]
         # Lists of contiguous per-coefficient rows, so that a step indexes no tensor to find them.
         bounds = torch.cat([b for b, _ in pages], dim=-1)  # 3 bounds, degree + 1, intervals
-        self.bound_rows = [list(rows) for rows in bounds]
+        intervals = bounds.shape[-1]
+        # Per degree, the three bounds' coefficients end to end: (3 intervals,).
+        self.bound_rows = [bounds[:, d, :].reshape(-1) for d in range(DEGREE + 1)]
+        self.bound_offsets = torch.arange(3, dtype=torch.int32, device=bounds.device).mul_(intervals)[:, None]
         self.inc_rows = list(torch.cat([i for _, i in pages], dim=-1))  # degree + 1 of (2 intervals,)
         self.first_page, self.end_page = first, end
 
