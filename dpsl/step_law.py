@@ -146,7 +146,7 @@ class StepLawTable:
         self.frac, self.floor = buf(), buf()
         # int32 interval indices: the cast from the floor is vectorised (int64's is not), and index_select
         # takes either.
-        self.index, self.side_index, self.side_index_small = (buf(torch.int32) for _ in range(3))
+        self.index, self.side_index = buf(torch.int32), buf(torch.int32)
         self.flip = buf(torch.bool)
 
     def bounds(self, llr: torch.Tensor) -> None:
@@ -165,11 +165,10 @@ class StepLawTable:
 
     def increment(self, x_small: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """The LLR move at the llr of the last `bounds`, for a small-side report where x_small."""
-        # Increment rows interleave the sides: 2 * interval for a large-side report, + 1 for small
-        # (where, not add: adding the bool mask would make a converted temporary every step).
-        torch.mul(self.index, 2, out=self.side_index)
-        torch.add(self.side_index, 1, out=self.side_index_small)
-        torch.where(x_small, self.side_index_small, self.side_index, out=self.side_index)
+        # Increment rows interleave the sides: 2 * interval for a large-side report, + 1 for small. One
+        # add (the mask's int32 copy is a 4-byte-per-run temporary, under the allocator's mmap threshold;
+        # mul, add and where took 4x as long).
+        torch.add(x_small, self.index, alpha=2, out=self.side_index)
         coeff = self.bound_coeff[0]
         return self._cubic(self.inc_rows, self.side_index, out, coeff, out, coeff)
 
