@@ -103,13 +103,18 @@ class Chunk:
             else {}
         )
         self.llr = torch.zeros(runs, dtype=f64, device=dev)
-        self.a_wrong = torch.empty(runs, dtype=torch.bool, device=dev)
-        self.x_wrong = torch.empty(runs, dtype=torch.bool, device=dev)
+        # Each step's flags, kept for the tile: (wrong action, wrong report, all actions wrong so far, all
+        # reports wrong so far) x step x run. The counters add them up once a tile (one sum), not every
+        # step: fewer, wider ops, which the chunk threads contend less for.
+        self.flags = torch.empty((4, self.tile, runs), dtype=torch.bool, device=dev)
+        self.flags[2:, -1] = True  # the leading-wrong chain before the first step
+        self.flag_bytes = self.flags.view(torch.uint8)
+        self.step_wrong = [(self.flags[0, i], self.flags[1, i]) for i in range(self.tile)]
+        self.step_pairs = [self.flags[0:2, i] for i in range(self.tile)]
+        self.step_chains = [self.flags[2:4, i] for i in range(self.tile)]
         self.wrong_a = torch.zeros(runs, dtype=i64, device=dev)
         self.wrong_x = torch.zeros(runs, dtype=i64, device=dev)
         # Leading-wrong counters: tau = count + 1, and count = agents means "not within the horizon".
-        self.all_wrong_a = torch.ones(runs, dtype=torch.bool, device=dev)
-        self.all_wrong_x = torch.ones(runs, dtype=torch.bool, device=dev)
         self.lead_a = torch.zeros(runs, dtype=i64, device=dev)
         self.lead_x = torch.zeros(runs, dtype=i64, device=dev)
         self.ckpt_index = {c: i for i, c in enumerate(scenario.resolved_checkpoints)}
@@ -129,12 +134,8 @@ class Chunk:
         # unmapped again, which serialises the chunk threads on the process's memory map.
         counts = 5 if scenario.belief_threshold is not None else 4
         self.tile_counts = torch.zeros((counts, runs), dtype=torch.uint8, device=dev)
-        # Rows and byte views made once: a step then makes no views (each is a dispatch, under the GIL).
-        self.count_rows = tuple(self.tile_counts[:4])
-        self.count_bytes = tuple(
-            t.view(torch.uint8) for t in (self.a_wrong, self.x_wrong, self.all_wrong_a, self.all_wrong_x)
-        )
-        self.kernel = kernels.kernel_for(scenario)(scenario, dev, self.llr, self.a_wrong, self.x_wrong)
+        self.flag_counts = self.tile_counts[:4]
+        self.kernel = kernels.kernel_for(scenario)(scenario, dev, self.llr)
 
     def _draw_tile(self) -> None:
         # Each block fills its own contiguous slab, so its stream does not depend on the chunk layout.
@@ -157,35 +158,34 @@ class Chunk:
             self._draw_tile()
             steps = min(self.tile, agents - tile_start)
             for i in range(steps):
-                self.kernel.step(self.uniforms[i])
-                self._record(tile_start + i + 1)
-            self._fold_tile_counts()
+                self.kernel.step(self.uniforms[i], *self.step_wrong[i])
+                self._record(i, tile_start + i + 1)
+            self._fold_tile_counts(steps)
             tick(steps * self.runs)
         self._flush(out)
 
-    def _record(self, agent: int) -> None:
-        """Per-run counters after `agent` has acted and reported (llr is now l_{agent+1})."""
-        wrong_a, wrong_x, lead_a, lead_x = self.count_rows
-        a8, x8, all_a8, all_x8 = self.count_bytes
-        wrong_a.add_(a8)
-        wrong_x.add_(x8)
-        self.all_wrong_a.logical_and_(self.a_wrong)
-        self.all_wrong_x.logical_and_(self.x_wrong)
-        lead_a.add_(all_a8)
-        lead_x.add_(all_x8)
+    def _record(self, i: int, agent: int) -> None:
+        """Per-run state after `agent`, step i of the tile, has acted and reported (llr is now l_{agent+1})."""
+        # All wrong so far = all wrong before (the previous step's chain; the last row's before the tile's
+        # first step) and wrong now, actions and reports in one op.
+        torch.logical_and(self.step_chains[i - 1], self.step_pairs[i], out=self.step_chains[i])
         if self.s.belief_threshold is not None:
             torch.abs(self.llr, out=self.absl)
             self.below.logical_and_(torch.lt(self.absl, self.s.belief_threshold, out=self.below_now))
             self.tile_counts[4].add_(self.below.view(torch.uint8))
-        i = self.ckpt_index.get(agent)
-        if i is not None:
-            self.ckpt_l[i].copy_(self.llr)
-            self.ckpt_a[i] += self.runs - self.a_wrong.sum()
-            self.ckpt_x[i] += self.runs - self.x_wrong.sum()
+        c = self.ckpt_index.get(agent)
+        if c is not None:
+            a_wrong, x_wrong = self.step_wrong[i]
+            self.ckpt_l[c].copy_(self.llr)
+            self.ckpt_a[c] += self.runs - a_wrong.sum()
+            self.ckpt_x[c] += self.runs - x_wrong.sum()
         if self.paths is not None:
             self.paths[agent].copy_(self.llr)
 
-    def _fold_tile_counts(self) -> None:
+    def _fold_tile_counts(self, steps: int) -> None:
+        # Wrong actions, wrong reports and the two leading-wrong counts of the tile's steps, per run (a
+        # tile has at most 64 steps, so bytes hold them).
+        torch.sum(self.flag_bytes[:, :steps], dim=1, dtype=torch.uint8, out=self.flag_counts)
         totals = [self.wrong_a, self.wrong_x, self.lead_a, self.lead_x]
         if self.s.belief_threshold is not None:
             totals.append(self.lead_b)

@@ -40,8 +40,9 @@ def kernel_for(scenario: Scenario) -> type[Kernel]:
 class Kernel:
     """One model's agent step on a chunk's runs.
 
-    step(u) reads the public LLR l_n, draws agent n's intended action and report from the slab of
-    uniforms u (shape draws x runs), writes a_wrong and x_wrong, and updates llr in place to l_{n+1}.
+    step(u, a_wrong, x_wrong) reads the public LLR l_n, draws agent n's intended action and report from
+    the slab of uniforms u (shape draws x runs), writes whether each is wrong into a_wrong and x_wrong
+    (bool, one per run: the chunk's rows for this step), and updates llr in place to l_{n+1}.
     flush(out, sl) writes the outputs only this model has.
     """
 
@@ -49,11 +50,10 @@ class Kernel:
     # with large ops (the quadrature over eps nodes) gain from OpenMP inside each chunk thread.
     intra_op_threads: int | None = None
 
-    def __init__(self, s: Scenario, dev: torch.device, llr, a_wrong, x_wrong):
-        self.s, self.dev = s, dev
-        self.llr, self.a_wrong, self.x_wrong = llr, a_wrong, x_wrong
+    def __init__(self, s: Scenario, dev: torch.device, llr):
+        self.s, self.dev, self.llr = s, dev, llr
 
-    def step(self, u: torch.Tensor) -> None:
+    def step(self, u: torch.Tensor, a_wrong: torch.Tensor, x_wrong: torch.Tensor) -> None:
         raise NotImplementedError
 
     def flush(self, out: Outputs, sl: slice) -> None:
@@ -72,8 +72,8 @@ class SmoothKernel(Kernel):
 
     intra_op_threads = 1
 
-    def __init__(self, s, dev, llr, a_wrong, x_wrong):
-        super().__init__(s, dev, llr, a_wrong, x_wrong)
+    def __init__(self, s, dev, llr):
+        super().__init__(s, dev, llr)
         runs = llr.numel()
         self.law = step_law(runs, s.sigma, float(s.epsilon), s.amplitude, dev)
         # u < c1, u < c2, u < c3: one comparison of u against the law's (3, runs) block of bounds.
@@ -82,16 +82,16 @@ class SmoothKernel(Kernel):
         self.large = torch.empty(runs, dtype=torch.bool, device=dev)
         self.inc = torch.empty(runs, dtype=torch.float64, device=dev)
 
-    def step(self, u_all):
+    def step(self, u_all, a_wrong, x_wrong):
         u, law = u_all[0], self.law
         law.bounds(self.llr)
         below_c1, x_small, below_c3 = self.below_rows
         torch.lt(u, law.bound_values, out=self.below)
         # The report is on the small side for u in [0, c2); the action for u in [0, c1) or [c2, c3),
         # and [c2, c3) is where u is below c3 but not below c2 (bools compare as 0 < 1).
-        torch.bitwise_xor(x_small, law.flip, out=self.x_wrong)
+        torch.bitwise_xor(x_small, law.flip, out=x_wrong)
         torch.gt(below_c3, x_small, out=self.large)
-        torch.logical_or(below_c1, self.large, out=self.a_wrong).bitwise_xor_(law.flip)
+        torch.logical_or(below_c1, self.large, out=a_wrong).bitwise_xor_(law.flip)
         self.llr.add_(law.increment(x_small, self.inc))
 
 
@@ -103,15 +103,15 @@ class QuadratureKernel(Kernel):
         """Heterogeneous smooth budgets draw eps_n per agent; other mechanisms only need its mean law."""
         return s.signal == "gaussian" and s.mechanism == "smooth" and s.heterogeneous
 
-    def __init__(self, s, dev, llr, a_wrong, x_wrong):
-        super().__init__(s, dev, llr, a_wrong, x_wrong)
+    def __init__(self, s, dev, llr):
+        super().__init__(s, dev, llr)
         self.law = GaussianLaw.from_scenario(s)
         self.scale = -0.5 * s.sigma
         self.draw_eps = self.draws_eps(s)
         if self.draw_eps:
             self.eps_low, self.eps_width = s.epsilon.low, s.epsilon.high - s.epsilon.low
 
-    def step(self, u_all):
+    def step(self, u_all, a_wrong, x_wrong):
         s, law, llr = self.s, self.law, self.llr
         u = u_all[-1]
         z = llr * self.scale - 1.0 / s.sigma
@@ -127,14 +127,14 @@ class QuadratureKernel(Kernel):
         sp = torch.exp(ls_agent.clamp(min=EXP_FLOOR))
         x_small = u < sp
         flip = z > 0
-        torch.bitwise_xor(x_small, flip, out=self.x_wrong)
+        torch.bitwise_xor(x_small, flip, out=x_wrong)
         a_small = (u < torch.exp(log_t12.clamp(min=EXP_FLOOR))) | (
             ~x_small & (u < sp + torch.exp(log_t2.clamp(min=EXP_FLOOR)))
         )
-        torch.bitwise_xor(a_small, flip, out=self.a_wrong)
+        torch.bitwise_xor(a_small, flip, out=a_wrong)
         z_m = z + 2.0 / s.sigma
         ls_m = _logaddexp(*report_law(z_m.abs(), law)[::2])
-        small_m = (z_m > 0) ^ self.x_wrong
+        small_m = (z_m > 0) ^ x_wrong
         inc = torch.where(x_small, ls_p_pub, _log1mexp(ls_p_pub)) - torch.where(
             small_m, ls_m, _log1mexp(ls_m)
         )
@@ -144,8 +144,8 @@ class QuadratureKernel(Kernel):
 class BinaryKernel(Kernel):
     """Binary signals: report walk j with step +-1 before the cascade at |j| = k (docs/dpsl-model.md §3.3)."""
 
-    def __init__(self, s, dev, llr, a_wrong, x_wrong):
-        super().__init__(s, dev, llr, a_wrong, x_wrong)
+    def __init__(self, s, dev, llr):
+        super().__init__(s, dev, llr)
         law = GaussianLaw.from_scenario(s) if s.private else None
         u_flip = 0.0 if law is None else law.mean_flip_probability
         p = s.p
@@ -159,16 +159,16 @@ class BinaryKernel(Kernel):
         self.j = torch.zeros(runs, dtype=torch.float64, device=dev)
         self.pre_cascade = torch.zeros(runs, dtype=torch.int64, device=dev)
 
-    def step(self, u_all):
+    def step(self, u_all, a_wrong, x_wrong):
         u, j = u_all[0], self.j
         herding = j.abs() >= self.k
         free = ~herding
         self.pre_cascade.add_(free)
         wrong_herd = herding & (j < 0)
         # Before a cascade the action follows the signal (ties included); in it, the herd.
-        torch.where(free, u >= self.c2, wrong_herd, out=self.a_wrong)
+        torch.where(free, u >= self.c2, wrong_herd, out=a_wrong)
         x_pos = (u < self.c1) | ((u >= self.c2) & (u < self.c3))
-        torch.where(free, ~x_pos, wrong_herd, out=self.x_wrong)
+        torch.where(free, ~x_pos, wrong_herd, out=x_wrong)
         j.add_(torch.where(free, torch.where(x_pos, 1.0, -1.0), 0.0))
         torch.mul(j, self.w, out=self.llr)
 
