@@ -44,6 +44,8 @@ The table
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -126,10 +128,9 @@ class StepLawTable:
     """
 
     def __init__(self, n: int, sigma: float, eps: float, amplitude: str, device):
-        self.law_args = (sigma, eps, amplitude, device)
+        self.law_args = (sigma, eps, amplitude, torch.device(device))
         self.anchor, self.step = kink(sigma), grid_step(sigma, eps)
         self.inv_step = 1.0 / self.step
-        self.computed: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # page -> its coefficients
         self.first_page, self.end_page = 0, 0
         self.bound_rows = self.inc_rows = None
 
@@ -192,10 +193,8 @@ class StepLawTable:
             return
         first = lo - 1 if self.bound_rows is None else min(self.first_page, lo - 1)
         end = hi + 2 if self.bound_rows is None else max(self.end_page, hi + 2)
-        for page in range(first, end):
-            if page not in self.computed:
-                self.computed[page] = self._page(page)
-        pages = [self.computed[page] for page in range(first, end)]
+        sigma, eps, amplitude, device = self.law_args
+        pages = [page_coefficients(sigma, eps, amplitude, device, page) for page in range(first, end)]
         # Lists of contiguous per-coefficient rows, so that a step indexes no tensor to find them.
         bounds = torch.cat([b for b, _ in pages], dim=-1)  # 3 bounds, degree + 1, intervals
         intervals = bounds.shape[-1]
@@ -205,30 +204,38 @@ class StepLawTable:
         self.inc_rows = list(torch.cat([i for _, i in pages], dim=-1))  # degree + 1 of (2 intervals,)
         self.first_page, self.end_page = first, end
 
-    def _page(self, page: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Coefficients of intervals page*P .. page*P + P - 1: bounds (3, degree + 1, P) and the
-        side-interleaved increments (degree + 1, 2P)."""
-        sigma, eps, amplitude, device = self.law_args
-        k = torch.arange(PAGE_INTERVALS, dtype=torch.float64, device=device) + page * PAGE_INTERVALS
-        nodes = torch.tensor(_NODES, dtype=torch.float64, device=device)
-        llr = (k[:, None] + nodes[None, :]).mul_(self.step).add_(self.anchor).reshape(-1)
-        law = SmoothStepLaw(llr.numel(), sigma, eps, amplitude, device)
-        law.bounds(llr)
-        values = torch.stack([getattr(law, name) for name in FUNCTIONS]).reshape(
-            len(FUNCTIONS), PAGE_INTERVALS, DEGREE + 1
-        )
-        # coefficient d = sum_j M[d, j] value_j, summed in a fixed order (elementwise, so the same
-        # bits for an interval whatever page layout produced it).
-        coeffs = []
-        for d in range(DEGREE + 1):
-            acc = values[..., 0] * float(_TO_COEFFS[d, 0])
-            for j in range(1, DEGREE + 1):
-                acc = acc + values[..., j] * float(_TO_COEFFS[d, j])
-            coeffs.append(acc)
-        coeffs = torch.stack(coeffs, dim=1)  # functions, degree + 1, P
-        bounds = coeffs[:3].contiguous()
-        increments = torch.stack([coeffs[4], coeffs[3]], dim=-1).reshape(DEGREE + 1, 2 * PAGE_INTERVALS)
-        return bounds, increments
+
+@functools.lru_cache(maxsize=1024)
+def page_coefficients(
+    sigma: float, eps: float, amplitude: str, device: torch.device, page: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Coefficients of intervals page*P .. page*P + P - 1: bounds (3, degree + 1, P) and the
+    side-interleaved increments (degree + 1, 2P).
+
+    Cached, and shared by the chunks of a simulation (each would otherwise build the same pages): a
+    page's coefficients are a function of its arguments alone, the same bits whichever chunk asks.
+    The cache is bounded (a page is 10 KiB); read-only, as the tables copy what they take.
+    """
+    k = torch.arange(PAGE_INTERVALS, dtype=torch.float64, device=device) + page * PAGE_INTERVALS
+    nodes = torch.tensor(_NODES, dtype=torch.float64, device=device)
+    llr = (k[:, None] + nodes[None, :]).mul_(grid_step(sigma, eps)).add_(kink(sigma)).reshape(-1)
+    law = SmoothStepLaw(llr.numel(), sigma, eps, amplitude, device)
+    law.bounds(llr)
+    values = torch.stack([getattr(law, name) for name in FUNCTIONS]).reshape(
+        len(FUNCTIONS), PAGE_INTERVALS, DEGREE + 1
+    )
+    # coefficient d = sum_j M[d, j] value_j, summed in a fixed order (elementwise, so the same
+    # bits for an interval whatever page layout produced it).
+    coeffs = []
+    for d in range(DEGREE + 1):
+        acc = values[..., 0] * float(_TO_COEFFS[d, 0])
+        for j in range(1, DEGREE + 1):
+            acc = acc + values[..., j] * float(_TO_COEFFS[d, j])
+        coeffs.append(acc)
+    coeffs = torch.stack(coeffs, dim=1)  # functions, degree + 1, P
+    bounds = coeffs[:3].contiguous()
+    increments = torch.stack([coeffs[4], coeffs[3]], dim=-1).reshape(DEGREE + 1, 2 * PAGE_INTERVALS)
+    return bounds, increments
 
 
 def step_law(n: int, sigma: float, eps: float, amplitude: str, device) -> SmoothStepLaw | StepLawTable:

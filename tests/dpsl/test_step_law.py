@@ -9,7 +9,7 @@ import torch
 
 from dpsl import Scenario, kernels, simulate
 from dpsl.public_belief import GaussianLaw, llr_increment, report_law, threshold_offset
-from dpsl.step_law import PAGE_INTERVALS, SmoothStepLaw, StepLawTable, step_law
+from dpsl.step_law import PAGE_INTERVALS, SmoothStepLaw, StepLawTable, page_coefficients, step_law
 
 # (sigma, eps, amplitude): the paper's case, wide and narrow signals, the largest budget the scenario
 # allows (eps sigma = 35), tiny budgets and the legacy amplitude.
@@ -88,9 +88,11 @@ def test_the_closed_form_evaluator_matches_the_reference():
 
 def test_an_interval_has_the_same_bits_whichever_way_the_table_grew():
     sigma, eps = 1.0, 1.0
+    page_coefficients.cache_clear()  # each table computes its own pages, not the other's
     grown = StepLawTable(4, sigma, eps, "half", "cpu")
     for llr in ([0.0, 5.0, 1.0, 2.0], [-30.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 40.0]):
         grown.bounds(torch.tensor(llr, dtype=torch.float64))
+    page_coefficients.cache_clear()
     direct = StepLawTable(4, sigma, eps, "half", "cpu")
     direct.bounds(torch.tensor([-30.0, 40.0, 0.0, 0.0], dtype=torch.float64))
     assert grown.first_page == direct.first_page and grown.end_page == direct.end_page
