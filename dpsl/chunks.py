@@ -135,6 +135,9 @@ class Chunk:
         counts = 5 if scenario.belief_threshold is not None else 4
         self.tile_counts = torch.zeros((counts, runs), dtype=torch.uint8, device=dev)
         self.flag_counts = self.tile_counts[:4]
+        # Each step's uniforms as a tuple of per-draw rows, views made once (a kernel indexes a tuple, not
+        # a tensor, so a step makes no views).
+        self.step_uniforms = [tuple(self.uniforms[i]) for i in range(self.tile)]
         self.kernel = kernels.kernel_for(scenario)(scenario, dev, self.llr)
 
     def _draw_tile(self) -> None:
@@ -158,7 +161,7 @@ class Chunk:
             self._draw_tile()
             steps = min(self.tile, agents - tile_start)
             for i in range(steps):
-                self.kernel.step(self.uniforms[i], *self.step_wrong[i])
+                self.kernel.step(self.step_uniforms[i], *self.step_wrong[i])
                 self._record(i, tile_start + i + 1)
             self._fold_tile_counts(steps)
             tick(steps * self.runs)

@@ -41,8 +41,9 @@ class Kernel:
     """One model's agent step on a chunk's runs.
 
     step(u, a_wrong, x_wrong) reads the public LLR l_n, draws agent n's intended action and report from
-    the slab of uniforms u (shape draws x runs), writes whether each is wrong into a_wrong and x_wrong
-    (bool, one per run: the chunk's rows for this step), and updates llr in place to l_{n+1}.
+    the uniforms u (a tuple of `draws` rows, one uniform per run each), writes whether each is wrong
+    into a_wrong and x_wrong (bool, one per run: the chunk's rows for this step), and updates llr in
+    place to l_{n+1}.
     flush(out, sl) writes the outputs only this model has.
     """
 
@@ -53,7 +54,7 @@ class Kernel:
     def __init__(self, s: Scenario, dev: torch.device, llr):
         self.s, self.dev, self.llr = s, dev, llr
 
-    def step(self, u: torch.Tensor, a_wrong: torch.Tensor, x_wrong: torch.Tensor) -> None:
+    def step(self, u: tuple[torch.Tensor, ...], a_wrong: torch.Tensor, x_wrong: torch.Tensor) -> None:
         raise NotImplementedError
 
     def flush(self, out: Outputs, sl: slice) -> None:
