@@ -2,6 +2,7 @@
 
     python benchmarks/dpsl_throughput.py [--device cpu|cuda] [--runs R] [--agents N] [--repeats K]
     python benchmarks/dpsl_throughput.py --profile   (where a CPU step's time goes, op by op)
+    python benchmarks/dpsl_throughput.py --paper-size --before TREE   (and an older checkout, same run)
 
 Baselines (dev/dpsl_reference.py; same model, drawn at the signal level):
   loop  - one run and one agent at a time in plain Python;
@@ -13,6 +14,10 @@ processes hits all three alike. Ratios are ours / baseline. Peak memory: CUDA ma
 process's peak resident set during our run on the CPU (VmHWM, reset before the run; it includes the
 interpreter and torch, about 300-400 MiB). The streaming summaries keep ours O(R): the last line
 measures the peak at two horizons N and 4N to show it does not grow with N.
+
+--before TREE (with --paper-size) times a checkout of an earlier commit (`git worktree add TREE REV`)
+in the same rounds, in-process and as a whole process, so that a speed change is measured before and
+after in one run, under the same load.
 """
 
 from __future__ import annotations
@@ -90,14 +95,16 @@ def time_loop(runs: int, agents: int) -> float:
 PAPER = (50_000, 4_000)  # the paper-size run: R x N of a user's `python -m dpsl simulate`
 
 
-def whole_process(runs: int, agents: int, device: str, repeats: int) -> dict:
+def whole_process(runs: int, agents: int, device: str, repeats: int, before: Path | None = None) -> dict:
     """Ours in-process and as a whole `python -m dpsl simulate` process, and numpy, at R x N: the best
     of `repeats` rounds, each round timing the three one after another, so that load from other
-    processes hits all three alike."""
+    processes hits all three alike (and the checkout `before` the same two ways, when given)."""
     best = {"ours": 0.0, "cli": 0.0, "numpy": 0.0}
+    if before is not None:
+        best.update(before_ours=0.0, before_cli=0.0)
     imports = []
     for _ in range(repeats):
-        rates, import_s = _whole_round(runs, agents, device)
+        rates, import_s = _whole_round(runs, agents, device, before)
         imports.append(import_s)
         for name, rate in rates.items():
             best[name] = max(best[name], rate)
@@ -109,13 +116,35 @@ def whole_process(runs: int, agents: int, device: str, repeats: int) -> dict:
         "ratio": best["ours"] / best["numpy"],
         "cli_ratio": best["cli"] / best["numpy"],
         "torch_import_s": imports,
+        **(
+            {
+                "before_ratio": best["before_ours"] / best["numpy"],
+                "before_cli_ratio": best["before_cli"] / best["numpy"],
+            }
+            if before is not None
+            else {}
+        ),
     }
 
 
-def _whole_round(runs: int, agents: int, device: str) -> tuple[dict, float]:
+# In-process timing of a checkout's own engine (--before): run with that checkout as the working directory.
+_IN_PROCESS = """
+import sys, time
+sys.path.insert(0, ".")
+from dpsl import Scenario, simulate
+s = Scenario(signal="gaussian", sigma={sigma}, mechanism="smooth", epsilon={eps}, agents={agents}, runs={runs},
+             seed=1, checkpoints=({agents},))
+simulate(s.with_(agents=16, runs=8192, checkpoints=(16,)), device="{device}")  # warm-up, as time_ours's
+start = time.perf_counter()
+simulate(s, device="{device}")
+print(time.perf_counter() - start)
+"""
+
+
+def _whole_round(runs: int, agents: int, device: str, before: Path | None = None) -> tuple[dict, float]:
     """One round: ours, a bare `import torch` process (what any torch CLI pays first: 2-11 s here,
     depending on whether the CUDA libraries torch loads are still in the page cache), the CLI right
-    after it, numpy."""
+    after it, numpy; then, with `before`, that checkout in-process and as a CLI."""
     import subprocess
 
     ours, _ = time_ours(runs, agents, device)
@@ -148,7 +177,17 @@ def _whole_round(runs: int, agents: int, device: str) -> tuple[dict, float]:
     start = time.perf_counter()
     subprocess.run(command, check=True, cwd=Path(__file__).resolve().parents[1])
     cli = runs * agents / (time.perf_counter() - start)
-    return {"ours": ours, "cli": cli, "numpy": time_numpy(runs, agents)}, import_s
+    rates = {"ours": ours, "cli": cli, "numpy": time_numpy(runs, agents)}
+    if before is not None:
+        code = _IN_PROCESS.format(sigma=SIGMA, eps=EPS, agents=agents, runs=runs, device=device)
+        done = subprocess.run(
+            [sys.executable, "-c", code], check=True, cwd=before, capture_output=True, text=True
+        )
+        rates["before_ours"] = runs * agents / float(done.stdout.split()[-1])
+        start = time.perf_counter()
+        subprocess.run(command, check=True, cwd=before)
+        rates["before_cli"] = runs * agents / (time.perf_counter() - start)
+    return rates, import_s
 
 
 def profile_kernel(runs: int = 24_576, agents: int = 400) -> str:
@@ -192,7 +231,18 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--profile", action="store_true", help="print the op profile of one CPU chunk and stop"
     )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        metavar="TREE",
+        help="with --paper-size: also time this checkout of an earlier commit in the same rounds",
+    )
     args = parser.parse_args(argv)
+    if args.before is not None and not (args.paper_size and (args.before / "dpsl" / "__main__.py").is_file()):
+        parser.error(
+            "--before needs --paper-size and a checkout of this repository (one with dpsl/__main__.py)"
+        )
     if args.profile:
         print(profile_kernel())
         return 0
@@ -232,8 +282,8 @@ def main(argv=None) -> int:
         "peak_kind": "cuda max allocated" if cuda else "process peak RSS",
     }
     if args.paper_size:
-        report["paper_size"] = whole_process(*PAPER, args.device, args.repeats)
-        report["benchmark_size_whole"] = whole_process(runs, agents, args.device, args.repeats)
+        report["paper_size"] = whole_process(*PAPER, args.device, args.repeats, args.before)
+        report["benchmark_size_whole"] = whole_process(runs, agents, args.device, args.repeats, args.before)
     if args.json:
         print(json.dumps(report))
         return 0
@@ -258,6 +308,12 @@ def main(argv=None) -> int:
                 f"x{ps['cli_ratio']:.2f} (best of {ps['repeats']}; a bare `import torch` process before each "
                 "CLI run took " + ", ".join(f"{t:.1f}" for t in ps["torch_import_s"]) + " s)"
             )
+            if args.before is not None:
+                print(
+                    f"    before ({args.before}): ours {ps['before_ours']:.3e}, whole CLI process "
+                    f"{ps['before_cli']:.3e} -> x{ps['before_ratio']:.2f}, CLI x{ps['before_cli_ratio']:.2f}; "
+                    f"after / before: in-process {ps['ours'] / ps['before_ours']:.2f}, CLI {ps['cli'] / ps['before_cli']:.2f}"
+                )
     return 0
 
 
