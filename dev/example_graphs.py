@@ -356,9 +356,9 @@ def learning_graphs() -> list[Graph]:
                 (720, 380),
                 # prompts, prompt_file, negative_prompt, width, height, sampler, scheduler, steps, cfg,
                 # gradient_checkpointing, batch_size, training_steps, learning_rate, penalty, seed, tokens,
-                # output_name
+                # output_name, anchor (with an imitation-trained network on init: "init")
                 [COLLECT_PROMPTS, "(none)", "", 512, 512, "euler", "sgm_uniform", 1, 1.0, True, 2, 400]
-                + [0.001, 1.0, 0, 77, "sdxl_turbo_reward"],
+                + [0.001, 1.0, 0, 77, "sdxl_turbo_reward", "noise"],
             ),
             Node("latent", "EmptyLatentImage", (1080, 700), [512, 512, 1]),
             Node(

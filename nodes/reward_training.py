@@ -131,7 +131,8 @@ class TrainGoldenNoiseReward(io.ComfyNode):
             category=CATEGORY,
             description="Trains an NPNet on a reward model through your own (few-step) model: the golden "
             "noise of each prompt is rendered, scored, and the network learns to raise the score while a "
-            "penalty keeps its noise Gaussian (Noise Hypernetworks). Writes "
+            "penalty keeps its noise Gaussian (Noise Hypernetworks). Connect an imitation-trained network "
+            "to init and set anchor to init to keep the prompt-following it learned. Writes "
             "models/golden_noise/<output_name>.safetensors for Golden Noise Loader. Cancel keeps the last "
             "saved state; queue again to resume.",
             inputs=[
@@ -221,6 +222,23 @@ class TrainGoldenNoiseReward(io.ComfyNode):
                     tooltip="The trained file: models/golden_noise/<output_name>.safetensors (letters, digits, "
                     "'-', '_', '.'). The same name and settings resume the run.",
                 ),
+                # Last, so that workflows saved before it keep their widget values in place; optional, so
+                # that API prompts written before it (which lack it) still validate, as 'noise'.
+                io.Combo.Input(
+                    "anchor",
+                    options=list(learning.ANCHORS),
+                    default="noise",
+                    optional=True,
+                    tooltip="What the penalty keeps the golden noise near: 'noise', the plain noise; 'init', "
+                    "the init network's golden noise, so the prompt-following it learned (by imitation) is "
+                    "kept and the reward adds to it. 'init' needs a network on init.",
+                ),
+                NPNET.Input(
+                    "init",
+                    optional=True,
+                    tooltip="Start from this network instead of an untrained one (e.g. an imitation-trained "
+                    "network from Golden Noise Loader); its latent size and tokens must match this run's.",
+                ),
             ],
             outputs=[
                 NPNET.Output(
@@ -258,7 +276,9 @@ class TrainGoldenNoiseReward(io.ComfyNode):
         seed,
         tokens,
         output_name,
+        anchor="noise",
         negative=None,
+        init=None,
     ) -> io.NodeOutput:
         nid = node_id(cls)
         errors = _errors(NAME, nid)
@@ -274,6 +294,20 @@ class TrainGoldenNoiseReward(io.ComfyNode):
         except InputError as error:
             raise errors("output_name", str(error).replace("dataset_name", "output_name")) from None
         target = default_folder() / f"{name}.safetensors"
+        if anchor not in learning.ANCHORS:
+            raise errors("anchor", f"anchor must be one of {', '.join(learning.ANCHORS)}, got {anchor!r}.")
+        if anchor == "init" and init is None:
+            raise errors(
+                "anchor",
+                "anchor 'init' keeps the noise near the init network's golden noise: connect a network to "
+                "init (an imitation-trained one from Golden Noise Loader), or set anchor to 'noise'.",
+            )
+        if init is not None and init.path.resolve() == target.resolve():
+            raise errors(
+                "init",
+                f"init is {target.name}, the file this run writes (output_name); load another network or "
+                "choose another output_name.",
+            )
         run_dir = host_files.output_folder(name, RUNS, "output_name", errors)
         prompt_list = read_prompts(NAME, nid, prompts, prompt_file)
         ratio = check_size(vae, width, height, batch_size, errors)
@@ -331,6 +365,8 @@ class TrainGoldenNoiseReward(io.ComfyNode):
                         batch_size=batch_size,
                         lr=learning_rate,
                         penalty=penalty,
+                        anchor=anchor,
+                        init=None if init is None else init.path,
                         resume=(run_dir / "state.pt").exists(),
                         progress=progress,
                         should_cancel=cancel,

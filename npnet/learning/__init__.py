@@ -59,7 +59,7 @@ from .recipe import (
     score_jobs,
 )
 from .redenoise import INVERSIONS, redenoise, redenoise_released, to_unit_noise
-from .reward_training import train_on_reward
+from .reward_training import ANCHORS, train_on_reward
 
 __all__ = [
     "INVERSIONS",
@@ -107,5 +107,6 @@ __all__ = [
     "summary",
     "to_unit_noise",
     "train_on_reward",
+    "ANCHORS",
     "write_shard",
 ]

@@ -4,11 +4,13 @@ KSampler in a second queue; Cancel keeps the state and a re-queue resumes; bad i
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
 
 import npnet
+from npnet.learning.runs import TrainingState
 
 pytestmark = pytest.mark.server
 
@@ -119,9 +121,6 @@ def test_a_requeue_of_a_finished_run_changes_nothing_and_other_settings_are_refu
     comfy_server.run(train_graph("reward_again"), timeout=600)
     path = comfy_server.models_dir / "golden_noise" / "reward_again.safetensors"
     before = path.read_bytes()
-    comfy_server.run(
-        train_graph("reward_again", seed=1, prompts="a red bicycle"), timeout=600
-    ) if False else None
     error = comfy_server.run_expecting_error(train_graph("reward_again", penalty=2.0), timeout=600)
     assert error["node_type"] == "GoldenNoiseTrainReward" and "output_name" in error["exception_message"]
     assert "penalty" in error["exception_message"] and "Traceback" not in error["exception_message"]
@@ -153,3 +152,51 @@ def test_the_reward_training_example_runs_on_the_tiny_models(comfy_server):
     assert (comfy_server.models_dir / "golden_noise" / "example_reward.safetensors").is_file()
     save = next(k for k, n in prompt.items() if n["class_type"] == "SaveImage")
     assert entry["outputs"][save]["images"]
+
+
+def with_init(graph: dict, weights: str) -> dict:
+    """The graph with Golden Noise Loader's network for `weights` on the trainer's init input."""
+    graph["4"] = {"class_type": "GoldenNoiseLoader", "inputs": {"weights": weights}}
+    graph["3"]["inputs"]["init"] = ["4", 0]
+    return graph
+
+
+def test_anchored_to_an_init_network_the_run_starts_from_it_and_records_both(comfy_server):
+    comfy_server.run(train_graph("reward_base"), timeout=600)
+    base = comfy_server.models_dir / "golden_noise" / "reward_base.safetensors"
+    comfy_server.run(with_init(train_graph("reward_anchored", anchor="init"), base.name), timeout=600)
+    settings = TrainingState.read(
+        comfy_server.output_dir / "golden_noise_runs" / "reward_anchored" / "state.pt"
+    ).settings
+    assert settings["anchor"] == "init"
+    assert settings["init_sha256"] == hashlib.sha256(base.read_bytes()).hexdigest()
+    # The default anchor with the same init records no anchor (runs saved before anchors still resume).
+    comfy_server.run(with_init(train_graph("reward_from_base"), base.name), timeout=600)
+    settings = TrainingState.read(
+        comfy_server.output_dir / "golden_noise_runs" / "reward_from_base" / "state.pt"
+    ).settings
+    assert "anchor" not in settings and settings["init_sha256"] is not None
+
+
+@pytest.mark.parametrize(
+    "name, graph, message",
+    [
+        ("anchor", lambda: train_graph("reward_no_init", anchor="init"), "connect a network to init"),
+        (
+            "init",  # the run's own output file as its start: it would be replaced under the run
+            lambda: with_init(train_graph("reward_base"), "reward_base.safetensors"),
+            "the file this run writes",
+        ),
+        (
+            "init",  # trained for 8 tokens, this run reads 4
+            lambda: with_init(train_graph("reward_tokens", tokens=4), "reward_base.safetensors"),
+            "init takes",
+        ),
+    ],
+)
+def test_a_bad_init_or_anchor_is_named(comfy_server, name, graph, message):
+    if not (comfy_server.models_dir / "golden_noise" / "reward_base.safetensors").is_file():
+        comfy_server.run(train_graph("reward_base"), timeout=600)
+    error = comfy_server.run_expecting_error(graph(), timeout=300)
+    text = error["exception_message"]
+    assert f"'{name}'" in text and message in text and "Traceback" not in text
