@@ -197,6 +197,15 @@ def test_anchored_to_an_init_network_the_run_starts_from_it_and_records_both(com
 def test_a_bad_init_or_anchor_is_named(comfy_server, name, graph, message):
     if not (comfy_server.models_dir / "golden_noise" / "reward_base.safetensors").is_file():
         comfy_server.run(train_graph("reward_base"), timeout=600)
-    error = comfy_server.run_expecting_error(graph(), timeout=300)
+    base = comfy_server.models_dir / "golden_noise" / "reward_base.safetensors"
+    before = base.read_bytes()
+    prompt = graph()
+    output_name = prompt["3"]["inputs"]["output_name"]
+    error = comfy_server.run_expecting_error(prompt, timeout=300)
     text = error["exception_message"]
     assert f"'{name}'" in text and message in text and "Traceback" not in text
+    # Refused before anything is written: no new run folder, the loaded network untouched.
+    assert base.read_bytes() == before
+    if output_name != "reward_base":
+        assert not (comfy_server.output_dir / "golden_noise_runs" / output_name).exists()
+        assert not (comfy_server.models_dir / "golden_noise" / f"{output_name}.safetensors").exists()
