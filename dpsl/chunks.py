@@ -33,8 +33,10 @@ STEPS_PER_TILE = {"cpu": 16, "cuda": 64}
 
 
 def work_bytes_per_run(dev: torch.device, draws: int) -> int:
-    """Working memory per run in a chunk: ~40 state and scratch vectors plus one tile of uniforms."""
-    return 8 * (40 + STEPS_PER_TILE[dev.type] * draws)
+    """Working memory per run in a chunk: ~40 state and scratch vectors, one tile of uniforms and the
+    tile's four flags per step (bytes)."""
+    tile = STEPS_PER_TILE[dev.type]
+    return 8 * (40 + tile * draws) + 4 * tile
 
 
 def block_seed(seed: int, block: int) -> int:
@@ -141,7 +143,8 @@ class Chunk:
         self.kernel = kernels.kernel_for(scenario)(scenario, dev, self.llr)
 
     def _draw_tile(self) -> None:
-        # Each block fills its own contiguous slab, so its stream does not depend on the chunk layout.
+        # Each block fills its own columns of the tile, in the same order whatever the chunk (on CUDA
+        # through a slab of its own), so its stream does not depend on the chunk layout.
         if len(self.blocks) == 1:
             self.uniforms.uniform_(generator=self.blocks[0][0])
             return
