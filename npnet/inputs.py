@@ -107,7 +107,7 @@ def check_noise(noise: object, config: NPNetConfig, *, any_size: bool = False) -
         raise InputError("noise", f"noise must be a floating-point tensor, got {noise.dtype}.")
     if not torch.isfinite(noise).all():
         raise InputError("noise", "noise contains NaN or Inf values; NPNet needs finite Gaussian noise.")
-    largest = float(noise.abs().max())
+    largest = float(noise.detach().abs().max())  # a check reads a value: no autograd
     if largest > NOISE_LIMIT:
         raise InputError(
             "noise",
