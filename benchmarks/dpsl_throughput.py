@@ -199,6 +199,7 @@ def profile_kernel(runs: int = 24_576, agents: int = 400) -> str:
     from dpsl.outputs import Outputs
 
     torch.set_num_threads(1)
+    torch.inference_mode().__enter__()  # as the engine runs its chunks (dpsl/engine.py, _run_chunk)
     scenario = Scenario(
         signal="gaussian", sigma=SIGMA, mechanism="smooth", epsilon=EPS, agents=agents, runs=runs, seed=1
     )
