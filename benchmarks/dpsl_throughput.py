@@ -199,19 +199,20 @@ def profile_kernel(runs: int = 24_576, agents: int = 400) -> str:
     from dpsl.outputs import Outputs
 
     torch.set_num_threads(1)
-    torch.inference_mode().__enter__()  # as the engine runs its chunks (dpsl/engine.py, _run_chunk)
     scenario = Scenario(
         signal="gaussian", sigma=SIGMA, mechanism="smooth", epsilon=EPS, agents=agents, runs=runs, seed=1
     )
     dev = torch.device("cpu")
     seconds = []
-    for _ in range(2):  # the first pass warms the allocator; the second is the timing
-        chunk = Chunk(scenario, dev, 0, runs)
-        start = time.perf_counter()
-        chunk.run(Outputs(scenario), lambda steps: None)
-        seconds.append(time.perf_counter() - start)
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        Chunk(scenario, dev, 0, runs).run(Outputs(scenario), lambda steps: None)
+    # Under inference mode, as the engine runs its chunks (dpsl/engine.py, _run_chunk).
+    with torch.inference_mode():
+        for _ in range(2):  # the first pass warms the allocator; the second is the timing
+            chunk = Chunk(scenario, dev, 0, runs)
+            start = time.perf_counter()
+            chunk.run(Outputs(scenario), lambda steps: None)
+            seconds.append(time.perf_counter() - start)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            Chunk(scenario, dev, 0, runs).run(Outputs(scenario), lambda steps: None)
     table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
     return f"one chunk of {runs} runs, one thread: {seconds[-1] / agents * 1e6:.0f} us a step (unprofiled)\n{table}"
 
