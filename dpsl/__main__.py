@@ -4,7 +4,7 @@ import sys
 from .cli import main
 
 # Importing torch leaves ~180,000 objects that the interpreter's shutdown would garbage-collect several
-# times over (about 0.25 s of a paper-size run's 5 s). Frozen, they are left to plain deallocation:
+# times over (docs/performance.md has the cost). Frozen, they are left to plain deallocation:
 # the same exit, atexit handlers and flushes included, only sooner. Here, not in main(), so that a
 # long-lived caller of main() (the tests) keeps collecting its own garbage.
 gc.freeze()

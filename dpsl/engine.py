@@ -225,8 +225,8 @@ def _intra_op_threads(count: int | None):
 
 def _run_chunk(scenario, dev, span, out, tick) -> None:
     """One chunk, built and run under inference mode (per thread): nothing here needs autograd, and
-    without its bookkeeping each of a step's ~37 torch calls dispatches faster (623-634 against
-    654-714 us a step on one 24576-run chunk; the same kernels, so the same numbers)."""
+    without its bookkeeping each of a step's torch calls dispatches faster (figures in
+    docs/performance.md); the same kernels, so the same numbers."""
     with torch.inference_mode():
         Chunk(scenario, dev, *span).run(out, tick)
 

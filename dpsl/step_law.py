@@ -143,6 +143,7 @@ class StepLawTable:
         self.bound_coeff = torch.empty((3, n), dtype=torch.float64, device=device)
         self.bound_index = torch.empty((3, n), dtype=torch.int32, device=device)
         self.bound_flat = tuple(t.view(-1) for t in (self.bound_index, self.bound_values, self.bound_coeff))
+        self.inc_coeff = self.bound_coeff[0]  # the increment's scratch row, a view made once
         self.bound_offsets = None  # (3, 1): where each bound's table starts in the concatenated rows
         self.frac, self.floor = buf(), buf()
         # int32 interval indices: the cast from the floor is vectorised (int64's is not), and index_select
@@ -167,10 +168,10 @@ class StepLawTable:
     def increment(self, x_small: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """The LLR move at the llr of the last `bounds`, for a small-side report where x_small."""
         # Increment rows interleave the sides: 2 * interval for a large-side report, + 1 for small. One
-        # add (the mask's int32 copy is a 4-byte-per-run temporary, under the allocator's mmap threshold;
-        # mul, add and where took 4x as long).
+        # add (the mask's int32 copy is a 4-byte-per-run temporary, under the allocator's mmap threshold),
+        # where a multiply, an add and a where took longer.
         torch.add(x_small, self.index, alpha=2, out=self.side_index)
-        coeff = self.bound_coeff[0]
+        coeff = self.inc_coeff
         return self._cubic(self.inc_rows, self.side_index, out, coeff, out, coeff)
 
     def _cubic(self, rows, index, flat_out, flat_coeff, out, coeff) -> torch.Tensor:
