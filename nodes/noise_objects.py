@@ -14,7 +14,7 @@ import torch
 from .. import npnet
 from .comfy_host import progress_and_cancel
 from .errors import GoldenNoiseError
-from .npnet_weights import NPNetWeights
+from .npnet_weights import NPNetWeights, wired_weights
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,7 @@ def golden_maker(
     """The one way a node builds golden noise: its Golden Noise widgets checked once (an error names the
     node's widget), then make(upstream NOISE, positive CONDITIONING) -> GoldenNoise."""
     settings = origin.settings(token_policy, strength, resolution_mode)
+    weights = wired_weights(weights, origin.error, "npnet")
 
     def make(upstream, positive) -> GoldenNoise:
         return GoldenNoise(upstream, weights, positive, settings, origin)

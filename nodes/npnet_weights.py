@@ -272,6 +272,20 @@ class NPNetWeights:
         return self.patcher.model
 
 
+def wired_weights(value, error, input_name: str) -> NPNetWeights:
+    """`value` of an NPNET input as the network it must be. The server type-checks links, not values:
+    an API prompt can put a literal (a file name, a number) on the socket, which is refused here,
+    naming the input, instead of failing later on a missing attribute. `error(input_name, cause)`
+    makes the node's error."""
+    if not isinstance(value, NPNetWeights):
+        raise error(
+            input_name,
+            f"{input_name} takes a network from Golden Noise Loader (an NPNET link), got "
+            f"{type(value).__name__} {value!r:.60}.",
+        )
+    return value
+
+
 class NPNetCache:
     """The networks ComfyUI still holds, keyed on (file, mtime, device): one network per file and device
     while anything uses it, a replaced file reloaded. Weak: it never keeps a network alive by itself."""

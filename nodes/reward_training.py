@@ -31,7 +31,7 @@ from .comfy_host import MENU, comfy_samplers, io, progress_and_cancel, ui
 from .errors import GoldenNoiseError
 from .golden_noise import NPNET, node_id
 from .learning_inputs import _errors, read_prompts, shared_inputs, size_inputs
-from .npnet_weights import default_folder, load_weights
+from .npnet_weights import default_folder, load_weights, wired_weights
 from .rendering import Sampling, _stacked, check_size, draws_no_noise, k_diffusion_function
 
 CATEGORY = f"{MENU}/learning"
@@ -294,8 +294,10 @@ class TrainGoldenNoiseReward(io.ComfyNode):
         except InputError as error:
             raise errors("output_name", str(error).replace("dataset_name", "output_name")) from None
         target = default_folder() / f"{name}.safetensors"
-        if anchor not in learning.ANCHORS:
-            raise errors("anchor", f"anchor must be one of {', '.join(learning.ANCHORS)}, got {anchor!r}.")
+        # An anchor outside ANCHORS is refused by the core, naming it (the server does not check an
+        # optional combo's value).
+        if init is not None:
+            init = wired_weights(init, errors, "init")
         if anchor == "init" and init is None:
             raise errors(
                 "anchor",

@@ -50,6 +50,18 @@ def test_a_non_finite_strength_sent_to_prompt_is_an_error_on_strength(comfy_serv
     assert_worker_alive(comfy_server)
 
 
+@pytest.mark.parametrize("value", ["test-sdxl.safetensors", 5], ids=["file-name", "number"])
+def test_a_literal_on_the_npnet_socket_is_an_error_on_npnet(comfy_server, server_checkpoints, value):
+    # The server checks the types of links, not literal values an API prompt puts on a socket.
+    graph = graphs.noise_route(weights="test-sdxl.safetensors", record_as="hostile_literal")
+    graph[graphs.APPLY]["inputs"]["npnet"] = value
+    error = comfy_server.run_expecting_error(graph)
+    assert error["node_type"] == "GoldenNoiseApply"
+    assert "input 'npnet'" in error["exception_message"] and "an NPNET link" in error["exception_message"]
+    assert "Traceback" not in error["exception_message"]
+    assert_worker_alive(comfy_server)
+
+
 @pytest.mark.parametrize(
     "prompt, words",
     [

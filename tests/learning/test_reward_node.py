@@ -192,6 +192,12 @@ def test_anchored_to_an_init_network_the_run_starts_from_it_and_records_both(com
             lambda: with_init(train_graph("reward_tokens", tokens=4), "reward_base.safetensors"),
             "init takes",
         ),
+        # An API prompt can put a literal on a socket: the server checks links' types, not values.
+        ("init", lambda: train_graph("reward_literal", init="../escape.safetensors"), "an NPNET link"),
+        ("init", lambda: train_graph("reward_number", init=5), "an NPNET link"),
+        # Nor does it check an optional combo's value.
+        ("anchor", lambda: train_graph("reward_bogus", anchor="bogus"), "must be one of noise, init"),
+        ("anchor", lambda: train_graph("reward_blank", anchor=""), "must be one of noise, init"),
     ],
 )
 def test_a_bad_init_or_anchor_is_named(comfy_server, name, graph, message):
