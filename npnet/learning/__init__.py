@@ -62,6 +62,7 @@ from .redenoise import INVERSIONS, redenoise, redenoise_released, to_unit_noise
 from .reward_training import ANCHORS, train_on_reward
 
 __all__ = [
+    "ANCHORS",
     "INVERSIONS",
     "LAST_STEPS",
     "PRESETS",
@@ -107,6 +108,5 @@ __all__ = [
     "summary",
     "to_unit_noise",
     "train_on_reward",
-    "ANCHORS",
     "write_shard",
 ]
