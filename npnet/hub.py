@@ -61,25 +61,34 @@ class _Watch:
     the connection and never answers cannot hold the caller (huggingface_hub's own timeouts did not bound
     every call): the call is abandoned after `stall_timeout()` seconds without progress, or within a
     fraction of a second once should_cancel() returns True. An abandoned call's files stay in its staging
-    folder, which is never moved into place."""
+    folder, which is never moved into place, and an abandoned transfer stops at its next progress report
+    instead of fetching the rest of the file in the background. Once cancelled, no new call starts."""
 
     def __init__(self, should_cancel: Callable[[], bool] | None):
         self.should_cancel = should_cancel
         self.timeout = stall_timeout()
         self.last = time.monotonic()
+        self.abandoned = False
 
     def touch(self) -> None:
         self.last = time.monotonic()
 
     def progress(self, progress: Progress | None) -> Progress:
         def forward(done: int, total: int | None) -> None:
+            if self.abandoned:  # runs on the abandoned worker: ends its transfer, nobody waits for it
+                raise Cancelled("download abandoned")
             self.touch()
             if progress is not None:
                 progress(done, total)
 
         return forward
 
+    def cancelled(self) -> bool:
+        return self.should_cancel is not None and self.should_cancel()
+
     def call(self, fn: Callable[[], object], what: str):
+        if self.cancelled():
+            raise Cancelled(f"download cancelled ({what})")
         box: dict = {}
 
         def run() -> None:
@@ -93,9 +102,11 @@ class _Watch:
         worker.start()
         while worker.is_alive():
             worker.join(0.1)
-            if self.should_cancel is not None and self.should_cancel():
+            if self.cancelled():
+                self.abandoned = True
                 raise Cancelled(f"download cancelled ({what})")
             if worker.is_alive() and time.monotonic() - self.last > self.timeout:
+                self.abandoned = True
                 raise HubStalled(
                     f"{what}: the Hub sent nothing for {self.timeout:g} s; check the network or HF_ENDPOINT "
                     f"(set {STALL_ENV} to wait longer)"
@@ -214,6 +225,8 @@ def _sources(spec: Variant, endpoint: str, token: str | None, failures: list[str
         )
     except HubStalled as error:
         raise HubStalled(f"{error}. " + _manual_instructions(spec, Path("."), endpoint)) from None
+    except Cancelled:
+        raise  # not a listing failure: the mirrors must not be tried after Cancel
     except Exception as error:  # noqa: BLE001 - the mirrors may still work; the reason is reported
         failures.append(f"{OFFICIAL_REPO}: listing files failed: {type(error).__name__}: {error}")
     else:
@@ -321,6 +334,8 @@ def download_imagenet_swin(
             lambda path: shutil.move(str(path), target),
             _Watch(should_cancel),
         )
+    except Cancelled:
+        raise
     except Exception as error:  # noqa: BLE001 - any failure needs the user; the message says what to do
         raise DownloadError(
             f"could not download {repo}/{filename}: {type(error).__name__}: {error}. {manual}"

@@ -201,3 +201,36 @@ def test_cancel_stops_a_stalled_download(silent_hub, tmp_path, monkeypatch):
     thread.join(timeout=60)  # far below the 600 s stall timeout: only Cancel can have ended it
     assert not thread.is_alive() and isinstance(outcome.get("error"), npnet.Cancelled)
     assert not list(tmp_path.glob("npnet-*.safetensors"))
+    # Cancel ended the job: no mirror was tried after it, so the held listing is the only call left.
+    assert [t.name for t in threading.enumerate()].count("npnet-hub") == 1
+
+
+def test_a_cancelled_download_stops_transferring(hub, tmp_path):
+    """After Cancel the abandoned call stops at its next progress report (huggingface_hub reports every
+    10 MiB) instead of fetching the rest of the file in the background."""
+    import threading
+
+    size = 64 << 20
+    hub.add("Klayand/GoldenNoiseModel", "sdxl.pth", bytes(size))
+    hub.paced["Klayand/GoldenNoiseModel/sdxl.pth"] = 0.03  # ~2 s for the whole file
+    cancel = threading.Event()
+    with pytest.raises(npnet.Cancelled):
+        npnet.download(
+            "sdxl", tmp_path, progress=lambda done, total: cancel.set(), should_cancel=cancel.is_set
+        )
+    workers = [t for t in threading.enumerate() if t.name == "npnet-hub"]
+    for worker in workers:
+        worker.join(timeout=30)
+    assert not any(worker.is_alive() for worker in workers)
+    assert hub.sent["Klayand/GoldenNoiseModel/sdxl.pth"] < size // 2  # stopped, not fetched to the end
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+def test_a_download_cancelled_before_it_starts_sends_nothing_and_is_a_cancel(silent_hub, tmp_path):
+    from npnet.hub import download_imagenet_swin
+
+    with pytest.raises(npnet.Cancelled):  # not a DownloadError: the user asked for it
+        download_imagenet_swin(tmp_path, should_cancel=lambda: True)
+    with pytest.raises(npnet.Cancelled):
+        npnet.download("sdxl", tmp_path, should_cancel=lambda: True)
+    assert silent_hub.held == [] and not silent_hub.connected.is_set()

@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -24,6 +25,8 @@ class FakeHub:
         self.repos: dict[str, dict[str, bytes]] = {}
         self.requests: list[tuple[str, str]] = []
         self.truncate: set[str] = set()  # "repo/path" served half, then the connection is dropped
+        self.paced: dict[str, float] = {}  # "repo/path": seconds between MiB pieces of a full GET
+        self.sent: dict[str, int] = {}  # "repo/path": bytes of the body a paced GET got onto the wire
 
     def add(self, repo: str, path: str, data: bytes) -> None:
         self.repos.setdefault(repo, {})[path] = data
@@ -93,12 +96,29 @@ class FakeHub:
                         206, {**headers, "Content-Length": str(len(data) - start)}, data[start:]
                     )
                 headers["Content-Length"] = str(len(data))
+                key = f"{match['repo']}/{match['path']}"
+                if self.command == "GET" and key in hub.paced:
+                    return self._paced(key, headers, data)
                 if self.command == "GET" and broken:
                     self._send(200, headers, data[: len(data) // 2])
                     self.wfile.flush()
                     self.close_connection = True
                     return None
                 return self._send(200, headers, data)
+
+            def _paced(self, key: str, headers: dict[str, str], data: bytes) -> None:
+                """The body in MiB pieces with a pause between them, until sent or the client hangs up."""
+                self._send(200, headers)
+                hub.sent[key] = 0
+                piece = 1 << 20
+                try:
+                    for start in range(0, len(data), piece):
+                        self.wfile.write(data[start : start + piece])
+                        hub.sent[key] = start + len(data[start : start + piece])
+                        time.sleep(hub.paced[key])
+                except OSError:
+                    pass  # the client closed the connection
+                self.close_connection = True
 
         return Handler
 
@@ -135,7 +155,35 @@ class SilentHub:
                 continue
 
     def close(self):
+        """Answer every held request with a 404 and stop listening, then wait for the pack's abandoned
+        Hub calls to end; raises if one outlives that.
+
+        A cancelled or stalled download leaves its blocked call on a daemon thread (npnet/hub.py). Only
+        closing the held sockets made that call retry against a closed port for half a minute, with
+        huggingface_hub's warnings landing in whichever test ran next; a 404 is not retried, so the
+        call ends here and a leak fails the test that caused it."""
+        import socket
+        import threading
+
         self.stop.set()
         for conn in self.held:
+            try:
+                conn.settimeout(5)
+                request = b""
+                while b"\r\n\r\n" not in request:  # read it all: closing over unread bytes sends a reset
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    request += chunk
+                conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                conn.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass  # the client already gave up on this connection
             conn.close()
         self.sock.close()
+        abandoned = [t for t in threading.enumerate() if t.name == "npnet-hub"]  # npnet.hub._Watch's threads
+        for thread in abandoned:
+            thread.join(timeout=30)
+        alive = [t for t in abandoned if t.is_alive()]
+        if alive:
+            raise AssertionError(f"{len(alive)} abandoned Hub call(s) still running after the hub closed")
