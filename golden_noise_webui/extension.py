@@ -43,7 +43,13 @@ def process_batch(p, enabled, weights, strength, token_policy, resolution_mode) 
         kind = model_kind(host.sd_model())
         if kind is not None:
             raise GoldenNoiseStop(unsupported_message(kind))
-        model = CACHE.get(resolve(settings.weights, host.models_folder()))
+        try:
+            path = resolve(settings.weights, host.models_folder(), should_cancel=host.interrupted)
+        except npnet.Cancelled:
+            raise GoldenNoiseStop(
+                f"Golden Noise: the download of {settings.weights} was interrupted; nothing was generated"
+            ) from None
+        model = CACHE.get(path)
         if model.embed_dim != npnet.FAMILIES["sdxl"].embed_dim:
             raise GoldenNoiseStop(
                 f"Golden Noise weights {settings.weights!r} condition on {model.embed_dim}-wide prompt states; "

@@ -43,6 +43,11 @@ def interrupt() -> None:
     shared.state.interrupt()
 
 
+def interrupted() -> bool:
+    """The user pressed Interrupt (the webui clears it when the next job begins)."""
+    return shared.state.interrupted
+
+
 def report(message: str) -> None:
     """Into the webui's console log, where its own errors go."""
     log.error(message)

@@ -9,6 +9,7 @@ not hold VRAM that Forge's memory management hands to the diffusion model.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -57,12 +58,17 @@ class ConsoleProgress:
             self.bar.close()
 
 
-def resolve(choice: str, folder: Path) -> Path:
-    """The file behind a dropdown choice; a released network missing from `folder` is downloaded into it."""
+def resolve(choice: str, folder: Path, should_cancel: Callable[[], bool] | None = None) -> Path:
+    """The file behind a dropdown choice; a released network missing from `folder` is downloaded into it
+    (npnet.Cancelled once should_cancel() is True)."""
     if choice in LABELS:
         progress = ConsoleProgress(choice)
         try:
-            return Path(npnet.download(LABELS[choice], dest_dir=folder, progress=progress))
+            return Path(
+                npnet.download(
+                    LABELS[choice], dest_dir=folder, progress=progress, should_cancel=should_cancel
+                )
+            )
         finally:
             progress.close()
     if Path(choice).name != choice:  # a name from the dropdown, never a path (API calls can send anything)

@@ -217,6 +217,30 @@ def test_weights_list_the_folder_and_download_through_the_hub_with_progress(
     assert webui.module.extension.weight_choices() == ["SDXL", "DreamShaper-XL", "my-sdxl.safetensors"]
 
 
+def test_interrupt_during_the_weights_download_stops_it_and_the_generation(webui, monkeypatch):
+    import threading
+    import time
+
+    from tests.support.fake_hub import SilentHub
+
+    (Path(webui.module.host.models_folder()) / "npnet-sdxl.safetensors").unlink(missing_ok=True)
+    hub = SilentHub()
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("GOLDEN_NOISE_HUB_TIMEOUT", "600")
+    timer = threading.Timer(0.5, webui.shared.state.interrupt)  # the user presses Interrupt
+    try:
+        timer.start()
+        started = time.monotonic()
+        with pytest.raises(RuntimeError, match="Golden Noise: the download of SDXL was interrupted"):
+            webui.run(txt2img(webui), True, "SDXL", 1.0, "first_chunk", "strict")
+        assert time.monotonic() - started < 10  # not the 600 s stall timeout
+    finally:
+        timer.cancel()
+        hub.close()
+    assert not list(Path(webui.module.host.models_folder()).glob("npnet-sdxl*"))
+
+
 def test_the_network_does_not_stay_on_the_sampling_device(webui):
     webui.run(txt2img(webui), *ON)
     model = webui.module.extension.CACHE._model
