@@ -165,8 +165,8 @@ def test_cancel_stops_a_stalled_download_and_a_stall_is_a_node_error(loader, com
     monkeypatch.setenv("HF_ENDPOINT", hub.url)
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setenv("GOLDEN_NOISE_HUB_TIMEOUT", "600")
+    timer = threading.Timer(0.5, mm.interrupt_current_processing, args=(True,))  # the user presses Cancel
     try:
-        timer = threading.Timer(0.5, mm.interrupt_current_processing, args=(True,))  # the user presses Cancel
         timer.start()
         started = time.monotonic()
         with pytest.raises(mm.InterruptProcessingException):
@@ -179,6 +179,7 @@ def test_cancel_stops_a_stalled_download_and_a_stall_is_a_node_error(loader, com
         ):
             loader.resolve("DreamShaper-XL", node_id="3")
     finally:
+        timer.cancel()  # a failure before it fired must not interrupt a later test
         mm.interrupt_current_processing(False)
         hub.close()
     assert not list(loader.default_folder().glob("npnet-dreamshaper*"))
