@@ -73,11 +73,16 @@ class _Watch:
     def touch(self) -> None:
         self.last = time.monotonic()
 
+    def alive(self) -> None:
+        """Bytes arrived: the stall clock starts again. On an abandoned call's worker it raises instead,
+        which ends that transfer; nobody waits for it."""
+        if self.abandoned:
+            raise Cancelled("download abandoned")
+        self.touch()
+
     def progress(self, progress: Progress | None) -> Progress:
         def forward(done: int, total: int | None) -> None:
-            if self.abandoned:  # runs on the abandoned worker: ends its transfer, nobody waits for it
-                raise Cancelled("download abandoned")
-            self.touch()
+            self.alive()
             if progress is not None:
                 progress(done, total)
 
@@ -291,7 +296,7 @@ def _hub_file(
                 local_dir=folder,
                 endpoint=endpoint,
                 token=token,
-                tqdm_class=_reporter(watch.progress(progress)),
+                tqdm_class=_reporter(watch.progress(progress), watch.alive),
             ),
             f"downloading {repo}/{filename}",
         )
@@ -409,16 +414,32 @@ def _convert(spec: Variant, source: Path, target: Path) -> None:
     save_safetensors(state_dict, target, model.config)
 
 
-def _reporter(progress: Progress) -> type:
-    """A tqdm stand-in for huggingface_hub that forwards byte counts to `progress`."""
+def _reporter(progress: Progress, alive: Callable[[], None]) -> type:
+    """A tqdm stand-in for huggingface_hub that forwards the bytes written to `progress`.
+
+    Two download paths use it. Plain HTTP (`http_get`) calls `update` per chunk written. Xet-backed
+    files (`xet_get`, taken when hf_xet is installed, as huggingface_hub installs it) go through
+    `XetDownloadProgressReporter`: because this class has `update_transfer`, the reporter keeps one bar,
+    counts bytes written to the file with `update` and network bytes with `update_transfer`, which only
+    feed `alive` (the stall clock) so that `progress` sees one monotonic count. The display calls of
+    either path are accepted and ignored: without them the Xet path failed at its first report."""
 
     class Reporter:
         def __init__(self, *args, total: int | None = None, initial: int = 0, **kwargs) -> None:
             self.n, self.total = initial, total
+            self.format_dict: dict = {}
 
         def update(self, n: int = 1) -> None:
             self.n += n
             progress(self.n, self.total)
+
+        def update_transfer(self, n: int = 1) -> None:
+            alive()
+
+        def set_postfix_str(self, *args, **kwargs) -> None:
+            pass
+
+        set_transfer_postfix_str = set_description = refresh = set_postfix_str
 
         def close(self) -> None:
             pass

@@ -69,6 +69,36 @@ def test_official_pth_is_downloaded_and_converted_once(
     assert hub.requests == []
 
 
+def test_a_file_in_xet_storage_downloads_with_one_monotonic_progress(
+    hub, checkpoint_bytes, sdxl_model, tmp_path, monkeypatch
+):
+    """The Hub keeps large files in Xet storage, which huggingface_hub fetches through hf_xet (installed
+    with it) and reports through its own XetDownloadProgressReporter: two counts (bytes written, network
+    bytes) and display calls a plain HTTP download never makes."""
+    import hashlib
+
+    import hf_xet
+    import huggingface_hub.utils._xet
+
+    from tests.support.fake_hub import XetStorage
+
+    assert set(XetStorage.FIELDS) <= set(dir(hf_xet.GroupProgressReport))  # the stand-in's report is hf_xet's
+    data = checkpoint_bytes["sdxl.pth"]
+    hub.add("Klayand/GoldenNoiseModel", "weights/sdxl.pth", data)
+    hub.xet.add("Klayand/GoldenNoiseModel/weights/sdxl.pth")
+    storage = XetStorage(hub)
+    monkeypatch.setattr(huggingface_hub.utils._xet, "get_xet_session", lambda: storage)
+    reports = []
+    path = npnet.download("sdxl", tmp_path, progress=lambda done, total: reports.append((done, total)))
+
+    assert storage.downloads == [hashlib.sha256(data).hexdigest()]  # the Xet path, not a GET
+    assert not [p for m, p in hub.requests if m == "GET" and "/resolve/" in p]
+    assert reports[-1] == (len(data), len(data))  # bytes written, never the network's smaller count
+    assert [done for done, _ in reports] == sorted(done for done, _ in reports)
+    state_dict = npnet.load(path).state_dict()
+    assert all(torch.equal(value, state_dict[key]) for key, value in sdxl_model.state_dict().items())
+
+
 def test_existing_file_is_used_without_network(hub, tmp_path, checkpoint_bytes):
     (tmp_path / "sdxl.safetensors").write_bytes(checkpoint_bytes["sdxl.safetensors"])
     assert npnet.download("sdxl", tmp_path) == tmp_path / "sdxl.safetensors"

@@ -11,11 +11,13 @@ import json
 import re
 import threading
 import time
+import types
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 TREE = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/?]+)(?:/(?P<path>[^?]*))?")
 RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>[^?]+)")
+XET_TOKEN = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/xet-read-token/(?P<rev>[^/?]+)")
 
 
 class FakeHub:
@@ -27,6 +29,7 @@ class FakeHub:
         self.truncate: set[str] = set()  # "repo/path" served half, then the connection is dropped
         self.paced: dict[str, float] = {}  # "repo/path": seconds between MiB pieces of a full GET
         self.sent: dict[str, int] = {}  # "repo/path": bytes of the body a paced GET got onto the wire
+        self.xet: set[str] = set()  # "repo/path" kept in Xet storage: fetched through XetStorage, not GET
 
     def add(self, repo: str, path: str, data: bytes) -> None:
         self.repos.setdefault(repo, {})[path] = data
@@ -57,6 +60,14 @@ class FakeHub:
                     return self._tree(match)
                 if match := RESOLVE.match(self.path):
                     return self._resolve(match)
+                if XET_TOKEN.match(self.path):  # what the Hub answers: where Xet storage is, and a token
+                    expires = str(int(time.time()) + 3600)
+                    headers = {
+                        "X-Xet-Cas-Url": XetStorage.URL,
+                        "X-Xet-Access-Token": "read",
+                        "Content-Length": "0",
+                    }
+                    return self._send(200, {**headers, "X-Xet-Token-Expiration": expires})
                 self._error(404, "NotFound")
 
             do_HEAD = do_GET  # noqa: N815
@@ -97,6 +108,10 @@ class FakeHub:
                     )
                 headers["Content-Length"] = str(len(data))
                 key = f"{match['repo']}/{match['path']}"
+                if key in hub.xet:
+                    headers["X-Xet-Hash"] = hashlib.sha256(data).hexdigest()
+                    route = f"/api/models/{match['repo']}/xet-read-token/{match['rev']}"
+                    headers["X-Xet-Refresh-Route"] = f"http://{self.headers['Host']}{route}"
                 if self.command == "GET" and key in hub.paced:
                     return self._paced(key, headers, data)
                 if self.command == "GET" and broken:
@@ -127,6 +142,58 @@ class FakeHub:
         server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler())
         threading.Thread(target=server.serve_forever, daemon=True).start()
         return server
+
+
+class XetStorage:
+    """Stands for hf_xet's XetSession, the Rust client of the Hub's Xet storage, which the tests cannot
+    reach (install it with monkeypatch on huggingface_hub.utils._xet.get_xet_session). It writes the file
+    whose Xet hash FakeHub gave, in MiB pieces, and after each calls the progress callback as hf_xet does
+    with a report holding hf_xet.GroupProgressReport's fields: bytes written, and network bytes at half
+    of them (Xet moves compressed chunks)."""
+
+    URL = "http://127.0.0.1:9/xet-cas"  # never contacted: this class does the transfer
+    FIELDS = (
+        "total_bytes",
+        "total_bytes_completed",
+        "total_bytes_completion_rate",
+        "total_transfer_bytes",
+        "total_transfer_bytes_completed",
+        "total_transfer_bytes_completion_rate",
+    )
+
+    def __init__(self, hub: FakeHub) -> None:
+        self.hub = hub
+        self.downloads: list[str] = []  # the Xet hashes fetched
+
+    def new_file_download_group(self, *, progress_callback=None, **kwargs):
+        storage = self
+
+        class Group:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc_info) -> None:
+                return None
+
+            def start_download_file(self, file_info, dest_path: str) -> None:
+                data = next(
+                    d
+                    for files in storage.hub.repos.values()
+                    for d in files.values()
+                    if hashlib.sha256(d).hexdigest() == file_info.hash
+                )
+                storage.downloads.append(file_info.hash)
+                with open(dest_path, "wb") as out:
+                    for start in range(0, len(data), 1 << 20):
+                        out.write(piece := data[start : start + (1 << 20)])
+                        done = start + len(piece)
+                        if progress_callback is not None:
+                            values = (len(data), done, 1.0, len(data) // 2, done // 2, 1.0)
+                            progress_callback(
+                                types.SimpleNamespace(**dict(zip(XetStorage.FIELDS, values, strict=True))), {}
+                            )
+
+        return Group()
 
 
 class SilentHub:
