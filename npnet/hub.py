@@ -48,12 +48,21 @@ DEFAULT_STALL_S = 60.0
 
 
 def stall_timeout() -> float:
-    """Seconds without any progress after which a Hub call is given up ($GOLDEN_NOISE_HUB_TIMEOUT, default 60)."""
-    try:
-        value = float(os.environ.get(STALL_ENV, DEFAULT_STALL_S))
-    except ValueError:
+    """Seconds without any progress after which a Hub call is given up ($GOLDEN_NOISE_HUB_TIMEOUT, default
+    60); a value that is not a number of seconds > 0 is a DownloadError, not a silent default."""
+    raw = os.environ.get(STALL_ENV, "").strip()
+    if not raw:
         return DEFAULT_STALL_S
-    return value if math.isfinite(value) and value > 0 else DEFAULT_STALL_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise DownloadError(
+            f"{STALL_ENV}={raw!r}: give the seconds to wait for a Hub that sends nothing, a number > 0 "
+            f"(unset, it is {DEFAULT_STALL_S:g})."
+        )
+    return value
 
 
 class _Watch:
@@ -169,9 +178,9 @@ def download(
             + _manual_instructions(spec, dest, endpoint)
         )
     token = _token()
+    watch = _Watch(should_cancel)
     dest.mkdir(parents=True, exist_ok=True)
     failures = []
-    watch = _Watch(should_cancel)
     for repo, filename in _sources(spec, endpoint, token, failures, watch):
         try:
             _fetch(spec, repo, filename, target, endpoint, token, progress, watch)
@@ -327,6 +336,7 @@ def download_imagenet_swin(
     manual = f"Download {endpoint}/{repo}/resolve/main/{filename} and save it as {target}."
     if _offline():
         raise DownloadError(f"the ImageNet Swin-T weights are not in {dest} and downloads are off. {manual}")
+    watch = _Watch(should_cancel)
     dest.mkdir(parents=True, exist_ok=True)
     try:
         _fetch_into(
@@ -337,7 +347,7 @@ def download_imagenet_swin(
             _token(),
             progress,
             lambda path: shutil.move(str(path), target),
-            _Watch(should_cancel),
+            watch,
         )
     except Cancelled:
         raise
@@ -371,9 +381,9 @@ def download_folder(
     if _offline():
         raise DownloadError(f"{dest} does not exist and downloads are off (HF_HUB_OFFLINE). {manual}")
     token = _token()
+    watch = _Watch(should_cancel)
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-download-", dir=dest.parent))
-    watch = _Watch(should_cancel)
     try:
         files = pick(
             watch.call(

@@ -264,3 +264,20 @@ def test_a_download_cancelled_before_it_starts_sends_nothing_and_is_a_cancel(sil
     with pytest.raises(npnet.Cancelled):
         npnet.download("sdxl", tmp_path, should_cancel=lambda: True)
     assert silent_hub.held == [] and not silent_hub.connected.is_set()
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-5", "nan", "inf", "1e999"])
+def test_a_stall_timeout_that_is_not_seconds_is_refused_before_any_request(hub, tmp_path, monkeypatch, value):
+    from npnet.hub import DownloadError, download_folder, download_imagenet_swin
+
+    monkeypatch.setenv("GOLDEN_NOISE_HUB_TIMEOUT", value)
+    hub.add("Klayand/GoldenNoiseModel", "weights/sdxl.pth", b"unused")
+    for fetch in (
+        lambda: npnet.download("sdxl", tmp_path / "npnet"),
+        lambda: download_imagenet_swin(tmp_path / "swin"),
+        lambda: download_folder("org/reward", tmp_path / "reward", lambda files: files),
+    ):
+        with pytest.raises(DownloadError, match=f"GOLDEN_NOISE_HUB_TIMEOUT='{value}': .*a number > 0"):
+            fetch()
+    assert hub.requests == []
+    assert not [p for p in tmp_path.rglob("*")]  # not even a staging folder
