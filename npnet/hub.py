@@ -69,9 +69,10 @@ class _Watch:
     """Runs each blocking Hub call on a daemon thread and waits for it here, so that a Hub which accepts
     the connection and never answers cannot hold the caller (huggingface_hub's own timeouts did not bound
     every call): the call is abandoned after `stall_timeout()` seconds without progress, or within a
-    fraction of a second once should_cancel() returns True. An abandoned call's files stay in its staging
-    folder, which is never moved into place, and an abandoned transfer stops at its next progress report
-    instead of fetching the rest of the file in the background. Once cancelled, no new call starts."""
+    fraction of a second once should_cancel() returns True. Once cancelled, no new call starts. An
+    abandoned call's files stay in its staging folder, which is never moved into place. An abandoned
+    plain-HTTP transfer stops at its next progress report; a Xet one (hf_xet) cannot be stopped from
+    here: hf_xet prints what a progress callback raises and carries on, so it runs to its end."""
 
     def __init__(self, should_cancel: Callable[[], bool] | None):
         self.should_cancel = should_cancel

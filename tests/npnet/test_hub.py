@@ -70,7 +70,7 @@ def test_official_pth_is_downloaded_and_converted_once(
 
 
 def test_a_file_in_xet_storage_downloads_with_one_monotonic_progress(
-    hub, checkpoint_bytes, sdxl_model, tmp_path, monkeypatch
+    hub, checkpoint_bytes, sdxl_model, tmp_path, monkeypatch, capfd
 ):
     """The Hub keeps large files in Xet storage, which huggingface_hub fetches through hf_xet (installed
     with it) and reports through its own XetDownloadProgressReporter: two counts (bytes written, network
@@ -95,8 +95,55 @@ def test_a_file_in_xet_storage_downloads_with_one_monotonic_progress(
     assert not [p for m, p in hub.requests if m == "GET" and "/resolve/" in p]
     assert reports[-1] == (len(data), len(data))  # bytes written, never the network's smaller count
     assert [done for done, _ in reports] == sorted(done for done, _ in reports)
+    assert "Traceback" not in capfd.readouterr().err  # hf_xet prints what the progress callback raises
     state_dict = npnet.load(path).state_dict()
     assert all(torch.equal(value, state_dict[key]) for key, value in sdxl_model.state_dict().items())
+
+
+def _xet_file(hub, monkeypatch, size: int, pace: float):
+    """A `size`-byte sdxl.pth in the official repo, kept in Xet storage that writes a MiB per `pace` s."""
+    import huggingface_hub.utils._xet
+
+    from tests.support.fake_hub import XetStorage
+
+    hub.add("Klayand/GoldenNoiseModel", "sdxl.pth", bytes(size))
+    hub.xet.add("Klayand/GoldenNoiseModel/sdxl.pth")
+    storage = XetStorage(hub, pace=pace)
+    monkeypatch.setattr(huggingface_hub.utils._xet, "get_xet_session", lambda: storage)
+    return storage
+
+
+def test_a_xet_transfer_longer_than_the_stall_timeout_is_not_a_stall(hub, tmp_path, monkeypatch):
+    monkeypatch.setenv("GOLDEN_NOISE_HUB_TIMEOUT", "1")
+    _xet_file(hub, monkeypatch, 4 << 20, pace=0.5)  # 2 s, a MiB every 0.5 s
+    reports = []
+    # The whole file arrives, and only the check of its contents (zeros) refuses it: no HubStalled.
+    with pytest.raises(
+        npnet.DownloadError, match="sdxl.pth: ValueError: .* is not a readable PyTorch checkpoint"
+    ):
+        npnet.download("sdxl", tmp_path, progress=lambda done, total: reports.append(done))
+    assert reports[-1] == 4 << 20
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+def test_a_cancelled_xet_download_returns_at_once_and_leaves_nothing_when_its_transfer_ends(
+    hub, tmp_path, monkeypatch
+):
+    """hf_xet's transfer cannot be stopped from outside: the download returns on Cancel, and whatever
+    the abandoned transfer still writes is removed when it ends."""
+    import threading
+
+    storage = _xet_file(hub, monkeypatch, 8 << 20, pace=0.2)  # 1.6 s
+    cancel = threading.Event()
+    with pytest.raises(npnet.Cancelled):
+        npnet.download(
+            "sdxl", tmp_path, progress=lambda done, total: cancel.set(), should_cancel=cancel.is_set
+        )
+    assert not storage.finished.is_set()  # returned while the transfer was still running
+    for worker in [t for t in threading.enumerate() if t.name == "npnet-hub"]:
+        worker.join(timeout=30)
+    assert storage.finished.is_set()
+    assert list(tmp_path.rglob("*")) == []  # no file, no staging folder
 
 
 def test_existing_file_is_used_without_network(hub, tmp_path, checkpoint_bytes):

@@ -11,6 +11,7 @@ import json
 import re
 import threading
 import time
+import traceback
 import types
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -146,10 +147,16 @@ class FakeHub:
 
 class XetStorage:
     """Stands for hf_xet's XetSession, the Rust client of the Hub's Xet storage, which the tests cannot
-    reach (install it with monkeypatch on huggingface_hub.utils._xet.get_xet_session). It writes the file
-    whose Xet hash FakeHub gave, in MiB pieces, and after each calls the progress callback as hf_xet does
-    with a report holding hf_xet.GroupProgressReport's fields: bytes written, and network bytes at half
-    of them (Xet moves compressed chunks)."""
+    reach (install it with monkeypatch on huggingface_hub.utils._xet.get_xet_session).
+
+    It keeps the behaviour of hf_xet's file download group that a caller can see (read in
+    huggingface/xet-core at af1a3ff9, hf_xet/src/background_progress.rs and py_file_download_group.rs):
+    `start_download_file` returns at once and the transfer runs on its own thread, here in MiB pieces
+    `pace` seconds apart; a poller thread calls the progress callback every 10 ms (hf_xet: 100 ms)
+    with hf_xet.GroupProgressReport's fields (bytes written, and network bytes at half of them:
+    Xet moves compressed chunks); an exception from the callback is printed and stops the poller, never
+    the transfer; leaving the `with` block waits for the transfer and calls the callback once more on
+    the caller's thread, printing an exception from it too. Nothing outside can stop a transfer."""
 
     URL = "http://127.0.0.1:9/xet-cas"  # never contacted: this class does the transfer
     FIELDS = (
@@ -161,39 +168,69 @@ class XetStorage:
         "total_transfer_bytes_completion_rate",
     )
 
-    def __init__(self, hub: FakeHub) -> None:
-        self.hub = hub
+    def __init__(self, hub: FakeHub, pace: float = 0.0) -> None:
+        self.hub, self.pace = hub, pace
         self.downloads: list[str] = []  # the Xet hashes fetched
+        self.finished = threading.Event()  # set when a transfer has written its last byte
 
     def new_file_download_group(self, *, progress_callback=None, **kwargs):
-        storage = self
+        return _XetGroup(self, progress_callback)
 
-        class Group:
-            def __enter__(self):
-                return self
 
-            def __exit__(self, *exc_info) -> None:
-                return None
+class _XetGroup:
+    def __init__(self, storage: XetStorage, callback) -> None:
+        self.storage, self.callback = storage, callback
+        self.size = self.done = 0
+        self.transfers: list[threading.Thread] = []
+        self.stop = threading.Event()
+        self.poller = threading.Thread(target=self._poll, daemon=True)
 
-            def start_download_file(self, file_info, dest_path: str) -> None:
-                data = next(
-                    d
-                    for files in storage.hub.repos.values()
-                    for d in files.values()
-                    if hashlib.sha256(d).hexdigest() == file_info.hash
-                )
-                storage.downloads.append(file_info.hash)
-                with open(dest_path, "wb") as out:
-                    for start in range(0, len(data), 1 << 20):
-                        out.write(piece := data[start : start + (1 << 20)])
-                        done = start + len(piece)
-                        if progress_callback is not None:
-                            values = (len(data), done, 1.0, len(data) // 2, done // 2, 1.0)
-                            progress_callback(
-                                types.SimpleNamespace(**dict(zip(XetStorage.FIELDS, values, strict=True))), {}
-                            )
+    def __enter__(self):
+        self.poller.start()
+        return self
 
-        return Group()
+    def __exit__(self, *exc_info) -> None:
+        for transfer in self.transfers:
+            transfer.join()
+        self.stop.set()
+        self.poller.join()
+        self._report()
+
+    def start_download_file(self, file_info, dest_path: str) -> None:
+        files = self.storage.hub.repos.values()
+        data = next(d for f in files for d in f.values() if hashlib.sha256(d).hexdigest() == file_info.hash)
+        self.storage.downloads.append(file_info.hash)
+        self.size = len(data)
+        transfer = threading.Thread(target=self._write, args=(data, dest_path), daemon=True)
+        self.transfers.append(transfer)
+        transfer.start()
+
+    def _write(self, data: bytes, dest_path: str) -> None:
+        with open(dest_path, "wb") as out:
+            for start in range(0, len(data), 1 << 20):
+                out.write(piece := data[start : start + (1 << 20)])
+                out.flush()
+                self.done = start + len(piece)
+                time.sleep(self.storage.pace)
+        self.storage.finished.set()
+
+    def _snapshot(self):
+        values = (self.size, self.done, 1.0, self.size // 2, self.done // 2, 1.0)
+        return types.SimpleNamespace(**dict(zip(XetStorage.FIELDS, values, strict=True)))
+
+    def _report(self) -> bool:
+        try:
+            if self.callback is not None:
+                self.callback(self._snapshot(), {})
+            return True
+        except Exception:  # noqa: BLE001 - hf_xet prints it and carries on
+            traceback.print_exc()
+            return False
+
+    def _poll(self) -> None:
+        while not self.stop.wait(0.01):
+            if not self._report():
+                return
 
 
 class SilentHub:
