@@ -306,7 +306,7 @@ def _hub_file(
                 local_dir=folder,
                 endpoint=endpoint,
                 token=token,
-                tqdm_class=_reporter(watch.progress(progress), watch.alive),
+                tqdm_class=_reporter(progress, watch),
             ),
             f"downloading {repo}/{filename}",
         )
@@ -425,27 +425,34 @@ def _convert(spec: Variant, source: Path, target: Path) -> None:
     save_safetensors(state_dict, target, model.config)
 
 
-def _reporter(progress: Progress, alive: Callable[[], None]) -> type:
+def _reporter(progress: Progress | None, watch: _Watch) -> type:
     """A tqdm stand-in for huggingface_hub that forwards the bytes written to `progress`.
 
-    Two download paths use it. Plain HTTP (`http_get`) calls `update` per chunk written. Xet-backed
-    files (`xet_get`, taken when hf_xet is installed, as huggingface_hub installs it) go through
-    `XetDownloadProgressReporter`: because this class has `update_transfer`, the reporter keeps one bar,
-    counts bytes written to the file with `update` and network bytes with `update_transfer`, which only
-    feed `alive` (the stall clock) so that `progress` sees one monotonic count. The display calls of
-    either path are accepted and ignored: without them the Xet path failed at its first report."""
+    Two download paths use it. Plain HTTP (`http_get`) calls `update` per chunk written, inside its
+    transfer loop. Xet-backed files (`xet_get`, taken when hf_xet is installed, as huggingface_hub
+    installs it) go through `XetDownloadProgressReporter`: because this class has `update_transfer`, the
+    reporter keeps one bar, counts bytes written with `update` and network bytes with `update_transfer`,
+    which only restart the stall clock, so that `progress` sees one monotonic count. The display calls
+    of either path are accepted and ignored (without them the Xet path printed an AttributeError and
+    stopped reporting). Once the call is abandoned, an HTTP bar raises, which ends that transfer; a Xet
+    bar (made with a `bar_format`) goes quiet instead: hf_xet would only print the exception and carry
+    on with the transfer."""
+    forward = watch.progress(progress)
 
     class Reporter:
         def __init__(self, *args, total: int | None = None, initial: int = 0, **kwargs) -> None:
             self.n, self.total = initial, total
             self.format_dict: dict = {}
+            self.xet = "bar_format" in kwargs
 
         def update(self, n: int = 1) -> None:
             self.n += n
-            progress(self.n, self.total)
+            if not (self.xet and watch.abandoned):
+                forward(self.n, self.total)
 
         def update_transfer(self, n: int = 1) -> None:
-            alive()
+            if not (self.xet and watch.abandoned):
+                watch.alive()
 
         def set_postfix_str(self, *args, **kwargs) -> None:
             pass

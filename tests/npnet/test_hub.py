@@ -127,7 +127,7 @@ def test_a_xet_transfer_longer_than_the_stall_timeout_is_not_a_stall(hub, tmp_pa
 
 
 def test_a_cancelled_xet_download_returns_at_once_and_leaves_nothing_when_its_transfer_ends(
-    hub, tmp_path, monkeypatch
+    hub, tmp_path, monkeypatch, capfd
 ):
     """hf_xet's transfer cannot be stopped from outside: the download returns on Cancel, and whatever
     the abandoned transfer still writes is removed when it ends."""
@@ -144,6 +144,7 @@ def test_a_cancelled_xet_download_returns_at_once_and_leaves_nothing_when_its_tr
         worker.join(timeout=30)
     assert storage.finished.is_set()
     assert list(tmp_path.rglob("*")) == []  # no file, no staging folder
+    assert "Traceback" not in capfd.readouterr().err  # what hf_xet prints when a progress callback raises
 
 
 def test_existing_file_is_used_without_network(hub, tmp_path, checkpoint_bytes):
