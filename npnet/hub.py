@@ -70,9 +70,10 @@ class _Watch:
     the connection and never answers cannot hold the caller (huggingface_hub's own timeouts did not bound
     every call): the call is abandoned after `stall_timeout()` seconds without progress, or within a
     fraction of a second once should_cancel() returns True. Once cancelled, no new call starts. An
-    abandoned call's files stay in its staging folder, which is never moved into place. An abandoned
-    plain-HTTP transfer stops at its next progress report; a Xet one (hf_xet) cannot be stopped from
-    here: hf_xet prints what a progress callback raises and carries on, so it runs to its end."""
+    abandoned call writes only into its staging folder, which is removed, never moved into place. An
+    abandoned plain-HTTP transfer stops at its next progress report; a Xet one (hf_xet) cannot be
+    stopped from here: hf_xet prints what a progress callback raises and carries on, so it runs to its
+    end (`_reporter`)."""
 
     def __init__(self, should_cancel: Callable[[], bool] | None):
         self.should_cancel = should_cancel
@@ -84,8 +85,8 @@ class _Watch:
         self.last = time.monotonic()
 
     def alive(self) -> None:
-        """Bytes arrived: the stall clock starts again. On an abandoned call's worker it raises instead,
-        which ends that transfer; nobody waits for it."""
+        """Bytes arrived: the stall clock starts again. Once the call is abandoned it raises instead,
+        inside the transfer that reported, which ends a plain-HTTP one; nobody waits for it."""
         if self.abandoned:
             raise Cancelled("download abandoned")
         self.touch()
