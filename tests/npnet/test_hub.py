@@ -147,6 +147,22 @@ def test_a_cancelled_xet_download_returns_at_once_and_leaves_nothing_when_its_tr
     assert "Traceback" not in capfd.readouterr().err  # what hf_xet prints when a progress callback raises
 
 
+def test_an_lfs_file_behind_the_hubs_redirect_downloads(hub, checkpoint_bytes, sdxl_model, tmp_path):
+    """huggingface.co answers resolve for an LFS file with a 302 to its CDN (another host), the file's
+    etag and size in X-Linked-* headers; the download follows it like any other."""
+    data = checkpoint_bytes["sdxl.pth"]
+    hub.add("Klayand/GoldenNoiseModel", "weights/sdxl.pth", data)
+    hub.cdn.add("Klayand/GoldenNoiseModel/weights/sdxl.pth")
+    reports = []
+    path = npnet.download("sdxl", tmp_path, progress=lambda done, total: reports.append((done, total)))
+
+    assert ("GET", "/cdn/Klayand/GoldenNoiseModel/weights/sdxl.pth") in hub.requests  # the redirect taken
+    assert reports[-1] == (len(data), len(data))
+    assert _weight_files(tmp_path) == ["npnet-sdxl.safetensors"]
+    state_dict = npnet.load(path).state_dict()
+    assert all(torch.equal(value, state_dict[key]) for key, value in sdxl_model.state_dict().items())
+
+
 def test_existing_file_is_used_without_network(hub, tmp_path, checkpoint_bytes):
     (tmp_path / "sdxl.safetensors").write_bytes(checkpoint_bytes["sdxl.safetensors"])
     assert npnet.download("sdxl", tmp_path) == tmp_path / "sdxl.safetensors"

@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 TREE = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/?]+)(?:/(?P<path>[^?]*))?")
 RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>[^?]+)")
+CDN = re.compile(r"^/cdn/(?P<repo>[^/]+/[^/]+)/(?P<path>[^?]+)")
 XET_TOKEN = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/xet-read-token/(?P<rev>[^/?]+)")
 
 
@@ -31,6 +32,9 @@ class FakeHub:
         self.paced: dict[str, float] = {}  # "repo/path": seconds between MiB pieces of a full GET
         self.sent: dict[str, int] = {}  # "repo/path": bytes of the body a paced GET got onto the wire
         self.xet: set[str] = set()  # "repo/path" kept in Xet storage: fetched through XetStorage, not GET
+        self.cdn: set[str] = (
+            set()
+        )  # "repo/path" kept in LFS: resolve answers 302 to /cdn/..., as the Hub does
 
     def add(self, repo: str, path: str, data: bytes) -> None:
         self.repos.setdefault(repo, {})[path] = data
@@ -61,6 +65,8 @@ class FakeHub:
                     return self._tree(match)
                 if match := RESOLVE.match(self.path):
                     return self._resolve(match)
+                if match := CDN.match(self.path):
+                    return self._resolve({**match.groupdict(), "rev": "main"}, from_cdn=True)
                 if XET_TOKEN.match(self.path):  # what the Hub answers: where Xet storage is, and a token
                     expires = str(int(time.time()) + 3600)
                     headers = {
@@ -84,13 +90,27 @@ class FakeHub:
                 body = json.dumps(entries).encode()
                 self._send(200, {"Content-Type": "application/json", "Content-Length": str(len(body))}, body)
 
-            def _resolve(self, match) -> None:
+            def _resolve(self, match, from_cdn: bool = False) -> None:
                 files = hub.repos.get(match["repo"])
                 if files is None:
                     return self._error(404, "RepoNotFound")
                 data = files.get(match["path"])
                 if data is None:
                     return self._error(404, "EntryNotFound")
+                if f"{match['repo']}/{match['path']}" in hub.cdn and not from_cdn:
+                    # The Hub's answer for an LFS file: the file's own etag and size in X-Linked-*, and an
+                    # absolute Location that huggingface_hub does not follow for HEAD, only to download.
+                    return self._send(
+                        302,
+                        {
+                            "X-Repo-Commit": COMMIT,
+                            "ETag": f'"{hashlib.sha1(data).hexdigest()}"',  # the LFS pointer's, not the file's
+                            "X-Linked-Etag": f'"{hashlib.sha256(data).hexdigest()}"',
+                            "X-Linked-Size": str(len(data)),
+                            "Location": f"http://{self.headers['Host']}/cdn/{match['repo']}/{match['path']}",
+                            "Content-Length": "0",
+                        },
+                    )
                 headers = {
                     "X-Repo-Commit": COMMIT,
                     "ETag": f'"{hashlib.sha256(data).hexdigest()}"',
