@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 import npnet
 from dev.npnet_reference import official_checkpoint, text_embedding_flavour
 from npnet.hub import variant_file
-from tests.support.fake_hub import FakeHub, SilentHub
+from tests.support.fake_hub import FakeHub, SilentHub, XetStorage, hub_calls, wait_for_abandoned_calls
 
 
 @pytest.fixture(scope="module")
@@ -78,16 +78,10 @@ def test_a_file_in_xet_storage_downloads_with_one_monotonic_progress(
     import hashlib
 
     import hf_xet
-    import huggingface_hub.utils._xet
-
-    from tests.support.fake_hub import XetStorage
 
     assert set(XetStorage.FIELDS) <= set(dir(hf_xet.GroupProgressReport))  # the stand-in's report is hf_xet's
     data = checkpoint_bytes["sdxl.pth"]
-    hub.add("Klayand/GoldenNoiseModel", "weights/sdxl.pth", data)
-    hub.xet.add("Klayand/GoldenNoiseModel/weights/sdxl.pth")
-    storage = XetStorage(hub)
-    monkeypatch.setattr(huggingface_hub.utils._xet, "get_xet_session", lambda: storage)
+    storage = _xet_file(hub, monkeypatch, data)
     reports = []
     path = npnet.download("sdxl", tmp_path, progress=lambda done, total: reports.append((done, total)))
 
@@ -100,14 +94,12 @@ def test_a_file_in_xet_storage_downloads_with_one_monotonic_progress(
     assert all(torch.equal(value, state_dict[key]) for key, value in sdxl_model.state_dict().items())
 
 
-def _xet_file(hub, monkeypatch, size: int, pace: float):
-    """A `size`-byte sdxl.pth in the official repo, kept in Xet storage that writes a MiB per `pace` s."""
+def _xet_file(hub, monkeypatch, data: bytes, pace: float = 0.0) -> XetStorage:
+    """`data` as weights/sdxl.pth of the official repo, kept in Xet storage that writes a MiB per `pace` s."""
     import huggingface_hub.utils._xet
 
-    from tests.support.fake_hub import XetStorage
-
-    hub.add("Klayand/GoldenNoiseModel", "sdxl.pth", bytes(size))
-    hub.xet.add("Klayand/GoldenNoiseModel/sdxl.pth")
+    hub.add("Klayand/GoldenNoiseModel", "weights/sdxl.pth", data)
+    hub.xet.add("Klayand/GoldenNoiseModel/weights/sdxl.pth")
     storage = XetStorage(hub, pace=pace)
     monkeypatch.setattr(huggingface_hub.utils._xet, "get_xet_session", lambda: storage)
     return storage
@@ -115,7 +107,7 @@ def _xet_file(hub, monkeypatch, size: int, pace: float):
 
 def test_a_xet_transfer_longer_than_the_stall_timeout_is_not_a_stall(hub, tmp_path, monkeypatch):
     monkeypatch.setenv("GOLDEN_NOISE_HUB_TIMEOUT", "1")
-    _xet_file(hub, monkeypatch, 4 << 20, pace=0.5)  # 2 s, a MiB every 0.5 s
+    _xet_file(hub, monkeypatch, bytes(4 << 20), pace=0.5)  # 2 s, a MiB every 0.5 s
     reports = []
     # The whole file arrives, and only the check of its contents (zeros) refuses it: no HubStalled.
     with pytest.raises(
@@ -133,15 +125,14 @@ def test_a_cancelled_xet_download_returns_at_once_and_leaves_nothing_when_its_tr
     the abandoned transfer still writes is removed when it ends."""
     import threading
 
-    storage = _xet_file(hub, monkeypatch, 8 << 20, pace=0.2)  # 1.6 s
+    storage = _xet_file(hub, monkeypatch, bytes(8 << 20), pace=0.2)  # 1.6 s
     cancel = threading.Event()
     with pytest.raises(npnet.Cancelled):
         npnet.download(
             "sdxl", tmp_path, progress=lambda done, total: cancel.set(), should_cancel=cancel.is_set
         )
     assert not storage.finished.is_set()  # returned while the transfer was still running
-    for worker in [t for t in threading.enumerate() if t.name == "npnet-hub"]:
-        worker.join(timeout=30)
+    assert wait_for_abandoned_calls() == []
     assert storage.finished.is_set()
     assert list(tmp_path.rglob("*")) == []  # no file, no staging folder
     assert "Traceback" not in capfd.readouterr().err  # what hf_xet prints when a progress callback raises
@@ -296,7 +287,7 @@ def test_cancel_stops_a_stalled_download(silent_hub, tmp_path, monkeypatch):
     assert not thread.is_alive() and isinstance(outcome.get("error"), npnet.Cancelled)
     assert not list(tmp_path.glob("npnet-*.safetensors"))
     # Cancel ended the job: no mirror was tried after it, so the held listing is the only call left.
-    assert [t.name for t in threading.enumerate()].count("npnet-hub") == 1
+    assert len(hub_calls()) == 1
 
 
 def test_a_cancelled_download_stops_transferring(hub, tmp_path):
@@ -312,10 +303,7 @@ def test_a_cancelled_download_stops_transferring(hub, tmp_path):
         npnet.download(
             "sdxl", tmp_path, progress=lambda done, total: cancel.set(), should_cancel=cancel.is_set
         )
-    workers = [t for t in threading.enumerate() if t.name == "npnet-hub"]
-    for worker in workers:
-        worker.join(timeout=30)
-    assert not any(worker.is_alive() for worker in workers)
+    assert wait_for_abandoned_calls() == []
     assert hub.sent["Klayand/GoldenNoiseModel/sdxl.pth"] < size // 2  # stopped, not fetched to the end
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]
 

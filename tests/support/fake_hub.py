@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import socket
 import threading
 import time
 import traceback
@@ -32,9 +33,8 @@ class FakeHub:
         self.paced: dict[str, float] = {}  # "repo/path": seconds between MiB pieces of a full GET
         self.sent: dict[str, int] = {}  # "repo/path": bytes of the body a paced GET got onto the wire
         self.xet: set[str] = set()  # "repo/path" kept in Xet storage: fetched through XetStorage, not GET
-        self.cdn: set[str] = (
-            set()
-        )  # "repo/path" kept in LFS: resolve answers 302 to /cdn/..., as the Hub does
+        # "repo/path" kept in LFS: resolve answers 302 to /cdn/..., as the Hub does
+        self.cdn: set[str] = set()
 
     def add(self, repo: str, path: str, data: bytes) -> None:
         self.repos.setdefault(repo, {})[path] = data
@@ -97,7 +97,8 @@ class FakeHub:
                 data = files.get(match["path"])
                 if data is None:
                     return self._error(404, "EntryNotFound")
-                if f"{match['repo']}/{match['path']}" in hub.cdn and not from_cdn:
+                key = f"{match['repo']}/{match['path']}"
+                if key in hub.cdn and not from_cdn:
                     # The Hub's answer for an LFS file: the file's own etag and size in X-Linked-*, and an
                     # absolute Location that huggingface_hub does not follow for HEAD, only to download.
                     return self._send(
@@ -117,7 +118,7 @@ class FakeHub:
                     "Accept-Ranges": "bytes",
                     "Content-Type": "application/octet-stream",
                 }
-                broken = f"{match['repo']}/{match['path']}" in hub.truncate
+                broken = key in hub.truncate
                 range_header = self.headers.get("Range")
                 if self.command == "GET" and range_header:
                     if broken:
@@ -128,7 +129,6 @@ class FakeHub:
                         206, {**headers, "Content-Length": str(len(data) - start)}, data[start:]
                     )
                 headers["Content-Length"] = str(len(data))
-                key = f"{match['repo']}/{match['path']}"
                 if key in hub.xet:
                     headers["X-Xet-Hash"] = hashlib.sha256(data).hexdigest()
                     route = f"/api/models/{match['repo']}/xet-read-token/{match['rev']}"
@@ -149,8 +149,9 @@ class FakeHub:
                 piece = 1 << 20
                 try:
                     for start in range(0, len(data), piece):
-                        self.wfile.write(data[start : start + piece])
-                        hub.sent[key] = start + len(data[start : start + piece])
+                        chunk = data[start : start + piece]
+                        self.wfile.write(chunk)
+                        hub.sent[key] = start + len(chunk)
                         time.sleep(hub.paced[key])
                 except OSError:
                     pass  # the client closed the connection
@@ -257,9 +258,6 @@ class SilentHub:
     """A loopback server that accepts every connection and never answers: a stalled Hub."""
 
     def __init__(self):
-        import socket
-        import threading
-
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
@@ -286,9 +284,6 @@ class SilentHub:
         closing the held sockets made that call retry against a closed port for half a minute, with
         huggingface_hub's warnings landing in whichever test ran next; a 404 is not retried, so the
         call ends here and a leak fails the test that caused it."""
-        import socket
-        import threading
-
         self.stop.set()
         for conn in self.held:
             try:
@@ -305,9 +300,19 @@ class SilentHub:
                 pass  # the client already gave up on this connection
             conn.close()
         self.sock.close()
-        abandoned = [t for t in threading.enumerate() if t.name == "npnet-hub"]  # npnet.hub._Watch's threads
-        for thread in abandoned:
-            thread.join(timeout=30)
-        alive = [t for t in abandoned if t.is_alive()]
+        alive = wait_for_abandoned_calls()
         if alive:
             raise AssertionError(f"{len(alive)} abandoned Hub call(s) still running after the hub closed")
+
+
+def hub_calls() -> list[threading.Thread]:
+    """The pack's Hub calls running now (npnet.hub._Watch's worker threads), abandoned ones included."""
+    return [t for t in threading.enumerate() if t.name == "npnet-hub"]
+
+
+def wait_for_abandoned_calls(timeout: float = 30) -> list[threading.Thread]:
+    """Wait up to `timeout` s for each of the pack's Hub calls to end; the ones still running."""
+    calls = hub_calls()
+    for call in calls:
+        call.join(timeout=timeout)
+    return [call for call in calls if call.is_alive()]
